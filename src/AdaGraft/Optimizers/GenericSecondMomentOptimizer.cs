@@ -1,0 +1,239 @@
+using System.Collections.Generic;
+using System.Linq;
+using AdaGraft.Rules;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
+
+namespace AdaGraft.Optimizers;
+
+/// <summary>
+/// Algorithm 1 of Agarwal, Anil, Hazan, Koren and Zhang (2020), "Disentangling Adaptive Gradient Methods from
+/// Learning Rates", as a TorchSharp optimizer: one generic second-moment rule that is SGD, heavy ball, AdaGrad,
+/// RMSprop or Adam depending on its options (see <see cref="SecondMomentRule"/> for the update in pseudo-code).
+/// </summary>
+/// <remarks>
+/// Use a preset: the paper's forms (<see cref="Sgd"/>, <see cref="HeavyBall"/>, <see cref="AdaGrad"/>,
+/// <see cref="RmsProp"/>, <see cref="Adam"/>: momentum 0.9 and ε = 0 unless given), or the forms that reproduce
+/// TorchSharp's built-ins with their own defaults (<see cref="TorchSgd"/>, <see cref="TorchAdam"/>,
+/// <see cref="TorchAdamW"/>, <see cref="TorchAdagrad"/>, <see cref="TorchRmsProp"/>).
+/// LR schedulers change <c>ParamGroup.LearningRate</c>; schedulers that cycle momentum or betas use
+/// <see cref="IMomentum"/> (β1) and <see cref="IBetas"/> (β1, β2).
+/// </remarks>
+public sealed class GenericSecondMomentOptimizer : RuleOptimizer<SecondMomentOptions, SecondMomentState>, IMomentum, IBetas
+{
+    /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
+    public sealed class ParamGroup : ParamGroup<SecondMomentOptions>, IMomentum, IBetas
+    {
+        /// <summary>An empty group (set <c>Parameters</c>).</summary>
+        public ParamGroup() { }
+
+        /// <summary>A group over <paramref name="parameters"/> with <paramref name="options"/> (null: all inherited).</summary>
+        public ParamGroup(IEnumerable<Parameter> parameters, SecondMomentOptions? options = null)
+            : base(parameters, options ?? new SecondMomentOptions()) { }
+
+        /// <summary>β1 of this group.</summary>
+        public double Momentum { get => Options.Beta1!.Value; set => Options.Beta1 = value; }
+
+        /// <summary>(β1, β2) of this group.</summary>
+        public (double, double) Betas {
+            get => (Options.Beta1!.Value, Options.Beta2!.Value);
+            set { Options.Beta1 = value.Item1; Options.Beta2 = value.Item2; }
+        }
+    }
+
+    /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
+    public GenericSecondMomentOptimizer(IEnumerable<Parameter> parameters, SecondMomentOptions options)
+        : this(new[] { new ParamGroup(Checked(parameters)) }, options) { }
+
+    /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
+    public GenericSecondMomentOptimizer(IEnumerable<ParamGroup> groups, SecondMomentOptions defaults)
+        : base(groups, defaults) { }
+
+    private static IEnumerable<Parameter> Checked(IEnumerable<Parameter> parameters)
+    {
+        System.ArgumentNullException.ThrowIfNull(parameters);
+        return parameters;
+    }
+
+    /// <summary>Default β1 (used by schedulers that cycle momentum).</summary>
+    public double Momentum { get => Defaults.Beta1!.Value; set => Defaults.Beta1 = value; }
+
+    /// <summary>Default (β1, β2).</summary>
+    public (double, double) Betas {
+        get => (Defaults.Beta1!.Value, Defaults.Beta2!.Value);
+        set { Defaults.Beta1 = value.Item1; Defaults.Beta2 = value.Item2; }
+    }
+
+    /// <inheritdoc />
+    protected override SecondMomentState CreateState(Parameter parameter, SecondMomentOptions options) => new(parameter);
+
+    /// <inheritdoc />
+    protected override Proposal Propose(SecondMomentOptions options, SecondMomentState state, Parameter parameter, Tensor grad) =>
+        SecondMomentRule.Propose(options, state, parameter, grad);
+
+    /// <summary>Adds a group; accepts <see cref="ParamGroup"/> or any group with <see cref="SecondMomentOptions"/>.</summary>
+    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
+    {
+        if (param_group is not null && param_group is not ParamGroup && param_group.Options is null or SecondMomentOptions) {
+            param_group = new ParamGroup(param_group.Parameters, (SecondMomentOptions?)param_group.Options);
+        }
+        base.add_param_group(param_group!);
+    }
+
+    /// <summary>Options with every convention off; the base of every preset.</summary>
+    public static SecondMomentOptions BaseOptions(double lr) => new() {
+        LearningRate = lr,
+        Beta1 = 0,
+        Beta2 = 1,
+        Preconditioned = false,
+        Epsilon = 0,
+        EpsilonPlacement = Rules.EpsilonPlacement.OutsideRoot,
+        ScaleFirstMoment = false,
+        ScaleSecondMoment = false,
+        BiasCorrection = false,
+        WeightDecay = 0,
+        DecoupledWeightDecay = false,
+        Maximize = false,
+        Nesterov = false,
+        Dampening = 0,
+        InitialAccumulator = 0,
+        AmsGrad = false,
+        MomentumPlacement = Rules.MomentumPlacement.BeforePreconditioner,
+        LearningRateDecay = 0,
+    };
+
+    // ---------------- Paper forms (Algorithm 1 as written: no (1−β) scaling, ε = 0 pseudoinverse) ----------------
+
+    /// <summary>Plain SGD: <c>w ← w − η·g</c> (give <paramref name="momentum"/> for heavy ball).</summary>
+    public static GenericSecondMomentOptimizer Sgd(IEnumerable<Parameter> parameters, double lr, double momentum = 0, double weight_decay = 0)
+    {
+        var o = BaseOptions(lr);
+        o.Beta1 = momentum;
+        o.WeightDecay = weight_decay;
+        return new(parameters, o);
+    }
+
+    /// <summary>Heavy-ball SGD (the paper's "SGD"): <c>m1 ← β1·m1 + g; w ← w − η·m1</c>.</summary>
+    public static GenericSecondMomentOptimizer HeavyBall(IEnumerable<Parameter> parameters, double lr, double momentum = 0.9, double weight_decay = 0)
+        => Sgd(parameters, lr, momentum, weight_decay);
+
+    /// <summary>AdaGrad with momentum (paper form): <c>m2 ← m2 + g²; w ← w − η·m1/√m2</c>, ε = 0 pseudoinverse.</summary>
+    public static GenericSecondMomentOptimizer AdaGrad(IEnumerable<Parameter> parameters, double lr, double momentum = 0.9, double eps = 0, double weight_decay = 0)
+    {
+        var o = BaseOptions(lr);
+        o.Beta1 = momentum;
+        o.Beta2 = 1;
+        o.Preconditioned = true;
+        o.Epsilon = eps;
+        o.EpsilonPlacement = Rules.EpsilonPlacement.InsideRoot;
+        o.WeightDecay = weight_decay;
+        return new(parameters, o);
+    }
+
+    /// <summary>RMSprop with momentum (paper form): <c>m2 ← β2·m2 + g²; w ← w − η·m1/√m2</c>.</summary>
+    public static GenericSecondMomentOptimizer RmsProp(IEnumerable<Parameter> parameters, double lr, double momentum = 0.9, double beta2 = 0.999, double eps = 0, double weight_decay = 0)
+    {
+        var o = BaseOptions(lr);
+        o.Beta1 = momentum;
+        o.Beta2 = beta2;
+        o.Preconditioned = true;
+        o.Epsilon = eps;
+        o.EpsilonPlacement = Rules.EpsilonPlacement.InsideRoot;
+        o.WeightDecay = weight_decay;
+        return new(parameters, o);
+    }
+
+    /// <summary>Adam (paper form, ε = 0): RMSprop's form with (1−β) scaling of both moments and bias correction.</summary>
+    public static GenericSecondMomentOptimizer Adam(IEnumerable<Parameter> parameters, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 0, double weight_decay = 0)
+    {
+        var o = BaseOptions(lr);
+        o.Beta1 = beta1;
+        o.Beta2 = beta2;
+        o.Preconditioned = true;
+        o.Epsilon = eps;
+        o.ScaleFirstMoment = true;
+        o.ScaleSecondMoment = true;
+        o.BiasCorrection = true;
+        o.WeightDecay = weight_decay;
+        return new(parameters, o);
+    }
+
+    // ---------------- TorchSharp-compatible forms (same defaults and numbers as torch.optim.*) ----------------
+
+    /// <summary>Reproduces <c>torch.optim.SGD</c>.</summary>
+    public static GenericSecondMomentOptimizer TorchSgd(IEnumerable<Parameter> parameters, double lr, double momentum = 0, double dampening = 0, double weight_decay = 0, bool nesterov = false, bool maximize = false)
+    {
+        var o = BaseOptions(lr);
+        o.Beta1 = momentum;
+        o.Dampening = dampening;
+        o.WeightDecay = weight_decay;
+        o.Nesterov = nesterov;
+        o.Maximize = maximize;
+        return new(parameters, o);
+    }
+
+    /// <summary>Options that reproduce <c>torch.optim.Adam</c>.</summary>
+    public static SecondMomentOptions TorchAdamOptions(double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
+    {
+        var o = BaseOptions(lr);
+        o.Beta1 = beta1;
+        o.Beta2 = beta2;
+        o.Preconditioned = true;
+        o.Epsilon = eps;
+        o.EpsilonPlacement = Rules.EpsilonPlacement.OutsideRoot;
+        o.ScaleFirstMoment = true;
+        o.ScaleSecondMoment = true;
+        o.BiasCorrection = true;
+        o.WeightDecay = weight_decay;
+        o.AmsGrad = amsgrad;
+        o.Maximize = maximize;
+        return o;
+    }
+
+    /// <summary>Reproduces <c>torch.optim.Adam</c> (a drop-in replacement).</summary>
+    public static GenericSecondMomentOptimizer TorchAdam(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
+        => new(parameters, TorchAdamOptions(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize));
+
+    /// <summary>Reproduces <c>torch.optim.AdamW</c> (decoupled weight decay).</summary>
+    public static GenericSecondMomentOptimizer TorchAdamW(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0.01, bool amsgrad = false, bool maximize = false)
+    {
+        var o = TorchAdamOptions(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize);
+        o.DecoupledWeightDecay = true;
+        return new(parameters, o);
+    }
+
+    /// <summary>Reproduces <c>torch.optim.Adagrad</c>.</summary>
+    public static GenericSecondMomentOptimizer TorchAdagrad(IEnumerable<Parameter> parameters, double lr = 1e-2, double lr_decay = 0, double weight_decay = 0, double initial_accumulator_value = 0, double eps = 1e-10)
+    {
+        var o = BaseOptions(lr);
+        o.Beta2 = 1;
+        o.Preconditioned = true;
+        o.Epsilon = eps;
+        o.EpsilonPlacement = Rules.EpsilonPlacement.OutsideRoot;
+        o.LearningRateDecay = lr_decay;
+        o.WeightDecay = weight_decay;
+        o.InitialAccumulator = initial_accumulator_value;
+        return new(parameters, o);
+    }
+
+    /// <summary>Reproduces <c>torch.optim.RMSprop</c> (not centered): momentum of preconditioned gradients.</summary>
+    public static GenericSecondMomentOptimizer TorchRmsProp(IEnumerable<Parameter> parameters, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0, double momentum = 0, bool maximize = false)
+    {
+        var o = BaseOptions(lr);
+        o.Beta1 = momentum;
+        o.Beta2 = alpha;
+        o.Preconditioned = true;
+        o.Epsilon = eps;
+        o.EpsilonPlacement = Rules.EpsilonPlacement.OutsideRoot;
+        o.ScaleSecondMoment = true;
+        o.MomentumPlacement = Rules.MomentumPlacement.AfterPreconditioner;
+        o.WeightDecay = weight_decay;
+        o.Maximize = maximize;
+        return new(parameters, o);
+    }
+
+    /// <summary>The parameters this optimizer manages, in group order.</summary>
+    public IReadOnlyList<Parameter> Parameters => _parameter_groups.SelectMany(g => g.Parameters).ToList();
+}

@@ -1,0 +1,284 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using AdaGraft.Rules;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Optimizers;
+
+/// <summary>
+/// An optimizer that can propose a step for one tensor without applying it. The closed-form grafting path
+/// asks two of these for proposals and combines them itself.
+/// </summary>
+public interface IProposingOptimizer
+{
+    /// <summary>
+    /// Advances this optimizer's state for <paramref name="parameter"/> with <paramref name="grad"/> and returns
+    /// the step it would take, without changing the parameter. Must be called inside <c>torch.no_grad()</c>.
+    /// </summary>
+    Proposal Propose(Parameter parameter, Tensor grad);
+
+    /// <summary>Validates hyperparameters and gradients before a step (throws before anything changes).</summary>
+    void ValidateForStep();
+}
+
+/// <summary>
+/// The TorchSharp plumbing shared by every rule-based optimizer: parameter groups with inherited defaults,
+/// validation, <c>step</c>/<c>zero_grad</c>, state-dict save and load (validated before anything changes),
+/// <c>to(device)</c> and disposal. A concrete optimizer supplies only its state factory and its
+/// <see cref="Propose(TOptions, TState, Parameter, Tensor)"/> math.
+/// </summary>
+/// <typeparam name="TOptions">The hyperparameter record of one parameter group.</typeparam>
+/// <typeparam name="TState">The per-tensor state.</typeparam>
+public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IProposingOptimizer
+    where TOptions : RuleOptions, new()
+    where TState : RuleState
+{
+    private readonly Dictionary<IntPtr, (TOptions options, TState state)> _byHandle = new();
+    private bool _disposed;
+
+    /// <summary>Builds the optimizer over <paramref name="groups"/>; unset options come from <paramref name="defaults"/>.</summary>
+    protected RuleOptimizer(IEnumerable<ParamGroup<TOptions>> groups, TOptions defaults)
+    {
+        ArgumentNullException.ThrowIfNull(groups, "parameters");
+        ArgumentNullException.ThrowIfNull(defaults);
+        defaults.InitialLearningRate = defaults.LearningRate ?? 0;
+        defaults.RequireComplete(nameof(defaults));
+        defaults.Validate();
+        _defaults = defaults;
+        _parameter_groups = new List<ParamGroup>();
+
+        var list = groups.ToList();
+        if (list.Count == 0 || list.All(g => g.Parameters is null || !g.Parameters.Any()))
+            throw new ArgumentException("The optimizer was given no parameters; pass model.parameters() (or at least one tensor).", "parameters");
+        foreach (var g in list) add_param_group(g);
+    }
+
+    /// <summary>The default options (used for parameter groups that leave an option unset).</summary>
+    public TOptions Defaults => (TOptions)_defaults;
+
+    /// <summary>The parameter groups, typed.</summary>
+    public IEnumerable<ParamGroup<TOptions>> Groups => _parameter_groups.Cast<ParamGroup<TOptions>>();
+
+    /// <summary>The state of <paramref name="parameter"/>.</summary>
+    public TState StateOf(Parameter parameter)
+    {
+        ThrowIfDisposed();
+        if (!_byHandle.TryGetValue(parameter.Handle, out var e))
+            throw new ArgumentException("This parameter is not managed by the optimizer.", nameof(parameter));
+        return e.state;
+    }
+
+    /// <summary>Creates the state of one parameter.</summary>
+    protected abstract TState CreateState(Parameter parameter, TOptions options);
+
+    /// <summary>The rule's math: update <paramref name="state"/> with <paramref name="grad"/>, return the step.</summary>
+    protected abstract Proposal Propose(TOptions options, TState state, Parameter parameter, Tensor grad);
+
+    /// <summary>Adds a parameter group; unset options are inherited from the defaults. Validated before anything changes.</summary>
+    public override void add_param_group(ParamGroup param_group)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(param_group);
+        if (param_group.Parameters is null)
+            throw new ArgumentException("The parameter group has no parameter list.", nameof(param_group));
+        var parameters = param_group.Parameters.ToList();
+        param_group.Parameters = parameters;
+        param_group.Options ??= new TOptions();
+        if (param_group.Options is not TOptions options)
+            throw new ArgumentException($"The parameter group's options are {param_group.Options.GetType().Name}; this optimizer needs {typeof(TOptions).Name}.", nameof(param_group));
+
+        var seen = new HashSet<IntPtr>();
+        for (int i = 0; i < parameters.Count; i++) {
+            var p = parameters[i];
+            if (p is null) throw new ArgumentException($"Parameter {i} of the group is null.", nameof(param_group));
+            if (p.IsInvalid) throw new ObjectDisposedException($"parameter {i}", "A parameter given to the optimizer was disposed.");
+            if (!torch.is_floating_point(p))
+                throw new ArgumentException($"Parameter {i} has dtype {p.dtype}; optimizers need floating-point parameters.", nameof(param_group));
+            if (!seen.Add(p.Handle) || _byHandle.ContainsKey(p.Handle))
+                throw new ArgumentException($"Parameter {i} (shape [{string.Join(", ", p.shape)}]) appears more than once; list each parameter in exactly one group.", nameof(param_group));
+        }
+
+        var candidate = new TOptions();
+        candidate.LoadStateDict(options); // copy, so a failed validation leaves the caller's object as it was
+        candidate.InheritFrom(Defaults);
+        candidate.Validate();
+        options.InheritFrom(Defaults);
+
+        _parameter_groups.Add(param_group);
+        foreach (var p in parameters) {
+            var state = CreateState(p, options);
+            state.Initialize(options);
+            _state[p.Handle] = state;
+            _byHandle[p.Handle] = (options, state);
+        }
+    }
+
+    /// <summary>Validates every group's options and every gradient; throws before anything changes.</summary>
+    public void ValidateForStep()
+    {
+        ThrowIfDisposed();
+        foreach (var g in _parameter_groups) {
+            ((TOptions)g.Options).Validate();
+            foreach (var p in g.Parameters) GradientChecks.Check(p);
+        }
+    }
+
+    /// <summary>
+    /// Performs one optimization step. The closure, if given, is evaluated once with gradients enabled and its
+    /// loss returned. Parameters without a gradient are skipped.
+    /// </summary>
+    public override Tensor step(Func<Tensor>? closure = null)
+    {
+        ThrowIfDisposed();
+        Tensor? loss = null;
+        if (closure is not null) {
+            using var _ = torch.enable_grad();
+            loss = closure();
+        }
+        ValidateForStep();
+        using (torch.no_grad()) {
+            foreach (var g in _parameter_groups) {
+                var options = (TOptions)g.Options;
+                foreach (var p in g.Parameters) {
+                    using var scope = torch.NewDisposeScope();
+                    var grad = p.grad;
+                    if (grad is null) continue;
+                    Propose(options, _byHandle[p.Handle].state, p, grad).ApplyTo(p);
+                }
+            }
+        }
+        return loss!;
+    }
+
+    /// <inheritdoc />
+    Proposal IProposingOptimizer.Propose(Parameter parameter, Tensor grad)
+    {
+        ThrowIfDisposed();
+        if (!_byHandle.TryGetValue(parameter.Handle, out var e))
+            throw new ArgumentException("This parameter is not managed by the optimizer.", nameof(parameter));
+        return Propose(e.options, e.state, parameter, grad);
+    }
+
+    /// <summary>Moves the state to <paramref name="device"/>.</summary>
+    public new void to(Device device)
+    {
+        ThrowIfDisposed();
+        base.to(device);
+    }
+
+    /// <summary>
+    /// Writes the optimizer (type, options of every group, state of every tensor) to <paramref name="writer"/>.
+    /// </summary>
+    public new void save_state_dict(BinaryWriter writer)
+    {
+        ThrowIfDisposed();
+        base.save_state_dict(writer);
+    }
+
+    /// <summary>
+    /// Saves to a file atomically: the state is written to a temporary file beside <paramref name="location"/> that
+    /// then replaces it, so a crash during the save leaves the previous file intact.
+    /// </summary>
+    public new void save_state_dict(string location) => AtomicFile.Write(location, save_state_dict);
+
+    /// <summary>
+    /// Loads what <see cref="save_state_dict(BinaryWriter)"/> wrote. Everything is read and validated (type,
+    /// group count, options, shapes, dtypes, length) before any option or state changes.
+    /// </summary>
+    public new void load_state_dict(BinaryReader reader)
+    {
+        ThrowIfDisposed();
+        var commit = Stage(reader);
+        commit();
+    }
+
+    /// <summary>Loads a file written by <see cref="save_state_dict(string)"/>; see <see cref="load_state_dict(BinaryReader)"/>.</summary>
+    public new void load_state_dict(string location)
+    {
+        using var stream = File.OpenRead(location);
+        using var reader = new BinaryReader(stream);
+        load_state_dict(reader);
+    }
+
+    /// <summary>Loads options and state from another optimizer's state dict (validated before anything changes).</summary>
+    public override void load_state_dict(StateDictionary state_dict)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(state_dict);
+        var sd = this.state_dict();
+        if (state_dict.Options.Count != sd.Options.Count)
+            throw new ArgumentException($"The state dict has {state_dict.Options.Count} parameter groups but this optimizer has {sd.Options.Count}.", nameof(state_dict));
+        if (state_dict.State.Count != sd.State.Count)
+            throw new ArgumentException($"The state dict has {state_dict.State.Count} tensor states but this optimizer has {sd.State.Count}.", nameof(state_dict));
+        for (int i = 0; i < sd.Options.Count; i++) {
+            if (state_dict.Options[i] is not TOptions o)
+                throw new ArgumentException($"Group {i}'s options are {state_dict.Options[i]?.GetType().Name}; this optimizer needs {typeof(TOptions).Name}.", nameof(state_dict));
+            o.Validate();
+        }
+        for (int i = 0; i < sd.State.Count; i++) {
+            if (state_dict.State[i] is not TState s || !s.Parameter.shape.SequenceEqual(((TState)sd.State[i]).Parameter.shape))
+                throw new ArgumentException($"Tensor state {i} is not a {typeof(TState).Name} of the same shape.", nameof(state_dict));
+        }
+        base.load_state_dict(state_dict);
+    }
+
+    /// <summary>Reads a saved optimizer completely and returns the action that applies it.</summary>
+    internal Action Stage(BinaryReader reader)
+    {
+        string name;
+        try {
+            name = reader.ReadString();
+        } catch (EndOfStreamException e) {
+            throw new InvalidDataException("The optimizer state is empty or truncated.", e);
+        }
+        if (name != GetType().Name)
+            throw new InvalidDataException($"The state was saved by a '{name}' optimizer; it cannot be loaded into a '{GetType().Name}'.");
+        try {
+            long groups = TensorIO.ReadLeb128(reader);
+            long states = TensorIO.ReadLeb128(reader);
+            var sd = state_dict();
+            if (groups != sd.Options.Count)
+                throw new InvalidDataException($"The saved optimizer has {groups} parameter groups but this one has {sd.Options.Count}.");
+            if (states != sd.State.Count)
+                throw new InvalidDataException($"The saved optimizer has {states} tensor states but this one has {sd.State.Count}.");
+            var stagedOptions = sd.Options.Select(o => ((RuleOptions)o).Read(reader)).ToList();
+            var stagedStates = new List<(long, Tensor?[])>();
+            try {
+                foreach (var s in sd.State) stagedStates.Add(((RuleState)s).Read(reader));
+            } catch {
+                foreach (var (_, slots) in stagedStates) foreach (var t in slots) t?.Dispose();
+                throw;
+            }
+            return () => {
+                for (int i = 0; i < stagedOptions.Count; i++) sd.Options[i].LoadStateDict(stagedOptions[i]);
+                for (int i = 0; i < stagedStates.Count; i++) ((RuleState)sd.State[i]).Commit(stagedStates[i].Item1, stagedStates[i].Item2);
+            };
+        } catch (EndOfStreamException e) {
+            throw new InvalidDataException("The optimizer state ends early: the file is truncated.", e);
+        }
+    }
+
+    /// <summary>Throws <see cref="ObjectDisposedException"/> after <c>Dispose()</c>.</summary>
+    protected void ThrowIfDisposed()
+    {
+        if (_disposed) throw new ObjectDisposedException(GetType().Name, "This optimizer was disposed; create a new one.");
+    }
+
+    /// <summary>True once disposed.</summary>
+    public bool IsDisposed => _disposed;
+
+    /// <summary>Frees every state tensor.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        if (!_disposed && disposing) {
+            foreach (var (_, state) in _byHandle.Values) state.Dispose();
+            _byHandle.Clear();
+        }
+        _disposed = true;
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,195 @@
+using System;
+using System.IO;
+using System.Linq;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Rules;
+
+/// <summary>
+/// Per-tensor state of an update rule: a step counter, named persistent slots (saved in the state dict) and
+/// scratch buffers (never saved). All tensors are detached from dispose scopes and freed in <see cref="Dispose()"/>.
+/// Persistence, device moves and validation are written once here; a rule declares its slot names only.
+/// </summary>
+public abstract class RuleState : OptimizerState, IDisposable
+{
+    private readonly string[] _slotNames;
+    private Tensor?[] _slots;
+    private readonly Tensor?[] _scratch;
+    private bool _disposed;
+
+    /// <summary>Creates the state of one parameter.</summary>
+    protected RuleState(Parameter parameter, string[] slotNames, int scratchCount) : base(parameter)
+    {
+        _slotNames = slotNames;
+        _slots = new Tensor?[slotNames.Length];
+        _scratch = new Tensor?[scratchCount];
+    }
+
+    /// <summary>The parameter this state belongs to.</summary>
+    public Parameter Parameter => _parameter;
+
+    /// <summary>Number of steps taken on this tensor (steps where it had a gradient).</summary>
+    public long Step { get; set; }
+
+    /// <summary>Names of the persistent slots, in saved order.</summary>
+    public string[] SlotNames => _slotNames;
+
+    /// <summary>The persistent slot <paramref name="index"/>, or null when not allocated.</summary>
+    public Tensor? GetSlot(int index) => _slots[index];
+
+    /// <summary>Raised by any use after <see cref="Dispose()"/>.</summary>
+    protected void ThrowIfDisposed()
+    {
+        if (_disposed) throw new ObjectDisposedException(GetType().Name, "This optimizer state was disposed; create a new optimizer.");
+    }
+
+    /// <summary>The slot <paramref name="index"/>, allocated (filled with <paramref name="fill"/>) on first use.</summary>
+    protected Tensor EnsureSlot(int index, double fill = 0)
+    {
+        var t = _slots[index];
+        if (t is null) {
+            t = torch.full_like(_parameter, fill).DetachFromDisposeScope();
+            _slots[index] = t;
+        }
+        return t;
+    }
+
+    /// <summary>A scratch buffer shaped like the parameter, allocated once; contents are arbitrary.</summary>
+    protected internal Tensor Scratch(int index)
+    {
+        var t = _scratch[index];
+        if (t is null) {
+            t = torch.empty_like(_parameter).DetachFromDisposeScope();
+            _scratch[index] = t;
+        }
+        return t;
+    }
+
+    /// <summary>Frees every slot and resets the step counter.</summary>
+    protected void ClearSlots()
+    {
+        for (int i = 0; i < _slots.Length; i++) {
+            _slots[i]?.Dispose();
+            _slots[i] = null;
+        }
+        Step = 0;
+    }
+
+    /// <summary>Writes the step counter and every slot (presence flag, dtype, shape, raw data).</summary>
+    public override void SaveStateDict(BinaryWriter writer)
+    {
+        ThrowIfDisposed();
+        writer.Write(Step);
+        writer.Write(_slots.Length);
+        for (int i = 0; i < _slots.Length; i++) {
+            writer.Write(_slotNames[i]);
+            TensorIO.WriteOptional(writer, _slots[i]);
+        }
+    }
+
+    /// <summary>Reads what <see cref="SaveStateDict"/> wrote, validating everything before changing anything.</summary>
+    public override void LoadStateDict(BinaryReader reader)
+    {
+        var (step, slots) = Read(reader);
+        Commit(step, slots);
+    }
+
+    /// <summary>Reads a saved state into new tensors (on this parameter's device) without changing this state.</summary>
+    internal (long step, Tensor?[] slots) Read(BinaryReader reader)
+    {
+        ThrowIfDisposed();
+        long step = reader.ReadInt64();
+        if (step < 0) throw new InvalidDataException($"The saved step count {step} is negative: the file is corrupted.");
+        int count = reader.ReadInt32();
+        if (count != _slotNames.Length)
+            throw new InvalidDataException($"The saved state has {count} slots but {GetType().Name} has {_slotNames.Length}: the file was written by another optimizer type.");
+        var slots = new Tensor?[count];
+        try {
+            for (int i = 0; i < count; i++) {
+                string name = reader.ReadString();
+                if (name != _slotNames[i])
+                    throw new InvalidDataException($"The saved state has slot '{name}' where {GetType().Name} expects '{_slotNames[i]}': the file was written by another optimizer type.");
+                slots[i] = TensorIO.ReadOptional(reader, ExpectedSlotShape(i), _parameter.dtype, _parameter.device, $"state slot '{name}'");
+            }
+        } catch {
+            foreach (var t in slots) t?.Dispose();
+            throw;
+        }
+        return (step, slots);
+    }
+
+    /// <summary>Copies another state of the same type (validated first).</summary>
+    public override void LoadStateDict(OptimizerState source)
+    {
+        ThrowIfDisposed();
+        if (source is not RuleState other || other.GetType() != GetType())
+            throw new ArgumentException($"A state of type {source?.GetType().Name ?? "null"} cannot be loaded into {GetType().Name}.", nameof(source));
+        for (int i = 0; i < _slots.Length; i++) {
+            var s = other._slots[i];
+            if (s is not null && !s.shape.SequenceEqual(ExpectedSlotShape(i)))
+                throw new ArgumentException($"State slot '{_slotNames[i]}' has shape [{string.Join(", ", s.shape)}] but the parameter needs [{string.Join(", ", ExpectedSlotShape(i))}].", nameof(source));
+        }
+        var copies = other._slots.Select(s => s?.to(_parameter.dtype, _parameter.device, copy: true).DetachFromDisposeScope()).ToArray();
+        Commit(other.Step, copies);
+    }
+
+    /// <summary>Replaces the slots (taking ownership of <paramref name="slots"/>).</summary>
+    internal void Commit(long step, Tensor?[] slots)
+    {
+        for (int i = 0; i < _slots.Length; i++) {
+            if (!ReferenceEquals(_slots[i], slots[i])) _slots[i]?.Dispose();
+        }
+        _slots = slots;
+        Step = step;
+    }
+
+    /// <summary>The shape slot <paramref name="index"/> must have (the parameter's, unless overridden).</summary>
+    protected virtual long[] ExpectedSlotShape(int index) => _parameter.shape;
+
+    /// <summary>Moves every slot and scratch buffer to <paramref name="device"/>.</summary>
+    public override void to(Device device)
+    {
+        ThrowIfDisposed();
+        for (int i = 0; i < _slots.Length; i++) _slots[i] = Move(_slots[i], device);
+        for (int i = 0; i < _scratch.Length; i++) _scratch[i] = Move(_scratch[i], device);
+    }
+
+    private static Tensor? Move(Tensor? t, Device device)
+    {
+        if (t is null || t.device == device) return t;
+        var moved = t.to(device).DetachFromDisposeScope();
+        t.Dispose();
+        return moved;
+    }
+
+    /// <summary>True when every slot equals the other state's (to allclose) and the step counters match.</summary>
+    public override bool ApproximatelyEquals(OptimizerState other)
+    {
+        if (other is not RuleState o || o.GetType() != GetType() || o.Step != Step) return false;
+        for (int i = 0; i < _slots.Length; i++) {
+            var a = _slots[i];
+            var b = o._slots[i];
+            if (a is null != b is null) return false;
+            if (a is not null && !a.allclose(b!)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>Frees every tensor of this state.</summary>
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Frees every tensor of this state.</summary>
+    protected virtual void Dispose(bool disposing)
+    {
+        if (_disposed || !disposing) return;
+        foreach (var t in _slots) t?.Dispose();
+        foreach (var t in _scratch) t?.Dispose();
+        _disposed = true;
+    }
+}

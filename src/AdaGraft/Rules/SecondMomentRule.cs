@@ -1,0 +1,245 @@
+using System;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Rules;
+
+/// <summary>Where ε enters the denominator.</summary>
+public enum EpsilonPlacement
+{
+    /// <summary><c>√m2 + ε</c> (PyTorch's Adam, RMSprop, Adagrad).</summary>
+    OutsideRoot = 0,
+
+    /// <summary><c>√(m2 + ε)</c> (the paper's Algorithm 1).</summary>
+    InsideRoot = 1,
+}
+
+/// <summary>Where the first moment (momentum) is accumulated.</summary>
+public enum MomentumPlacement
+{
+    /// <summary>Momentum of raw gradients, then preconditioned: <c>m1 / √m2</c> (Algorithm 1, Adam).</summary>
+    BeforePreconditioner = 0,
+
+    /// <summary>Momentum of preconditioned gradients: <c>m1 ← β1·m1 + g/√m2</c> (PyTorch's RMSprop).</summary>
+    AfterPreconditioner = 1,
+}
+
+/// <summary>
+/// Hyperparameters of Algorithm 1 (one parameter group). Unset values inherit the optimizer's defaults.
+/// </summary>
+public sealed class SecondMomentOptions : RuleOptions
+{
+    /// <summary>β1, the momentum (heavy-ball) coefficient, in [0, 1).</summary>
+    public double? Beta1 { get; set; }
+
+    /// <summary>β2, the second-moment decay, in [0, 1]; 1 is AdaGrad's non-decaying accumulator.</summary>
+    public double? Beta2 { get; set; }
+
+    /// <summary>False: no denominator at all (SGD, heavy ball). True: divide by <c>√m2</c>.</summary>
+    public bool? Preconditioned { get; set; }
+
+    /// <summary>ε ≥ 0. 0 (the paper's choice) means the pseudoinverse: a coordinate with <c>m2 = 0</c> does not move.</summary>
+    public double? Epsilon { get; set; }
+
+    /// <summary>Where ε enters the denominator.</summary>
+    public EpsilonPlacement? EpsilonPlacement { get; set; }
+
+    /// <summary>Adam's convention <c>m1 ← β1·m1 + (1−β1)·g</c>.</summary>
+    public bool? ScaleFirstMoment { get; set; }
+
+    /// <summary>Adam's and RMSprop's convention <c>m2 ← β2·m2 + (1−β2)·g²</c>.</summary>
+    public bool? ScaleSecondMoment { get; set; }
+
+    /// <summary>Adam's bias correction: the step is multiplied by <c>√(1−β2^t) / (1−β1^t)</c>.</summary>
+    public bool? BiasCorrection { get; set; }
+
+    /// <summary>Weight decay λ ≥ 0: coupled L2 (<c>g ← g + λ·w</c>) or decoupled (see <see cref="DecoupledWeightDecay"/>).</summary>
+    public double? WeightDecay { get; set; }
+
+    /// <summary>AdamW's decoupled decay: <c>w ← w − η·λ·w</c>, outside the preconditioner.</summary>
+    public bool? DecoupledWeightDecay { get; set; }
+
+    /// <summary>Ascend the objective instead of descending it.</summary>
+    public bool? Maximize { get; set; }
+
+    /// <summary>Nesterov momentum: the step uses <c>g + β1·m1</c> instead of <c>m1</c>.</summary>
+    public bool? Nesterov { get; set; }
+
+    /// <summary>SGD's dampening d in [0, 1]: <c>m1 ← β1·m1 + (1−d)·g</c> after the first step.</summary>
+    public double? Dampening { get; set; }
+
+    /// <summary>Initial value of the second-moment accumulator (AdaGrad's initial_accumulator_value), ≥ 0.</summary>
+    public double? InitialAccumulator { get; set; }
+
+    /// <summary>AMSGrad: divide by the running maximum of m2.</summary>
+    public bool? AmsGrad { get; set; }
+
+    /// <summary>Whether momentum is taken of raw or of preconditioned gradients.</summary>
+    public MomentumPlacement? MomentumPlacement { get; set; }
+
+    /// <summary>AdaGrad's learning-rate decay: <c>η_t = η / (1 + (t−1)·decay)</c>, ≥ 0.</summary>
+    public double? LearningRateDecay { get; set; }
+
+    /// <inheritdoc />
+    public override void Validate()
+    {
+        ValidateLearningRate();
+        RequireInRange(Beta1, 0, 1, hiOpen: true, "beta1", "use 0 for no momentum or e.g. 0.9.");
+        RequireInRange(Beta2, 0, 1, hiOpen: false, "beta2", "use 1 for AdaGrad's accumulator or e.g. 0.999.");
+        RequireAtLeast(Epsilon, 0, "eps", "use 0 for the pseudoinverse or a small positive value such as 1e-8.");
+        RequireAtLeast(WeightDecay, 0, "weight_decay", "use 0 for none.");
+        RequireInRange(Dampening, 0, 1, hiOpen: false, "dampening", "use 0 for none.");
+        RequireAtLeast(InitialAccumulator, 0, "initial_accumulator_value", "use 0 or a positive value.");
+        RequireAtLeast(LearningRateDecay, 0, "lr_decay", "use 0 for none.");
+        if (Nesterov == true && (Beta1 is not > 0 || Dampening is not (null or 0)))
+            throw new ArgumentException("Nesterov momentum needs beta1 > 0 and dampening = 0; set a momentum or turn nesterov off.", "nesterov");
+        if (ScaleFirstMoment == true && Dampening is > 0)
+            throw new ArgumentException("dampening and ScaleFirstMoment both scale the gradient in m1; use one of them.", "dampening");
+        if (Preconditioned == true && Beta2 == 1 && (ScaleSecondMoment == true || BiasCorrection == true))
+            throw new ArgumentException("beta2 = 1 (AdaGrad's accumulator) with ScaleSecondMoment or BiasCorrection makes the denominator 0 or constant; use beta2 < 1 or turn those conventions off.", "beta2");
+        if (Preconditioned == false && AmsGrad == true)
+            throw new ArgumentException("AmsGrad needs a second moment; set Preconditioned = true or AmsGrad = false.", "amsgrad");
+        if (Preconditioned == false && MomentumPlacement == Rules.MomentumPlacement.AfterPreconditioner)
+            throw new ArgumentException("MomentumPlacement.AfterPreconditioner needs a second moment; set Preconditioned = true.", "momentum_placement");
+    }
+}
+
+/// <summary>Per-tensor state of Algorithm 1: slots m1, m2 and (AMSGrad) the running maximum of m2.</summary>
+public sealed class SecondMomentState : RuleState
+{
+    internal const int M1 = 0, M2 = 1, MaxM2 = 2;
+    internal const int Denominator = 0, Gradient = 1, Lookahead = 2;
+
+    /// <summary>Creates the state of <paramref name="parameter"/>.</summary>
+    public SecondMomentState(Parameter parameter) : base(parameter, new[] { "m1", "m2", "max_m2" }, 3)
+    {
+    }
+
+    /// <summary>The first moment (momentum buffer), or null before the first step with momentum.</summary>
+    public Tensor? FirstMoment => GetSlot(M1);
+
+    /// <summary>The second-moment accumulator, or null for unpreconditioned forms.</summary>
+    public Tensor? SecondMoment => GetSlot(M2);
+
+    /// <summary>The running maximum of m2 (AMSGrad), or null.</summary>
+    public Tensor? MaxSecondMoment => GetSlot(MaxM2);
+
+    /// <inheritdoc />
+    public override void Initialize(OptimizerOptions options)
+    {
+        ThrowIfDisposed();
+        ClearSlots();
+        var o = (SecondMomentOptions)options;
+        if (o.Preconditioned == true) {
+            EnsureSlot(M2, o.InitialAccumulator ?? 0);
+            if (o.AmsGrad == true) EnsureSlot(MaxM2);
+        }
+        if (o.Beta1 is > 0) EnsureSlot(M1);
+    }
+
+    internal Tensor Slot(int index, double fill = 0) => EnsureSlot(index, fill);
+}
+
+/// <summary>
+/// Algorithm 1 of Agarwal et al. (2020), "Disentangling Adaptive Gradient Methods from Learning Rates": the generic
+/// second-moment optimizer that covers SGD, heavy ball, AdaGrad, RMSprop and Adam as one rule.
+/// </summary>
+/// <remarks>
+/// <code>
+/// g  ← ∇f(w) (+ λ·w if coupled decay; negated if maximize)
+/// m1 ← β1·m1 + c1·g            c1 = 1−β1 if ScaleFirstMoment, 1−dampening after the first step, else 1
+/// m2 ← β2·m2 + c2·g²           c2 = 1−β2 if ScaleSecondMoment, else 1   (only when Preconditioned)
+/// v  ← max(v, m2) if AmsGrad else m2
+/// w  ← w − η_t · s_t · m1 / D(v) (− η_t·λ·w if decoupled)
+///      D(v) = √v + ε (OutsideRoot) or √(v + ε) (InsideRoot); with ε = 0, 1/D is the pseudoinverse (0 where v = 0)
+///      s_t = √(1−β2^t) / (1−β1^t) with BiasCorrection, else 1
+///      η_t = η / (1 + (t−1)·lr_decay)
+/// </code>
+/// All updates are in place on preallocated state; the proposal is applied by the caller in one fused pass.
+/// </remarks>
+public static class SecondMomentRule
+{
+    /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
+    public static Proposal Propose(SecondMomentOptions o, SecondMomentState state, Tensor param, Tensor grad)
+    {
+        long t = ++state.Step;
+        double lr = o.LearningRate!.Value / (1 + (t - 1) * o.LearningRateDecay!.Value);
+        double beta1 = o.Beta1!.Value, beta2 = o.Beta2!.Value, wd = o.WeightDecay!.Value;
+        bool decoupled = o.DecoupledWeightDecay!.Value;
+        double paramDecay = decoupled && wd != 0 ? -lr * wd : 0;
+
+        // The effective gradient; p.grad itself is never modified.
+        Tensor g = grad;
+        bool maximize = o.Maximize!.Value;
+        if (maximize || (wd != 0 && !decoupled)) {
+            g = state.Scratch(SecondMomentState.Gradient).copy_(grad);
+            if (maximize) g.neg_();
+            if (wd != 0 && !decoupled) g.add_(param, wd);
+        }
+
+        double c1 = o.ScaleFirstMoment!.Value ? 1 - beta1
+            : o.Dampening!.Value != 0 && t == 1 ? 1
+            : 1 - o.Dampening!.Value;
+        double bc1 = o.BiasCorrection!.Value && beta1 > 0 ? 1 - Math.Pow(beta1, t) : 1;
+
+        if (!o.Preconditioned!.Value) {
+            var num = FirstMoment(o, state, g, beta1, c1);
+            return new Proposal(num, -lr / bc1, paramDecay: paramDecay);
+        }
+
+        // Second moment and the (pseudo)inverse denominator, folded so that bias correction costs no extra pass:
+        // √(v/bc2) + ε = (√v + ε·√bc2)/√bc2 and √(v/bc2 + ε) = √(v + ε·bc2)/√bc2.
+        var m2 = state.Slot(SecondMomentState.M2, o.InitialAccumulator!.Value);
+        if (beta2 != 1) m2.mul_(beta2);
+        m2.addcmul_(g, g, o.ScaleSecondMoment!.Value ? 1 - beta2 : 1);
+        var v = m2;
+        if (o.AmsGrad!.Value) {
+            v = state.Slot(SecondMomentState.MaxM2);
+            v.clamp_(min: m2);
+        }
+        double bc2 = o.BiasCorrection!.Value ? 1 - Math.Pow(beta2, t) : 1;
+        double sqrtBc2 = Math.Sqrt(bc2);
+        double eps = o.Epsilon!.Value;
+        var d = state.Scratch(SecondMomentState.Denominator).copy_(v);
+        bool pseudoInverse = eps == 0;
+        if (pseudoInverse) {
+            // 1/√v with +∞ (v = 0) replaced by 0: the Moore–Penrose pseudoinverse of √v.
+            d.rsqrt_().nan_to_num_(0, 0, 0);
+        } else if (o.EpsilonPlacement == EpsilonPlacement.InsideRoot) {
+            d.add_(eps * bc2).sqrt_();
+        } else {
+            d.sqrt_().add_(eps * sqrtBc2);
+        }
+
+        if (o.MomentumPlacement == MomentumPlacement.AfterPreconditioner) {
+            if (beta1 == 0)
+                return Preconditioned(g, d, pseudoInverse, -lr * sqrtBc2 / bc1, paramDecay);
+            var buf = state.Slot(SecondMomentState.M1);
+            buf.mul_(beta1);
+            if (pseudoInverse) buf.addcmul_(g, d, c1 * sqrtBc2);
+            else buf.addcdiv_(g, d, c1 * sqrtBc2);
+            return new Proposal(buf, -lr / bc1, paramDecay: paramDecay);
+        }
+
+        var numerator = FirstMoment(o, state, g, beta1, c1);
+        return Preconditioned(numerator, d, pseudoInverse, -lr * sqrtBc2 / bc1, paramDecay);
+    }
+
+    private static Proposal Preconditioned(Tensor num, Tensor d, bool pseudoInverse, double scale, double paramDecay) =>
+        pseudoInverse
+            ? new Proposal(num, scale, multiplier: d, paramDecay: paramDecay)
+            : new Proposal(num, scale, divisor: d, paramDecay: paramDecay);
+
+    private static Tensor FirstMoment(SecondMomentOptions o, SecondMomentState state, Tensor g, double beta1, double c1)
+    {
+        if (beta1 == 0) return g;
+        var m1 = state.Slot(SecondMomentState.M1);
+        m1.mul_(beta1).add_(g, c1);
+        if (!o.Nesterov!.Value) return m1;
+        // Nesterov: g' = c·g + β1·m1 (c = 1−β1 under Adam's scaling, else 1).
+        var look = state.Scratch(SecondMomentState.Lookahead).copy_(g);
+        if (o.ScaleFirstMoment!.Value) look.mul_(1 - beta1);
+        return look.add_(m1, beta1);
+    }
+}

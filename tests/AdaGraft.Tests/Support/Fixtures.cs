@@ -1,0 +1,63 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Tests.Support;
+
+/// <summary>Deterministic parameters and gradient streams for optimizer tests.</summary>
+public static class Fixtures
+{
+    /// <summary>Shapes used by the parity and property tests: a vector, a matrix, a 3-d tensor and a 0-d scalar.</summary>
+    public static readonly long[][] Shapes = { new long[] { 7 }, new long[] { 3, 5 }, new long[] { 2, 3, 4 }, Array.Empty<long>() };
+
+    /// <summary>Creates parameters with values drawn from a seeded generator.</summary>
+    public static List<Parameter> MakeParameters(long[][] shapes, ScalarType dtype = ScalarType.Float64, int seed = 1, Device? device = null)
+    {
+        using var gen = new Generator((ulong)seed);
+        return shapes.Select(s => new Parameter(torch.randn(s, dtype, generator: gen).to(device ?? CPU))).ToList();
+    }
+
+    /// <summary>Copies parameters (same values, new storage).</summary>
+    public static List<Parameter> Clone(IEnumerable<Parameter> ps) =>
+        ps.Select(p => new Parameter(p.detach().clone())).ToList();
+
+    /// <summary>
+    /// Sets each parameter's gradient for step <paramref name="step"/>: a seeded random tensor plus 0.1·w, so that
+    /// the gradient depends on the trajectory. Tensors listed in <paramref name="zeroAt"/> get an exact zero
+    /// gradient on the steps it selects; coordinate 0 of every tensor (with more than one element) is always 0.
+    /// </summary>
+    public static void SetGradients(IList<Parameter> ps, int step, int seed = 7, Func<int, int, bool>? zeroAt = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var gen = new Generator((ulong)(seed * 100_003 + step));
+        for (int i = 0; i < ps.Count; i++) {
+            var p = ps[i];
+            var g = torch.randn(p.shape, p.dtype, generator: gen).to(p.device);
+            using (torch.no_grad()) g.add_(p.detach(), 0.1);
+            if (p.numel() > 1) g.view(-1)[0] = 0;
+            if (zeroAt is not null && zeroAt(i, step)) g.zero_();
+            p.grad = g.DetachFromDisposeScope();
+        }
+    }
+
+    /// <summary>Largest |a − b| / max(max|b|, tiny) over a list of tensor pairs.</summary>
+    public static double MaxRelativeDifference(IList<Parameter> a, IList<Parameter> b)
+    {
+        double worst = 0;
+        for (int i = 0; i < a.Count; i++) {
+            using var diff = (a[i].detach() - b[i].detach()).abs().max();
+            using var scale = b[i].detach().abs().max();
+            double d = diff.to_type(ScalarType.Float64).item<double>();
+            double s = Math.Max(scale.to_type(ScalarType.Float64).item<double>(), 1e-300);
+            worst = Math.Max(worst, d / s);
+        }
+        return worst;
+    }
+
+    /// <summary>A copy of every parameter's values as a double array (for exact comparisons).</summary>
+    public static double[][] Snapshot(IEnumerable<Parameter> ps) =>
+        ps.Select(p => p.detach().to_type(ScalarType.Float64).cpu().data<double>().ToArray()).ToArray();
+}
