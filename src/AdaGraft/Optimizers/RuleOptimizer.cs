@@ -33,7 +33,7 @@ public interface IProposingOptimizer
 /// </summary>
 /// <typeparam name="TOptions">The hyperparameter record of one parameter group.</typeparam>
 /// <typeparam name="TState">The per-tensor state.</typeparam>
-public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IProposingOptimizer
+public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IProposingOptimizer, Grafting.IStagedLoad, Grafting.IDisposableState
     where TOptions : RuleOptions, new()
     where TState : RuleState
 {
@@ -225,6 +225,8 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
         }
         base.load_state_dict(state_dict);
     }
+
+    Action Grafting.IStagedLoad.Stage(BinaryReader reader) => Stage(reader);
 
     /// <summary>Reads a saved optimizer completely and returns the action that applies it.</summary>
     internal Action Stage(BinaryReader reader)

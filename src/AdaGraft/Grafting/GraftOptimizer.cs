@@ -1,0 +1,551 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using AdaGraft.Optimizers;
+using AdaGraft.Rules;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
+
+namespace AdaGraft.Grafting;
+
+/// <summary>
+/// AdaGraft (Algorithms 2 and 3 of Agarwal, Anil, Hazan, Koren and Zhang, 2020, "Disentangling Adaptive Gradient
+/// Methods from Learning Rates"): each step takes its norm from the magnitude optimizer M and its direction from
+/// the direction optimizer D, both given the same gradient at the same iterate.
+/// </summary>
+/// <remarks>
+/// <code>
+/// g   ← ∇f(w)                       (one gradient; p.grad is never modified)
+/// ΔM  ← M(w, g) − w,  ΔD ← D(w, g) − w   (both advance their own state)
+/// w   ← w + ‖ΔM‖ / ‖ΔD‖ · ΔD       (per tensor, per block or global; ratio 0 where ‖ΔD‖ = 0)
+/// </code>
+/// <para>Closed form (both children are <see cref="IProposingOptimizer"/>s, e.g.
+/// <see cref="GenericSecondMomentOptimizer"/>): the proposals are computed without touching the parameters.
+/// Black box (Algorithm 3, any TorchSharp optimizer that updates in place): w is saved to a scratch buffer allocated
+/// once, M steps, ΔM is measured, w is restored, D steps, ΔD is measured, and the two are combined. Both paths give
+/// the same numbers.</para>
+/// <para>The learning rate, and so any LR scheduler attached to the graft, belongs to M: <c>ParamGroups</c> are M's.
+/// D's learning rate cancels out; on the black-box path keep it at 1 (or any value where D's step is well above the
+/// parameters' round-off) so that <c>D(w) − w</c> is measured precisely (paper, section C.1).</para>
+/// </remarks>
+public sealed class GraftOptimizer : OptimizerHelper
+{
+    private readonly Optimizer _magnitude;
+    private readonly Optimizer _direction;
+    private readonly IProposingOptimizer? _closedM;
+    private readonly IProposingOptimizer? _closedD;
+    private readonly Parameter[] _params;
+    private readonly Tensor?[] _saved;
+    private readonly Tensor?[] _work;
+    private GraftStepNorms? _last;
+    private bool _disposed;
+
+    /// <summary>Grafts <paramref name="magnitude"/>'s step norms onto <paramref name="direction"/>'s step directions.</summary>
+    /// <param name="magnitude">M: supplies ‖Δ‖ (and the learning rate).</param>
+    /// <param name="direction">D: supplies Δ/‖Δ‖. Must manage the same parameters in the same order as M.</param>
+    /// <param name="options">Granularity, ε, path and ownership; defaults to per-tensor, ε = 0, automatic path.</param>
+    public GraftOptimizer(Optimizer magnitude, Optimizer direction, GraftOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(magnitude);
+        ArgumentNullException.ThrowIfNull(direction);
+        options ??= new GraftOptions();
+        options.Validate();
+        if (ReferenceEquals(magnitude, direction))
+            throw new ArgumentException("The same optimizer instance was passed as magnitude and direction; build two instances (they keep separate state).", nameof(direction));
+        ThrowIfChildDisposed(magnitude, nameof(magnitude));
+        ThrowIfChildDisposed(direction, nameof(direction));
+
+        var pm = magnitude.parameters().ToArray();
+        var pd = direction.parameters().ToArray();
+        if (pm.Length == 0)
+            throw new ArgumentException("The magnitude optimizer manages no parameters.", nameof(magnitude));
+        for (int i = 0; i < Math.Max(pm.Length, pd.Length); i++) {
+            if (i >= pm.Length || i >= pd.Length)
+                throw new ArgumentException($"M manages {pm.Length} parameters but D manages {pd.Length}; the first difference is at parameter {i}. Build both over the same parameters in the same order.", nameof(direction));
+            if (pm[i].Handle != pd[i].Handle)
+                throw new ArgumentException($"Parameter {i} differs: M has a tensor of shape [{string.Join(", ", pm[i].shape)}], D has a different tensor of shape [{string.Join(", ", pd[i].shape)}]. Build both over the same parameters in the same order.", nameof(direction));
+        }
+        var mGroups = magnitude.ParamGroups.ToList();
+        var dGroups = direction.ParamGroups.ToList();
+        if (mGroups.Count != dGroups.Count)
+            throw new ArgumentException($"M has {mGroups.Count} parameter groups but D has {dGroups.Count}; give both the same group structure.", nameof(direction));
+        if (options.Granularity == GraftGranularity.PerBlock) {
+            for (int i = 0; i < pm.Length; i++) {
+                if (!pm[i].is_contiguous())
+                    throw new ArgumentException($"Parameter {i} is not contiguous; per-block grafting needs contiguous parameters.", nameof(magnitude));
+            }
+        }
+
+        bool closedAvailable = magnitude is IProposingOptimizer && direction is IProposingOptimizer;
+        if (options.Path == GraftPath.ClosedForm && !closedAvailable)
+            throw new ArgumentException("The closed-form path needs both children to be AdaGraft rule-based optimizers (IProposingOptimizer); use GraftPath.BlackBox or Auto.", nameof(options));
+        bool closed = options.Path == GraftPath.ClosedForm || (options.Path == GraftPath.Auto && closedAvailable);
+
+        _magnitude = magnitude;
+        _direction = direction;
+        _closedM = closed ? (IProposingOptimizer)magnitude : null;
+        _closedD = closed ? (IProposingOptimizer)direction : null;
+        _params = pm;
+        _saved = new Tensor?[pm.Length];
+        _work = new Tensor?[pm.Length];
+        Options = options;
+        _parameter_groups = new List<TorchSharp.Modules.ParamGroup>();
+    }
+
+    /// <summary>The options this graft was built with.</summary>
+    public GraftOptions Options { get; }
+
+    /// <summary>M, the magnitude optimizer.</summary>
+    public Optimizer Magnitude => _magnitude;
+
+    /// <summary>D, the direction optimizer.</summary>
+    public Optimizer Direction => _direction;
+
+    /// <summary>True when steps use the closed-form path, false for the black-box path.</summary>
+    public bool IsClosedForm => _closedM is not null;
+
+    /// <summary>The norms of the last step (device tensors; null before the first step).</summary>
+    public GraftStepNorms? LastNorms => _last;
+
+    /// <summary>M's parameter groups: LR schedulers on the graft drive M's learning rate.</summary>
+    public override IEnumerable<ILearningRateController> ParamGroups => _magnitude.ParamGroups;
+
+    /// <summary>The grafted parameters (M's, in order).</summary>
+    public override IEnumerable<Parameter> parameters() => _params;
+
+    /// <summary>Not supported: add the group to both children before building the graft.</summary>
+    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group) =>
+        throw new NotSupportedException("Add parameter groups to M and D, then build a new GraftOptimizer over them.");
+
+    /// <summary>Sets every parameter's gradient to zero.</summary>
+    public override void zero_grad()
+    {
+        ThrowIfDisposed();
+        foreach (var p in _params) {
+            using var grad = p.grad;
+            grad?.zero_();
+        }
+    }
+
+    /// <summary>
+    /// One grafted step. The closure, if given, is evaluated once (with gradients enabled) and its loss returned;
+    /// both children then see the same gradients.
+    /// </summary>
+    public override Tensor step(Func<Tensor>? closure = null)
+    {
+        ThrowIfDisposed();
+        ThrowIfChildDisposed(_magnitude, "magnitude");
+        ThrowIfChildDisposed(_direction, "direction");
+        Tensor? loss = null;
+        if (closure is not null) {
+            using var _ = torch.enable_grad();
+            loss = closure();
+        }
+        foreach (var p in _params) GradientChecks.Check(p);
+        _closedM?.ValidateForStep();
+        _closedD?.ValidateForStep();
+
+        using (torch.no_grad())
+        using (var scope = torch.NewDisposeScope()) {
+            var next = IsClosedForm ? ClosedFormStep() : BlackBoxStep();
+            next.DetachAll();
+            _last?.Dispose();
+            _last = next.Build();
+        }
+        return loss!;
+    }
+
+    private sealed class Measured
+    {
+        public Tensor?[] M = Array.Empty<Tensor?>();
+        public Tensor?[] D = Array.Empty<Tensor?>();
+        public Tensor?[] R = Array.Empty<Tensor?>();
+        public Tensor GM = null!, GD = null!, GR = null!;
+
+        public void DetachAll()
+        {
+            foreach (var t in M.Concat(D).Concat(R)) t?.DetachFromDisposeScope();
+            GM.DetachFromDisposeScope();
+            GD.DetachFromDisposeScope();
+            GR.DetachFromDisposeScope();
+        }
+
+        public GraftStepNorms Build() => new(M, D, R, GM, GD, GR);
+    }
+
+    private static bool IsLowPrecision(Tensor t) => t.dtype is ScalarType.Float16 or ScalarType.BFloat16;
+
+    private long BlockSize => Options.Granularity == GraftGranularity.PerBlock ? Options.BlockSize : 0;
+
+    /// <summary>The 2-d views [segments, elements] of a flat tensor: one row, or full blocks plus a tail.</summary>
+    private static Tensor[] Segments(Tensor flat, long blockSize)
+    {
+        long n = flat.shape[0];
+        if (blockSize <= 0 || n <= blockSize) return new[] { flat.view(1, n) };
+        long k = n / blockSize, r = n % blockSize;
+        var full = flat.narrow(0, 0, k * blockSize).view(k, blockSize);
+        return r == 0 ? new[] { full } : new[] { full, flat.narrow(0, k * blockSize, r).view(1, r) };
+    }
+
+    /// <summary>|factor|·‖u‖ per segment, as a 1-d tensor (float32 or wider).</summary>
+    private Tensor SegmentNorms(Tensor u, double factor)
+    {
+        var x = IsLowPrecision(u) ? u.to_type(ScalarType.Float32) : u;
+        Tensor norms;
+        if (BlockSize > 0) {
+            var views = Segments(x.reshape(-1), BlockSize);
+            norms = views.Length == 1 ? views[0].norm(1) : torch.cat(views.Select(v => v.norm(1)).ToArray(), 0);
+        } else {
+            norms = x.norm().view(1);
+        }
+        return factor == 1 ? norms : norms.mul_(Math.Abs(factor));
+    }
+
+    /// <summary>ratio = m / d with 0 where d = 0 (or m / (d + ε)).</summary>
+    private Tensor Ratio(Tensor m, Tensor d)
+    {
+        if (Options.Epsilon > 0) return m / (d + Options.Epsilon);
+        return d.reciprocal().nan_to_num_(0, 0, 0).mul_(m);
+    }
+
+    /// <summary>Per-tensor and global norms and ratios from per-tensor segment norms.</summary>
+    private Measured Combine(Tensor?[] m, Tensor?[] d)
+    {
+        var present = Enumerable.Range(0, m.Length).Where(i => m[i] is not null).ToArray();
+        var res = new Measured { M = m, D = d, R = new Tensor?[m.Length] };
+        if (present.Length == 0) {
+            res.GM = torch.zeros(1);
+            res.GD = torch.zeros(1);
+            res.GR = torch.zeros(1);
+            return res;
+        }
+        var dtype = present.Select(i => m[i]!.dtype).Contains(ScalarType.Float64) ? ScalarType.Float64 : ScalarType.Float32;
+        res.GM = torch.cat(present.Select(i => m[i]!.to_type(dtype)).ToArray(), 0).norm();
+        res.GD = torch.cat(present.Select(i => d[i]!.to_type(dtype)).ToArray(), 0).norm();
+        res.GR = Ratio(res.GM, res.GD);
+        foreach (var i in present) {
+            res.R[i] = Options.Granularity == GraftGranularity.Global
+                ? res.GR.to_type(m[i]!.dtype).view(1)
+                : Ratio(m[i]!, d[i]!);
+        }
+        return res;
+    }
+
+    /// <summary>The ratio to multiply a whole tensor with (0-d), or the per-segment column for blocks.</summary>
+    private static Tensor Column(Tensor ratio) => ratio.unsqueeze(1);
+
+    private Measured ClosedFormStep()
+    {
+        int n = _params.Length;
+        var uD = new Tensor?[n];
+        var fD = new double[n];
+        var mNorms = new Tensor?[n];
+        var dNorms = new Tensor?[n];
+        for (int i = 0; i < n; i++) {
+            var p = _params[i];
+            var grad = p.grad;
+            if (grad is null) continue;
+            var propM = _closedM!.Propose(p, grad);
+            var um = propM.Materialize(p, WorkFor(propM, i, forM: true), out double fm);
+            mNorms[i] = SegmentNorms(um, fm);
+            var propD = _closedD!.Propose(p, grad);
+            uD[i] = propD.Materialize(p, WorkFor(propD, i, forM: false), out fD[i]);
+            dNorms[i] = SegmentNorms(uD[i]!, fD[i]);
+        }
+        var measured = Combine(mNorms, dNorms);
+        for (int i = 0; i < n; i++) {
+            if (uD[i] is null || fD[i] == 0) continue;
+            var p = _params[i];
+            var r = measured.R[i]!;
+            if (BlockSize > 0) {
+                var pv = Segments(p.view(-1), BlockSize);
+                var uv = Segments(uD[i]!.reshape(-1), BlockSize);
+                long at = 0;
+                for (int s = 0; s < pv.Length; s++) {
+                    long rows = pv[s].shape[0];
+                    pv[s].addcmul_(uv[s], Column(r.narrow(0, at, rows)).to_type(p.dtype), fD[i]);
+                    at += rows;
+                }
+            } else {
+                p.addcmul_(uD[i]!, r.view(Array.Empty<long>()).to_type(p.dtype), fD[i]);
+            }
+        }
+        return measured;
+    }
+
+    /// <summary>The buffer a proposal is materialised into: its own multiplier/divisor, or a graft work buffer.</summary>
+    private Tensor WorkFor(Proposal prop, int i, bool forM)
+    {
+        if (prop.Multiplier is not null) return prop.Multiplier;
+        if (prop.Divisor is not null) return prop.Divisor;
+        // Only needed when a decoupled decay term must be folded in; M and D need distinct buffers.
+        if (forM) return _work[i] ??= torch.empty_like(_params[i]).DetachFromDisposeScope();
+        return _saved[i] ??= torch.empty_like(_params[i]).DetachFromDisposeScope();
+    }
+
+    private Measured BlackBoxStep()
+    {
+        int n = _params.Length;
+        var active = new bool[n];
+        for (int i = 0; i < n; i++) {
+            var p = _params[i];
+            using var grad = p.grad;
+            if (grad is null) continue;
+            active[i] = true;
+            var saved = _saved[i];
+            var wantType = IsLowPrecision(p) ? ScalarType.Float32 : p.dtype;
+            if (saved is null || saved.device_type != p.device_type || saved.device_index != p.device_index || saved.dtype != wantType) {
+                saved?.Dispose();
+                saved = torch.empty(p.shape, wantType, p.device).DetachFromDisposeScope();
+                _saved[i] = saved;
+            }
+            saved.copy_(p);
+        }
+
+        var mNorms = new Tensor?[n];
+        _magnitude.step();
+        for (int i = 0; i < n; i++) {
+            if (!active[i]) continue;
+            var p = _params[i];
+            var delta = Difference(p, _saved[i]!);
+            mNorms[i] = SegmentNorms(delta, 1);
+            p.copy_(_saved[i]!);
+        }
+
+        var dNorms = new Tensor?[n];
+        var deltas = new Tensor?[n];
+        _direction.step();
+        for (int i = 0; i < n; i++) {
+            if (!active[i]) continue;
+            deltas[i] = Difference(_params[i], _saved[i]!);
+            dNorms[i] = SegmentNorms(deltas[i]!, 1);
+        }
+
+        var measured = Combine(mNorms, dNorms);
+        for (int i = 0; i < n; i++) {
+            if (!active[i]) continue;
+            var p = _params[i];
+            var delta = deltas[i]!;
+            var r = measured.R[i]!;
+            if (BlockSize > 0) {
+                var dv = Segments(delta.view(-1), BlockSize);
+                long at = 0;
+                foreach (var v in dv) {
+                    long rows = v.shape[0];
+                    v.mul_(Column(r.narrow(0, at, rows)).to_type(delta.dtype));
+                    at += rows;
+                }
+            } else {
+                delta.mul_(r.view(Array.Empty<long>()).to_type(delta.dtype));
+            }
+            delta.add_(_saved[i]!);
+            if (!ReferenceEquals(delta, p)) p.copy_(delta);
+        }
+        return measured;
+    }
+
+    /// <summary>p − saved: in place in p for float32/float64, in a float32 temporary for half precision.</summary>
+    private static Tensor Difference(Parameter p, Tensor saved)
+    {
+        if (!IsLowPrecision(p)) {
+            p.sub_(saved);
+            return p;
+        }
+        return p.to_type(ScalarType.Float32).sub_(saved);
+    }
+
+    /// <summary>Moves both children's state (and the graft's scratch) to <paramref name="device"/>.</summary>
+    public new void to(Device device)
+    {
+        ThrowIfDisposed();
+        MoveChild(_magnitude, device);
+        MoveChild(_direction, device);
+        for (int i = 0; i < _saved.Length; i++) {
+            _saved[i]?.Dispose();
+            _saved[i] = null;
+            _work[i]?.Dispose();
+            _work[i] = null;
+        }
+    }
+
+    private static void MoveChild(Optimizer child, Device device)
+    {
+        if (child is OptimizerHelper helper) helper.to(device);
+    }
+
+    /// <summary>Both children's options (M's groups, then D's) and states (M's tensors, then D's).</summary>
+    public override StateDictionary state_dict()
+    {
+        ThrowIfDisposed();
+        var m = ChildStateDict(_magnitude);
+        var d = ChildStateDict(_direction);
+        var sd = EmptyStateDictionary();
+        sd.Options.AddRange(m.Options);
+        sd.Options.AddRange(d.Options);
+        sd.State.AddRange(m.State);
+        sd.State.AddRange(d.State);
+        int offset = m.State.Count;
+        sd.StateIndexRef.AddRange(m.StateIndexRef);
+        sd.StateIndexRef.AddRange(d.StateIndexRef.Select(r => r.Select(x => x + offset).ToList()));
+        return sd;
+    }
+
+    private static StateDictionary EmptyStateDictionary() =>
+        (StateDictionary)Activator.CreateInstance(typeof(StateDictionary), nonPublic: true)!;
+
+    private static StateDictionary ChildStateDict(Optimizer child) =>
+        child is OptimizerHelper h ? h.state_dict()
+        : throw new NotSupportedException($"{child.GetType().Name} has no managed state dict; grafting can save only OptimizerHelper children.");
+
+    /// <summary>Loads both children's options and states (validated by each child before it changes).</summary>
+    public override void load_state_dict(StateDictionary state_dict)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(state_dict);
+        var m = ChildStateDict(_magnitude);
+        var d = ChildStateDict(_direction);
+        if (state_dict.Options.Count != m.Options.Count + d.Options.Count || state_dict.State.Count != m.State.Count + d.State.Count)
+            throw new ArgumentException("The state dict does not hold the two children's groups and states of this graft.", nameof(state_dict));
+        var sm = EmptyStateDictionary();
+        var sdd = EmptyStateDictionary();
+        sm.Options.AddRange(state_dict.Options.Take(m.Options.Count));
+        sdd.Options.AddRange(state_dict.Options.Skip(m.Options.Count));
+        sm.State.AddRange(state_dict.State.Take(m.State.Count));
+        sdd.State.AddRange(state_dict.State.Skip(m.State.Count));
+        ((OptimizerHelper)_magnitude).load_state_dict(sm);
+        ((OptimizerHelper)_direction).load_state_dict(sdd);
+    }
+
+    /// <summary>Writes the graft (both children's states, each under its own type name).</summary>
+    public new void save_state_dict(BinaryWriter writer)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(writer);
+        writer.Write(nameof(GraftOptimizer));
+        writer.Write((int)Options.Granularity);
+        writer.Write(Options.BlockSize);
+        writer.Write(Options.Epsilon);
+        SaveChild(writer, _magnitude);
+        SaveChild(writer, _direction);
+    }
+
+    /// <summary>Saves atomically to <paramref name="location"/> (temporary file, then rename).</summary>
+    public new void save_state_dict(string location) => AtomicFile.Write(location, save_state_dict);
+
+    /// <summary>
+    /// Loads what <see cref="save_state_dict(BinaryWriter)"/> wrote. With rule-based children everything is read and
+    /// validated before anything changes; built-in children are loaded by their own (per-item validated) code.
+    /// </summary>
+    public new void load_state_dict(BinaryReader reader)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(reader);
+        string name;
+        try {
+            name = reader.ReadString();
+        } catch (EndOfStreamException e) {
+            throw new InvalidDataException("The graft state is empty or truncated.", e);
+        }
+        if (name != nameof(GraftOptimizer))
+            throw new InvalidDataException($"The state was saved by a '{name}' optimizer; it cannot be loaded into a GraftOptimizer.");
+        try {
+            var granularity = (GraftGranularity)reader.ReadInt32();
+            long block = reader.ReadInt64();
+            double eps = reader.ReadDouble();
+            if (granularity != Options.Granularity || (granularity == GraftGranularity.PerBlock && block != Options.BlockSize) || eps != Options.Epsilon)
+                throw new InvalidDataException($"The state was saved by a graft with granularity {granularity}, block {block}, ε {eps}; this one has {Options.Granularity}, {Options.BlockSize}, {Options.Epsilon}.");
+            var mBytes = ReadChild(reader, _magnitude);
+            var dBytes = ReadChild(reader, _direction);
+            var commitM = StageChild(_magnitude, mBytes);
+            var commitD = StageChild(_direction, dBytes);
+            commitM();
+            commitD();
+        } catch (EndOfStreamException e) {
+            throw new InvalidDataException("The graft state ends early: the file is truncated.", e);
+        }
+    }
+
+    /// <summary>Loads a file written by <see cref="save_state_dict(string)"/>.</summary>
+    public new void load_state_dict(string location)
+    {
+        using var stream = File.OpenRead(location);
+        using var reader = new BinaryReader(stream);
+        load_state_dict(reader);
+    }
+
+    private static void SaveChild(BinaryWriter writer, Optimizer child)
+    {
+        if (child is not OptimizerHelper helper)
+            throw new NotSupportedException($"{child.GetType().Name} has no managed state dict; grafting can save only OptimizerHelper children.");
+        using var ms = new MemoryStream();
+        using (var w = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true)) {
+            helper.save_state_dict(w);
+        }
+        writer.Write(child.GetType().Name);
+        writer.Write(ms.Length);
+        writer.Write(ms.GetBuffer(), 0, (int)ms.Length);
+    }
+
+    private static byte[] ReadChild(BinaryReader reader, Optimizer child)
+    {
+        string type = reader.ReadString();
+        if (type != child.GetType().Name)
+            throw new InvalidDataException($"The saved graft has a '{type}' child where this graft has a '{child.GetType().Name}'.");
+        long length = reader.ReadInt64();
+        if (length < 0 || length > int.MaxValue)
+            throw new InvalidDataException("The saved graft is corrupted (child length).");
+        var bytes = reader.ReadBytes((int)length);
+        if (bytes.Length != length) throw new InvalidDataException("The graft state ends early: the file is truncated.");
+        return bytes;
+    }
+
+    private static Action StageChild(Optimizer child, byte[] bytes)
+    {
+        var reader = new BinaryReader(new MemoryStream(bytes));
+        if (child is IStagedLoad staged) return staged.Stage(reader);
+        return () => ((OptimizerHelper)child).load_state_dict(reader);
+    }
+
+    private static void ThrowIfChildDisposed(Optimizer child, string name)
+    {
+        if (child is IDisposableState { IsDisposed: true })
+            throw new ObjectDisposedException(name, $"The {name} optimizer was disposed; build the graft over live optimizers.");
+    }
+
+    private void ThrowIfDisposed()
+    {
+        if (_disposed) throw new ObjectDisposedException(nameof(GraftOptimizer), "This GraftOptimizer was disposed; create a new one.");
+    }
+
+    /// <summary>Frees the scratch buffers and the last norms; disposes the children when <see cref="GraftOptions.OwnsChildren"/>.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        if (!_disposed && disposing) {
+            foreach (var t in _saved) t?.Dispose();
+            foreach (var t in _work) t?.Dispose();
+            _last?.Dispose();
+            _last = null;
+            if (Options.OwnsChildren) {
+                _magnitude.Dispose();
+                _direction.Dispose();
+            }
+        }
+        _disposed = true;
+        base.Dispose(disposing);
+    }
+}
+
+/// <summary>An optimizer whose saved state can be read and validated before it is applied.</summary>
+internal interface IStagedLoad
+{
+    Action Stage(BinaryReader reader);
+}
+
+/// <summary>An optimizer that knows whether it was disposed.</summary>
+internal interface IDisposableState
+{
+    bool IsDisposed { get; }
+}

@@ -1,0 +1,66 @@
+using System;
+
+namespace AdaGraft.Grafting;
+
+/// <summary>Over which set of coordinates the norms ‖ΔM‖ and ‖ΔD‖ are taken.</summary>
+public enum GraftGranularity
+{
+    /// <summary>One ratio per tensor (the paper's layer-wise grafting; default).</summary>
+    PerTensor = 0,
+
+    /// <summary>One ratio for all parameters together (the paper's global grafting).</summary>
+    Global = 1,
+
+    /// <summary>One ratio per block of <see cref="GraftOptions.BlockSize"/> consecutive elements of each tensor
+    /// (the last block of a tensor may be shorter), as Distributed Shampoo grafts per block.</summary>
+    PerBlock = 2,
+}
+
+/// <summary>How the two proposals are obtained.</summary>
+public enum GraftPath
+{
+    /// <summary>Closed form when both children are this library's rule-based optimizers, black box otherwise.</summary>
+    Auto = 0,
+
+    /// <summary>Algorithm 3: save w, step M in place, measure, restore, step D in place, measure, combine.
+    /// Works with any optimizer that updates parameters in place.</summary>
+    BlackBox = 1,
+
+    /// <summary>Both children propose their steps without touching the parameters (rule-based children only).</summary>
+    ClosedForm = 2,
+}
+
+/// <summary>Options of a <see cref="GraftOptimizer"/>; validated when the optimizer is built.</summary>
+public sealed record GraftOptions
+{
+    /// <summary>Layer-wise (default), global or per block.</summary>
+    public GraftGranularity Granularity { get; init; } = GraftGranularity.PerTensor;
+
+    /// <summary>Elements per block for <see cref="GraftGranularity.PerBlock"/> (default 4096).</summary>
+    public long BlockSize { get; init; } = 4096;
+
+    /// <summary>
+    /// ε added to ‖ΔD‖ in the ratio ‖ΔM‖/(‖ΔD‖ + ε). Default 0: where ‖ΔD‖ = 0 the ratio is 0 (no move, no NaN), and
+    /// Graft(A, A) equals A to round-off.
+    /// </summary>
+    public double Epsilon { get; init; }
+
+    /// <summary>Which way proposals are obtained.</summary>
+    public GraftPath Path { get; init; } = GraftPath.Auto;
+
+    /// <summary>When true, disposing the graft disposes both children.</summary>
+    public bool OwnsChildren { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
+    public void Validate()
+    {
+        if (!Enum.IsDefined(Granularity))
+            throw new ArgumentOutOfRangeException(nameof(Granularity), Granularity, "Granularity must be PerTensor, Global or PerBlock.");
+        if (!Enum.IsDefined(Path))
+            throw new ArgumentOutOfRangeException(nameof(Path), Path, "Path must be Auto, BlackBox or ClosedForm.");
+        if (Granularity == GraftGranularity.PerBlock && BlockSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(BlockSize), BlockSize, "BlockSize must be at least 1 for per-block grafting; e.g. 4096.");
+        if (double.IsNaN(Epsilon) || double.IsInfinity(Epsilon) || Epsilon < 0)
+            throw new ArgumentOutOfRangeException(nameof(Epsilon), Epsilon, "Epsilon must be a finite number ≥ 0; use 0 (the default) for an exact graft.");
+    }
+}
