@@ -19,8 +19,7 @@ public abstract class RuleOptions : OptimizerOptions
     private static readonly Dictionary<Type, PropertyInfo[]> PropertyCache = new();
 
     /// <summary>The hyperparameter properties of this options type, in a stable order.</summary>
-    internal PropertyInfo[] HyperParameters
-    {
+    internal PropertyInfo[] HyperParameters {
         get {
             lock (PropertyCache) {
                 var type = GetType();

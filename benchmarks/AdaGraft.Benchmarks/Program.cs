@@ -1,0 +1,18 @@
+using System;
+using AdaGraft.Benchmarks;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+
+// In-process: BenchmarkDotNet's generated projects would copy an unpatched libLibTorchSharp.so (see README, Older Linux).
+// One step per invocation; 3 warm-up and 10 measured iterations of 4 steps each keep a full run to a few minutes.
+var job = Job.Default
+    .WithToolchain(InProcessEmitToolchain.Instance)
+    .WithWarmupCount(3)
+    .WithIterationCount(10)
+    .WithInvocationCount(4)
+    .WithUnrollFactor(1);
+var config = DefaultConfig.Instance.AddJob(job.AsDefault()).WithOptions(ConfigOptions.DisableOptimizationsValidator);
+BenchmarkSwitcher.FromAssembly(typeof(StepBenchmarkBase).Assembly).Run(args, config);
+Console.WriteLine();

@@ -1,0 +1,170 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using AdaGraft.Grafting;
+using AdaGraft.Optimizers;
+using BenchmarkDotNet.Attributes;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Benchmarks;
+
+#pragma warning disable CA1001 // BenchmarkDotNet disposes through [GlobalCleanup].
+
+/// <summary>Shared set-up: 10 float32 tensors of 1M elements with fixed gradients.</summary>
+public abstract class StepBenchmarkBase
+{
+    [Params(10)]
+    public int Tensors { get; set; }
+
+    [Params(1_000_000)]
+    public int Elements { get; set; }
+
+    protected List<Parameter> Parameters { get; private set; } = new();
+
+    protected static string DeviceName => Environment.GetEnvironmentVariable("ADAGRAFT_BENCH_DEVICE") ?? "cpu";
+
+    protected void CreateParameters()
+    {
+        torch.manual_seed(1);
+        var device = torch.device(DeviceName);
+        Parameters = Enumerable.Range(0, Tensors).Select(_ => {
+            var p = new Parameter(torch.randn(Elements, device: device));
+            p.grad = torch.randn(Elements, device: device);
+            return p;
+        }).ToList();
+    }
+
+    protected static void Sync()
+    {
+        if (DeviceName.StartsWith("cuda", StringComparison.Ordinal)) torch.cuda.synchronize();
+    }
+
+    [GlobalCleanup]
+    public virtual void Cleanup()
+    {
+        foreach (var p in Parameters) p.Dispose();
+    }
+}
+
+/// <summary>Issue 2: our Adam-convention step against TorchSharp's built-in Adam and a minimal in-place Adam.</summary>
+[MemoryDiagnoser]
+public class AdamStepBenchmarks : StepBenchmarkBase
+{
+    private GenericSecondMomentOptimizer _ours = null!;
+    private optim.Optimizer _builtIn = null!;
+    private HandWrittenAdam _hand = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        CreateParameters();
+        _ours = GenericSecondMomentOptimizer.TorchAdam(Parameters, lr: 1e-3);
+        _builtIn = optim.Adam(Parameters, lr: 1e-3);
+        _hand = new HandWrittenAdam(Parameters, lr: 1e-3);
+    }
+
+    [Benchmark(Baseline = true, Description = "hand-written in-place Adam")]
+    public void HandWritten()
+    {
+        _hand.Step();
+        Sync();
+    }
+
+    [Benchmark(Description = "AdaGraft TorchAdam preset")]
+    public void Ours()
+    {
+        _ours.step();
+        Sync();
+    }
+
+    [Benchmark(Description = "TorchSharp built-in Adam")]
+    public void BuiltIn()
+    {
+        _builtIn.step();
+        Sync();
+    }
+
+    public override void Cleanup()
+    {
+        _ours.Dispose();
+        _builtIn.Dispose();
+        _hand.Dispose();
+        base.Cleanup();
+    }
+}
+
+/// <summary>Issue 3: grafted SGD#Adam, closed form and black box, against the steps it is made of.</summary>
+[MemoryDiagnoser]
+public class GraftStepBenchmarks : StepBenchmarkBase
+{
+    private GenericSecondMomentOptimizer _sgd = null!, _adam = null!;
+    private GraftOptimizer _closed = null!;
+    private optim.Optimizer _builtInSgd = null!, _builtInAdam = null!;
+    private GraftOptimizer _blackBox = null!;
+    private Tensor[] _scratch = Array.Empty<Tensor>();
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        CreateParameters();
+        _sgd = GenericSecondMomentOptimizer.HeavyBall(Parameters, lr: 1e-3);
+        _adam = GenericSecondMomentOptimizer.TorchAdam(Parameters, lr: 1e-3);
+        _closed = new GraftOptimizer(
+            GenericSecondMomentOptimizer.HeavyBall(Parameters, lr: 1e-3),
+            GenericSecondMomentOptimizer.TorchAdam(Parameters, lr: 1),
+            new GraftOptions { OwnsChildren = true });
+        _builtInSgd = optim.SGD(Parameters, 1e-3, momentum: 0.9);
+        _builtInAdam = optim.Adam(Parameters, lr: 1e-3);
+        _blackBox = new GraftOptimizer(optim.SGD(Parameters, 1e-3, momentum: 0.9), optim.Adam(Parameters, lr: 1),
+            new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true });
+        _scratch = Parameters.Select(p => torch.empty_like(p)).ToArray();
+    }
+
+    [Benchmark(Baseline = true, Description = "our SGD step + our Adam step")]
+    public void OurTwoSteps()
+    {
+        _sgd.step();
+        _adam.step();
+        Sync();
+    }
+
+    [Benchmark(Description = "closed-form graft SGD#Adam")]
+    public void ClosedForm()
+    {
+        _closed.step();
+        Sync();
+    }
+
+    [Benchmark(Description = "built-in SGD step + built-in Adam step + 2 copies")]
+    public void BuiltInTwoStepsAndCopies()
+    {
+        _builtInSgd.step();
+        _builtInAdam.step();
+        using (torch.no_grad()) {
+            for (int i = 0; i < _scratch.Length; i++) _scratch[i].copy_(Parameters[i]);
+            for (int i = 0; i < _scratch.Length; i++) Parameters[i].copy_(_scratch[i]);
+        }
+        Sync();
+    }
+
+    [Benchmark(Description = "black-box graft of built-in SGD#Adam")]
+    public void BlackBox()
+    {
+        _blackBox.step();
+        Sync();
+    }
+
+    public override void Cleanup()
+    {
+        _sgd.Dispose();
+        _adam.Dispose();
+        _closed.Dispose();
+        _builtInSgd.Dispose();
+        _builtInAdam.Dispose();
+        _blackBox.Dispose();
+        foreach (var t in _scratch) t.Dispose();
+        base.Cleanup();
+    }
+}
