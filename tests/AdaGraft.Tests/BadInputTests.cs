@@ -1,0 +1,405 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using AdaGraft.Optimizers;
+using AdaGraft.Rules;
+using AdaGraft.Tests.Support;
+using FluentAssertions;
+using TorchSharp;
+using TorchSharp.Modules;
+using Xunit;
+using static AdaGraft.Tests.Support.TestTensors;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Tests;
+
+/// <summary>
+/// Bad input raises a clear exception that names the argument, and leaves parameters and optimizer state as they were.
+/// </summary>
+public class BadInputTests
+{
+    private static bool Mentions(ArgumentException e, string argument) =>
+        e.ParamName == argument || e.Message.Contains(argument, StringComparison.Ordinal);
+
+    private static void Run(GenericSecondMomentOptimizer opt, List<Parameter> ps, int from, int count)
+    {
+        for (int s = from; s < from + count; s++) {
+            Fixtures.SetGradients(ps, s);
+            opt.step();
+        }
+    }
+
+    // ---------------- Invalid hyperparameters, per preset ----------------
+
+    // Each preset, with the keyword arguments it takes and the role each plays (for the invalid values to try).
+    private static readonly Dictionary<string, Func<IEnumerable<Parameter>, string, double, GenericSecondMomentOptimizer>> Presets = new() {
+        ["Sgd"] = (ps, arg, v) => arg switch {
+            "lr" => GenericSecondMomentOptimizer.Sgd(ps, v),
+            "momentum" => GenericSecondMomentOptimizer.Sgd(ps, 0.05, momentum: v),
+            "weight_decay" => GenericSecondMomentOptimizer.Sgd(ps, 0.05, weight_decay: v),
+            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
+        },
+        ["HeavyBall"] = (ps, arg, v) => arg switch {
+            "lr" => GenericSecondMomentOptimizer.HeavyBall(ps, v),
+            "momentum" => GenericSecondMomentOptimizer.HeavyBall(ps, 0.05, momentum: v),
+            "weight_decay" => GenericSecondMomentOptimizer.HeavyBall(ps, 0.05, weight_decay: v),
+            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
+        },
+        ["AdaGrad"] = (ps, arg, v) => arg switch {
+            "lr" => GenericSecondMomentOptimizer.AdaGrad(ps, v),
+            "momentum" => GenericSecondMomentOptimizer.AdaGrad(ps, 0.05, momentum: v),
+            "eps" => GenericSecondMomentOptimizer.AdaGrad(ps, 0.05, eps: v),
+            "weight_decay" => GenericSecondMomentOptimizer.AdaGrad(ps, 0.05, weight_decay: v),
+            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
+        },
+        ["RmsProp"] = (ps, arg, v) => arg switch {
+            "lr" => GenericSecondMomentOptimizer.RmsProp(ps, v),
+            "momentum" => GenericSecondMomentOptimizer.RmsProp(ps, 0.01, momentum: v),
+            "beta2" => GenericSecondMomentOptimizer.RmsProp(ps, 0.01, beta2: v),
+            "eps" => GenericSecondMomentOptimizer.RmsProp(ps, 0.01, eps: v),
+            "weight_decay" => GenericSecondMomentOptimizer.RmsProp(ps, 0.01, weight_decay: v),
+            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
+        },
+        ["Adam"] = (ps, arg, v) => arg switch {
+            "lr" => GenericSecondMomentOptimizer.Adam(ps, v),
+            "beta1" => GenericSecondMomentOptimizer.Adam(ps, 0.01, beta1: v),
+            "beta2" => GenericSecondMomentOptimizer.Adam(ps, 0.01, beta2: v),
+            "eps" => GenericSecondMomentOptimizer.Adam(ps, 0.01, eps: v),
+            "weight_decay" => GenericSecondMomentOptimizer.Adam(ps, 0.01, weight_decay: v),
+            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
+        },
+        ["TorchSgd"] = (ps, arg, v) => arg switch {
+            "lr" => GenericSecondMomentOptimizer.TorchSgd(ps, v),
+            "momentum" => GenericSecondMomentOptimizer.TorchSgd(ps, 0.05, momentum: v),
+            "dampening" => GenericSecondMomentOptimizer.TorchSgd(ps, 0.05, momentum: 0.9, dampening: v),
+            "weight_decay" => GenericSecondMomentOptimizer.TorchSgd(ps, 0.05, weight_decay: v),
+            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
+        },
+        ["TorchAdam"] = (ps, arg, v) => arg switch {
+            "lr" => GenericSecondMomentOptimizer.TorchAdam(ps, lr: v),
+            "beta1" => GenericSecondMomentOptimizer.TorchAdam(ps, beta1: v),
+            "beta2" => GenericSecondMomentOptimizer.TorchAdam(ps, beta2: v),
+            "eps" => GenericSecondMomentOptimizer.TorchAdam(ps, eps: v),
+            "weight_decay" => GenericSecondMomentOptimizer.TorchAdam(ps, weight_decay: v),
+            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
+        },
+        ["TorchAdamW"] = (ps, arg, v) => arg switch {
+            "lr" => GenericSecondMomentOptimizer.TorchAdamW(ps, lr: v),
+            "beta1" => GenericSecondMomentOptimizer.TorchAdamW(ps, beta1: v),
+            "beta2" => GenericSecondMomentOptimizer.TorchAdamW(ps, beta2: v),
+            "eps" => GenericSecondMomentOptimizer.TorchAdamW(ps, eps: v),
+            "weight_decay" => GenericSecondMomentOptimizer.TorchAdamW(ps, weight_decay: v),
+            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
+        },
+        ["TorchAdagrad"] = (ps, arg, v) => arg switch {
+            "lr" => GenericSecondMomentOptimizer.TorchAdagrad(ps, lr: v),
+            "lr_decay" => GenericSecondMomentOptimizer.TorchAdagrad(ps, lr_decay: v),
+            "eps" => GenericSecondMomentOptimizer.TorchAdagrad(ps, eps: v),
+            "weight_decay" => GenericSecondMomentOptimizer.TorchAdagrad(ps, weight_decay: v),
+            "initial_accumulator_value" => GenericSecondMomentOptimizer.TorchAdagrad(ps, initial_accumulator_value: v),
+            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
+        },
+        ["TorchRmsProp"] = (ps, arg, v) => arg switch {
+            "lr" => GenericSecondMomentOptimizer.TorchRmsProp(ps, lr: v),
+            "alpha" => GenericSecondMomentOptimizer.TorchRmsProp(ps, alpha: v),
+            "momentum" => GenericSecondMomentOptimizer.TorchRmsProp(ps, momentum: v),
+            "eps" => GenericSecondMomentOptimizer.TorchRmsProp(ps, eps: v),
+            "weight_decay" => GenericSecondMomentOptimizer.TorchRmsProp(ps, weight_decay: v),
+            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
+        },
+    };
+
+    // The keyword that plays each role in each preset (null: the preset has no such argument).
+    private static readonly (string Preset, string Lr, string? Beta1, string? Beta2, string? Eps, string[] Extra)[] Keywords = {
+        ("Sgd", "lr", "momentum", null, null, Array.Empty<string>()),
+        ("HeavyBall", "lr", "momentum", null, null, Array.Empty<string>()),
+        ("AdaGrad", "lr", "momentum", null, "eps", Array.Empty<string>()),
+        ("RmsProp", "lr", "momentum", "beta2", "eps", Array.Empty<string>()),
+        ("Adam", "lr", "beta1", "beta2", "eps", Array.Empty<string>()),
+        ("TorchSgd", "lr", "momentum", null, null, new[] { "dampening" }),
+        ("TorchAdam", "lr", "beta1", "beta2", "eps", Array.Empty<string>()),
+        ("TorchAdamW", "lr", "beta1", "beta2", "eps", Array.Empty<string>()),
+        ("TorchAdagrad", "lr", null, null, "eps", new[] { "lr_decay", "initial_accumulator_value" }),
+        ("TorchRmsProp", "lr", "momentum", "alpha", "eps", Array.Empty<string>()),
+    };
+
+    public static TheoryData<string, string, double> InvalidHyperparameters
+    {
+        get {
+            var data = new TheoryData<string, string, double>();
+            foreach (var (preset, lr, beta1, beta2, eps, extra) in Keywords) {
+                data.Add(preset, lr, -0.01);
+                data.Add(preset, lr, double.NaN);
+                if (beta1 is not null) {
+                    data.Add(preset, beta1, -0.1);
+                    data.Add(preset, beta1, 1.0);
+                    data.Add(preset, beta1, double.NaN);
+                }
+                if (beta2 is not null) {
+                    data.Add(preset, beta2, 1.5);
+                    data.Add(preset, beta2, -0.1);
+                }
+                if (eps is not null) data.Add(preset, eps, -1e-8);
+                data.Add(preset, "weight_decay", -0.01);
+                foreach (var e in extra) data.Add(preset, e, e == "dampening" ? 1.5 : -0.5);
+            }
+            return data;
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(InvalidHyperparameters))]
+    public void InvalidHyperparameterThrowsNamingTheArgument(string preset, string argument, double value)
+    {
+        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
+        var before = Fixtures.Snapshot(ps);
+        var ex = FluentActions.Invoking(() => Presets[preset](ps, argument, value))
+            .Should().Throw<ArgumentOutOfRangeException>().Which;
+        Mentions(ex, argument).Should().BeTrue($"{preset}({argument}: {value}) must name '{argument}', but said: {ex.Message} (ParamName '{ex.ParamName}')");
+        ShouldBeBitIdentical(Fixtures.Snapshot(ps), before);
+    }
+
+    [Fact]
+    public void NesterovWithoutMomentumThrowsNamingNesterov()
+    {
+        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
+        var ex = FluentActions.Invoking(() => GenericSecondMomentOptimizer.TorchSgd(ps, 0.05, momentum: 0, nesterov: true))
+            .Should().Throw<ArgumentException>().Which;
+        Mentions(ex, "nesterov").Should().BeTrue(ex.Message);
+        ex.Message.Should().Contain("momentum", "the message says how to fix it");
+    }
+
+    // ---------------- A learning rate made invalid after construction ----------------
+
+    [Theory]
+    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    public void NaNLearningRateSetAfterConstructionThrowsOnStepAndChangesNothing(string name)
+    {
+        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
+        using var opt = OptimizerCatalog.Create(name, ps);
+        Run(opt, ps, 0, 3);
+        foreach (var g in opt.ParamGroups) g.LearningRate = double.NaN;
+        var before = Fixtures.Snapshot(ps);
+        var state = SaveState(opt);
+
+        Fixtures.SetGradients(ps, 3);
+        var ex = opt.Invoking(o => o.step()).Should().Throw<ArgumentOutOfRangeException>().Which;
+        Mentions(ex, "lr").Should().BeTrue(ex.Message);
+        ShouldBeBitIdentical(Fixtures.Snapshot(ps), before);
+        SaveState(opt).Should().Equal(state, "the failed step leaves the state as it was");
+    }
+
+    [Fact]
+    public void NaNLearningRateInTheSecondGroupStopsTheStepBeforeTheFirstGroupMoves()
+    {
+        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
+        var defaults = DefaultsOf(OptimizerCatalog.Factories["torch-adam"]);
+        using var opt = new GenericSecondMomentOptimizer(
+            new[] { new GenericSecondMomentOptimizer.ParamGroup(ps.Take(2)), new GenericSecondMomentOptimizer.ParamGroup(ps.Skip(2)) },
+            defaults);
+        Run(opt, ps, 0, 2);
+        opt.ParamGroups.Last().LearningRate = double.NaN;
+        var before = Fixtures.Snapshot(ps);
+        var state = SaveState(opt);
+
+        Fixtures.SetGradients(ps, 2);
+        opt.Invoking(o => o.step()).Should().Throw<ArgumentOutOfRangeException>().Which.ParamName.Should().Be("lr");
+        ShouldBeBitIdentical(Fixtures.Snapshot(ps), before);
+        SaveState(opt).Should().Equal(state);
+    }
+
+    // ---------------- Bad parameter lists ----------------
+
+    [Theory]
+    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    public void EmptyParameterListThrowsNamingParameters(string name)
+    {
+        var ex = FluentActions.Invoking(() => OptimizerCatalog.Create(name, new List<Parameter>()))
+            .Should().Throw<ArgumentException>().Which;
+        Mentions(ex, "parameters").Should().BeTrue(ex.Message);
+    }
+
+    [Theory]
+    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    public void NullParameterListThrowsNamingParameters(string name)
+    {
+        FluentActions.Invoking(() => OptimizerCatalog.Create(name, null!))
+            .Should().Throw<ArgumentNullException>().Which.ParamName.Should().Be("parameters");
+    }
+
+    [Theory]
+    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    public void ParameterListedTwiceInOneGroupThrows(string name)
+    {
+        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
+        var before = Fixtures.Snapshot(ps);
+        var ex = FluentActions.Invoking(() => OptimizerCatalog.Create(name, new[] { ps[0], ps[1], ps[0] }))
+            .Should().Throw<ArgumentException>().Which;
+        ex.Message.Should().Contain("more than once");
+        ex.ParamName.Should().BeOneOf("parameters", "param_group");
+        ShouldBeBitIdentical(Fixtures.Snapshot(ps), before);
+    }
+
+    [Theory]
+    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    public void ParameterListedInTwoGroupsThrows(string name)
+    {
+        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
+        var defaults = DefaultsOf(OptimizerCatalog.Factories[name]);
+        var ex = FluentActions.Invoking(() => new GenericSecondMomentOptimizer(
+                new[] {
+                    new GenericSecondMomentOptimizer.ParamGroup(new[] { ps[0], ps[1] }),
+                    new GenericSecondMomentOptimizer.ParamGroup(new[] { ps[2], ps[1] }),
+                },
+                defaults))
+            .Should().Throw<ArgumentException>().Which;
+        ex.Message.Should().Contain("more than once");
+    }
+
+    [Theory]
+    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    public void AddingAGroupWithAManagedParameterThrowsAndLeavesTheOptimizerAsItWas(string name)
+    {
+        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
+        var extra = Fixtures.MakeParameters(new[] { new long[] { 4 } }, seed: 5);
+        using var opt = OptimizerCatalog.Create(name, ps);
+        Run(opt, ps, 0, 2);
+        var state = SaveState(opt);
+
+        opt.Invoking(o => o.add_param_group(new GenericSecondMomentOptimizer.ParamGroup(new[] { extra[0], ps[2] })))
+            .Should().Throw<ArgumentException>().Which.Message.Should().Contain("more than once");
+        opt.ParamGroups.Should().HaveCount(1);
+        opt.Parameters.Should().HaveCount(ps.Count);
+        SaveState(opt).Should().Equal(state);
+        opt.Invoking(o => o.StateOf(extra[0])).Should().Throw<ArgumentException>("the rejected group's parameters are not managed");
+    }
+
+    // ---------------- Sparse gradients ----------------
+
+    [Theory]
+    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    public void SparseGradientThrowsBeforeAnyParameterChanges(string name)
+    {
+        var ps = Fixtures.MakeParameters(new[] { new long[] { 3 }, new long[] { 3, 3 } });
+        using var opt = OptimizerCatalog.Create(name, ps);
+        Run(opt, ps, 0, 2);
+        var before = Fixtures.Snapshot(ps);
+        var state = SaveState(opt);
+
+        // The dense-gradient parameter comes first: a rule that checked each gradient only when it reached it would move it.
+        Fixtures.SetGradients(ps, 2);
+        using (var eye = torch.eye(3, dtype: ScalarType.Float64)) ps[1].grad = eye.to_sparse();
+        ps[1].grad!.is_sparse.Should().BeTrue();
+
+        opt.Invoking(o => o.step()).Should().Throw<NotSupportedException>().Which.Message.Should().Contain("sparse");
+        ShouldBeBitIdentical(Fixtures.Snapshot(ps), before, "(no parameter may change)");
+        SaveState(opt).Should().Equal(state, "the failed step leaves the state as it was");
+    }
+
+    // ---------------- Foreign, mismatched and truncated state dicts ----------------
+
+    [Theory]
+    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    public void StateDictOfATorchSharpAdamIsRejected(string name)
+    {
+        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
+        var other = Fixtures.Clone(ps);
+        using var adam = optim.Adam(other, lr: 0.01);
+        for (int s = 0; s < 2; s++) {
+            Fixtures.SetGradients(other, s);
+            adam.step();
+        }
+        byte[] foreign;
+        using (var stream = new MemoryStream()) {
+            using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) ((OptimizerHelper)adam).save_state_dict(writer);
+            foreign = stream.ToArray();
+        }
+
+        using var opt = OptimizerCatalog.Create(name, ps);
+        Run(opt, ps, 0, 2);
+        var before = Fixtures.Snapshot(ps);
+        var state = SaveState(opt);
+
+        FluentActions.Invoking(() => LoadState(opt, foreign))
+            .Should().Throw<InvalidDataException>().Which.Message.Should().Contain("Adam");
+        ShouldBeBitIdentical(Fixtures.Snapshot(ps), before);
+        SaveState(opt).Should().Equal(state);
+    }
+
+    [Theory]
+    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    public void StateDictOverParametersOfOtherShapesIsRejected(string name)
+    {
+        // Same number of tensors and groups; the first tensor has 8 elements instead of 7.
+        var source = Fixtures.MakeParameters(new[] { new long[] { 8 }, new long[] { 3, 5 }, new long[] { 2, 3, 4 }, Array.Empty<long>() });
+        using var sourceOpt = OptimizerCatalog.Create(name, source);
+        Run(sourceOpt, source, 0, 2);
+        var saved = SaveState(sourceOpt);
+
+        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
+        using var opt = OptimizerCatalog.Create(name, ps);
+        Run(opt, ps, 0, 3);
+        var before = Fixtures.Snapshot(ps);
+        var state = SaveState(opt);
+
+        FluentActions.Invoking(() => LoadState(opt, saved))
+            .Should().Throw<InvalidDataException>($"a {name} state saved over other shapes must not load").Which.Message.Should().Contain("shape");
+        ShouldBeBitIdentical(Fixtures.Snapshot(ps), before);
+        SaveState(opt).Should().Equal(state);
+    }
+
+    [Theory]
+    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    public void TruncatedStateDictIsRejected(string name)
+    {
+        var source = Fixtures.MakeParameters(Fixtures.Shapes);
+        using var sourceOpt = OptimizerCatalog.Create(name, source);
+        Run(sourceOpt, source, 0, 5);
+        var saved = SaveState(sourceOpt);
+
+        var ps = Fixtures.MakeParameters(Fixtures.Shapes, seed: 3);
+        using var opt = OptimizerCatalog.Create(name, ps);
+        Run(opt, ps, 0, 2);
+        var before = Fixtures.Snapshot(ps);
+        var state = SaveState(opt);
+
+        // Half the bytes, as asked, and a spread of other cut points (in the header, the options, every slot).
+        var cuts = new SortedSet<int> { saved.Length / 2, 0, 1, saved.Length - 1 };
+        for (int cut = 3; cut < saved.Length; cut += 13) cuts.Add(cut);
+        foreach (int cut in cuts) {
+            FluentActions.Invoking(() => LoadState(opt, saved[..cut]))
+                .Should().Throw<InvalidDataException>($"{cut} of {saved.Length} bytes is a truncated state");
+        }
+        ShouldBeBitIdentical(Fixtures.Snapshot(ps), before);
+        SaveState(opt).Should().Equal(state);
+
+        // The untruncated bytes do load (so the rejections above are about the truncation).
+        LoadState(opt, saved);
+        SaveState(opt).Should().Equal(saved);
+    }
+
+    [Fact]
+    public void TruncatedStateDictLoadedThroughTheOptimizerHelperBaseTypeChangesNothing()
+    {
+        // Code written against TorchSharp's types (checkpoint helpers, training loops) holds an Optimizer and must cast
+        // to OptimizerHelper to save or load, whose load_state_dict is not virtual: the same guarantee must hold there.
+        var source = Fixtures.MakeParameters(Fixtures.Shapes);
+        using var sourceOpt = OptimizerCatalog.Create("torch-adam", source);
+        Run(sourceOpt, source, 0, 5);
+        var saved = SaveState(sourceOpt);
+
+        var ps = Fixtures.MakeParameters(Fixtures.Shapes, seed: 3);
+        using var opt = OptimizerCatalog.Create("torch-adam", ps);
+        Run(opt, ps, 0, 2);
+        var state = SaveState(opt);
+
+        // Three quarters of the bytes: the cut falls in a later tensor's state, after the options and first states.
+        using (var stream = new MemoryStream(saved[..(saved.Length * 3 / 4)]))
+        using (var reader = new BinaryReader(stream)) {
+            FluentActions.Invoking(() => ((OptimizerHelper)opt).load_state_dict(reader)).Should().Throw<InvalidDataException>();
+        }
+        ps.Select(p => opt.StateOf(p).Step).Should().OnlyContain(s => s == 2, "no tensor's state may have been replaced");
+        SaveState(opt).Should().Equal(state, "a failed load leaves options and state as they were");
+    }
+}

@@ -1,0 +1,91 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using AdaGraft.Optimizers;
+using FluentAssertions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Tests.Support;
+
+/// <summary>Small helpers for hand-derived tests: float64 vectors, gradients, state bytes and exact comparisons.</summary>
+public static class TestTensors
+{
+    /// <summary>A float64 vector parameter with the given values.</summary>
+    public static Parameter Vector(params double[] values) => new(torch.tensor(values, ScalarType.Float64));
+
+    /// <summary>Sets <paramref name="p"/>'s gradient to a float64 tensor with the given values (same shape as p).</summary>
+    public static void SetGrad(Parameter p, params double[] values)
+    {
+        using var g = torch.tensor(values, ScalarType.Float64);
+        p.grad = g.reshape(p.shape).clone();
+    }
+
+    /// <summary>The values of <paramref name="t"/> as a flat double array.</summary>
+    public static double[] Values(Tensor t) => t.detach().to_type(ScalarType.Float64).cpu().contiguous().data<double>().ToArray();
+
+    /// <summary>The optimizer's complete saved state (options and per-tensor state) as bytes.</summary>
+    public static byte[] SaveState(GenericSecondMomentOptimizer opt)
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) {
+            opt.save_state_dict(writer);
+            writer.Flush();
+        }
+        return stream.ToArray();
+    }
+
+    /// <summary>Loads bytes written by <see cref="SaveState"/>.</summary>
+    public static void LoadState(GenericSecondMomentOptimizer opt, byte[] bytes)
+    {
+        using var stream = new MemoryStream(bytes, writable: false);
+        using var reader = new BinaryReader(stream);
+        opt.load_state_dict(reader);
+    }
+
+    /// <summary>Asserts two snapshots are bit-identical (reports the first difference).</summary>
+    public static void ShouldBeBitIdentical(double[][] actual, double[][] expected, string because = "")
+    {
+        actual.Length.Should().Be(expected.Length, because);
+        for (int i = 0; i < actual.Length; i++) {
+            actual[i].Length.Should().Be(expected[i].Length, because);
+            for (int j = 0; j < actual[i].Length; j++) {
+                if (BitConverter.DoubleToInt64Bits(actual[i][j]) != BitConverter.DoubleToInt64Bits(expected[i][j]))
+                    throw new Xunit.Sdk.XunitException($"Tensor {i}, element {j}: {actual[i][j]:R} and {expected[i][j]:R} are not bit-identical {because}");
+            }
+        }
+    }
+
+    /// <summary>Asserts |actual − expected| ≤ tolerance elementwise.</summary>
+    public static void ShouldBeClose(double[] actual, double[] expected, double tolerance, string what)
+    {
+        actual.Length.Should().Be(expected.Length, what);
+        for (int i = 0; i < actual.Length; i++) {
+            actual[i].Should().BeApproximately(expected[i], tolerance, $"{what}, element {i}");
+        }
+    }
+
+    /// <summary>True when every element of <paramref name="t"/> is finite.</summary>
+    public static bool AllFinite(Tensor t)
+    {
+        using var finite = torch.isfinite(t.detach()).all();
+        return finite.item<bool>();
+    }
+
+    /// <summary>A copy of an optimizer's default options (so that a second optimizer can be built with them).</summary>
+    public static Rules.SecondMomentOptions CopyDefaults(GenericSecondMomentOptimizer opt)
+    {
+        var copy = new Rules.SecondMomentOptions();
+        copy.LoadStateDict(opt.Defaults);
+        return copy;
+    }
+
+    /// <summary>The defaults of a catalog configuration, built over a throwaway parameter.</summary>
+    public static Rules.SecondMomentOptions DefaultsOf(Func<IEnumerable<Parameter>, GenericSecondMomentOptimizer> factory)
+    {
+        using var opt = factory(new[] { Vector(1.0) });
+        return CopyDefaults(opt);
+    }
+}
