@@ -124,8 +124,7 @@ public class BadInputTests
         ("TorchRmsProp", "lr", "momentum", "alpha", "eps", Array.Empty<string>()),
     };
 
-    public static TheoryData<string, string, double> InvalidHyperparameters
-    {
+    public static TheoryData<string, string, double> InvalidHyperparameters {
         get {
             var data = new TheoryData<string, string, double>();
             foreach (var (preset, lr, beta1, beta2, eps, extra) in Keywords) {

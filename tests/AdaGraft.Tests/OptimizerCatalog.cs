@@ -35,8 +35,7 @@ public static class OptimizerCatalog
         Entries.ToDictionary(e => e.Name, e => e.Factory, StringComparer.Ordinal);
 
     /// <summary>The names of every configuration (for <c>[MemberData]</c>).</summary>
-    public static TheoryData<string> Names
-    {
+    public static TheoryData<string> Names {
         get {
             var data = new TheoryData<string>();
             foreach (var (name, _) in Entries) data.Add(name);
@@ -45,8 +44,7 @@ public static class OptimizerCatalog
     }
 
     /// <summary>The configurations whose β1 (momentum) is positive, read from the optimizer each factory builds.</summary>
-    public static TheoryData<string> NamesWithMomentum
-    {
+    public static TheoryData<string> NamesWithMomentum {
         get {
             var data = new TheoryData<string>();
             foreach (var (name, factory) in Entries) {

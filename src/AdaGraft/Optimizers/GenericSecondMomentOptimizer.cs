@@ -82,6 +82,13 @@ public sealed class GenericSecondMomentOptimizer : RuleOptimizer<SecondMomentOpt
         base.add_param_group(param_group!);
     }
 
+    /// <summary>Checks a preset argument under the name the caller typed (e.g. alpha, momentum).</summary>
+    private static void RequireUnit(double value, string name, bool hiOpen)
+    {
+        if (double.IsNaN(value) || value < 0 || value > 1 || (hiOpen && value == 1))
+            throw new System.ArgumentOutOfRangeException(name, value, $"{name} must lie in [0, 1{(hiOpen ? ")" : "]")}; e.g. 0.9.");
+    }
+
     /// <summary>Options with every convention off; the base of every preset.</summary>
     public static SecondMomentOptions BaseOptions(double lr) => new() {
         LearningRate = lr,
@@ -165,6 +172,7 @@ public sealed class GenericSecondMomentOptimizer : RuleOptimizer<SecondMomentOpt
     /// <summary>Reproduces <c>torch.optim.SGD</c>.</summary>
     public static GenericSecondMomentOptimizer TorchSgd(IEnumerable<Parameter> parameters, double lr, double momentum = 0, double dampening = 0, double weight_decay = 0, bool nesterov = false, bool maximize = false)
     {
+        RequireUnit(momentum, nameof(momentum), hiOpen: true);
         var o = BaseOptions(lr);
         o.Beta1 = momentum;
         o.Dampening = dampening;
@@ -221,6 +229,8 @@ public sealed class GenericSecondMomentOptimizer : RuleOptimizer<SecondMomentOpt
     /// <summary>Reproduces <c>torch.optim.RMSprop</c> (not centered): momentum of preconditioned gradients.</summary>
     public static GenericSecondMomentOptimizer TorchRmsProp(IEnumerable<Parameter> parameters, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0, double momentum = 0, bool maximize = false)
     {
+        RequireUnit(alpha, nameof(alpha), hiOpen: false);
+        RequireUnit(momentum, nameof(momentum), hiOpen: true);
         var o = BaseOptions(lr);
         o.Beta1 = momentum;
         o.Beta2 = alpha;

@@ -33,12 +33,15 @@ public interface IProposingOptimizer
 /// </summary>
 /// <typeparam name="TOptions">The hyperparameter record of one parameter group.</typeparam>
 /// <typeparam name="TState">The per-tensor state.</typeparam>
-public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IProposingOptimizer, Grafting.IStagedLoad, Grafting.IDisposableState
+public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IProposingOptimizer, Grafting.IStagedLoad, Grafting.IDisposableState, ILoadStager
     where TOptions : RuleOptions, new()
     where TState : RuleState
 {
     private readonly Dictionary<IntPtr, (TOptions options, TState state)> _byHandle = new();
     private bool _disposed;
+    private readonly List<Action> _pendingLoad = new();
+    private readonly List<Tensor?[]> _pendingTensors = new();
+    private RuleState? _lastState;
 
     /// <summary>Builds the optimizer over <paramref name="groups"/>; unset options come from <paramref name="defaults"/>.</summary>
     protected RuleOptimizer(IEnumerable<ParamGroup<TOptions>> groups, TOptions defaults)
@@ -107,10 +110,13 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
         candidate.InheritFrom(Defaults);
         candidate.Validate();
         options.InheritFrom(Defaults);
+        options.Stager = this;
 
         _parameter_groups.Add(param_group);
         foreach (var p in parameters) {
             var state = CreateState(p, options);
+            state.Stager = this;
+            _lastState = state;
             state.Initialize(options);
             _state[p.Handle] = state;
             _byHandle[p.Handle] = (options, state);
@@ -228,6 +234,29 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
 
     Action Grafting.IStagedLoad.Stage(BinaryReader reader) => Stage(reader);
 
+    void ILoadStager.Stage(RuleOptions target, RuleOptions staged)
+    {
+        if (ReferenceEquals(target, _parameter_groups[0].Options)) DropPendingLoad();
+        _pendingLoad.Add(() => target.LoadStateDict(staged));
+    }
+
+    void ILoadStager.Stage(RuleState target, long step, Tensor?[] slots)
+    {
+        _pendingTensors.Add(slots);
+        _pendingLoad.Add(() => target.Commit(step, slots));
+        if (!ReferenceEquals(target, _lastState)) return;
+        foreach (var apply in _pendingLoad) apply();
+        _pendingLoad.Clear();
+        _pendingTensors.Clear();
+    }
+
+    private void DropPendingLoad()
+    {
+        foreach (var slots in _pendingTensors) foreach (var t in slots) t?.Dispose();
+        _pendingTensors.Clear();
+        _pendingLoad.Clear();
+    }
+
     /// <summary>Reads a saved optimizer completely and returns the action that applies it.</summary>
     internal Action Stage(BinaryReader reader)
     {
@@ -278,6 +307,7 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
     {
         if (!_disposed && disposing) {
             foreach (var (_, state) in _byHandle.Values) state.Dispose();
+            DropPendingLoad();
             _byHandle.Clear();
         }
         _disposed = true;

@@ -92,8 +92,12 @@ public abstract class RuleOptions : OptimizerOptions
     public override void LoadStateDict(BinaryReader reader)
     {
         var staged = Read(reader);
-        LoadStateDict(staged);
+        if (Stager is null) LoadStateDict(staged);
+        else Stager.Stage(this, staged);
     }
+
+    /// <summary>The optimizer that applies a load read through TorchSharp's base class only once all of it was read.</summary>
+    internal ILoadStager? Stager { get; set; }
 
     /// <summary>Reads a saved copy of these options into a new object, validating names and values.</summary>
     internal RuleOptions Read(BinaryReader reader)

@@ -81,6 +81,9 @@ public abstract class RuleState : OptimizerState, IDisposable
     public override void SaveStateDict(BinaryWriter writer)
     {
         ThrowIfDisposed();
+        writer.Write((int)_parameter.dtype);
+        writer.Write(_parameter.shape.Length);
+        foreach (var d in _parameter.shape) writer.Write(d);
         writer.Write(Step);
         writer.Write(_slots.Length);
         for (int i = 0; i < _slots.Length; i++) {
@@ -93,13 +96,24 @@ public abstract class RuleState : OptimizerState, IDisposable
     public override void LoadStateDict(BinaryReader reader)
     {
         var (step, slots) = Read(reader);
-        Commit(step, slots);
+        if (Stager is null) Commit(step, slots);
+        else Stager.Stage(this, step, slots);
     }
+
+    /// <summary>The optimizer that applies a load read through TorchSharp's base class only once all of it was read.</summary>
+    internal ILoadStager? Stager { get; set; }
 
     /// <summary>Reads a saved state into new tensors (on this parameter's device) without changing this state.</summary>
     internal (long step, Tensor?[] slots) Read(BinaryReader reader)
     {
         ThrowIfDisposed();
+        var dtype = (ScalarType)reader.ReadInt32();
+        int rank = reader.ReadInt32();
+        if (rank < 0 || rank > 64) throw new InvalidDataException($"The saved state claims a parameter of rank {rank}: the file is corrupted.");
+        var shape = new long[rank];
+        for (int i = 0; i < rank; i++) shape[i] = reader.ReadInt64();
+        if (dtype != _parameter.dtype || !shape.SequenceEqual(_parameter.shape))
+            throw new InvalidDataException($"The saved state belongs to a {dtype} parameter of shape [{string.Join(", ", shape)}] but this parameter is {_parameter.dtype} of shape [{string.Join(", ", _parameter.shape)}]: load into an optimizer over the same model.");
         long step = reader.ReadInt64();
         if (step < 0) throw new InvalidDataException($"The saved step count {step} is negative: the file is corrupted.");
         int count = reader.ReadInt32();

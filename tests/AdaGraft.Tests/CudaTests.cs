@@ -1,0 +1,64 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using AdaGraft.Grafting;
+using AdaGraft.Optimizers;
+using AdaGraft.Tests.Support;
+using FluentAssertions;
+using TorchSharp;
+using TorchSharp.Modules;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Tests;
+
+/// <summary>
+/// CPU = CUDA: the same optimizer on float32 CPU and CUDA tensors, fed identical gradients, stays within 1e-5.
+/// These run where CUDA is available (the GPU machine, see shared/gpu) and are reported as skipped elsewhere.
+/// </summary>
+public class CudaTests
+{
+    public static readonly TheoryData<string> Configs = new() {
+        "torch-adam", "torch-sgd-nesterov", "torch-adagrad", "torch-rmsprop", "paper-adagrad", "paper-adam",
+        "graft-sgd#adam-tensor-closed", "graft-sgd#adam-global-closed", "graft-adagrad#adam-block-closed",
+        "graft-sgd#adam-tensor-blackbox", "graft-builtin-sgd#adam-tensor-blackbox",
+    };
+
+    private static optim.Optimizer Make(string name, IList<Parameter> ps) => name switch {
+        "torch-adam" => GenericSecondMomentOptimizer.TorchAdam(ps, lr: 0.01, weight_decay: 0.01),
+        "torch-sgd-nesterov" => GenericSecondMomentOptimizer.TorchSgd(ps, 0.05, momentum: 0.9, nesterov: true),
+        "torch-adagrad" => GenericSecondMomentOptimizer.TorchAdagrad(ps, lr: 0.1),
+        "torch-rmsprop" => GenericSecondMomentOptimizer.TorchRmsProp(ps, lr: 0.01, momentum: 0.9),
+        "paper-adagrad" => GenericSecondMomentOptimizer.AdaGrad(ps, 0.1),
+        "paper-adam" => GenericSecondMomentOptimizer.Adam(ps, 0.01),
+        "graft-sgd#adam-tensor-closed" => Graft(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02), GenericSecondMomentOptimizer.Adam(ps, 1), GraftGranularity.PerTensor, GraftPath.ClosedForm),
+        "graft-sgd#adam-global-closed" => Graft(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02), GenericSecondMomentOptimizer.Adam(ps, 1), GraftGranularity.Global, GraftPath.ClosedForm),
+        "graft-adagrad#adam-block-closed" => Graft(GenericSecondMomentOptimizer.AdaGrad(ps, 0.1), GenericSecondMomentOptimizer.Adam(ps, 1), GraftGranularity.PerBlock, GraftPath.ClosedForm),
+        "graft-sgd#adam-tensor-blackbox" => Graft(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02), GenericSecondMomentOptimizer.Adam(ps, 1), GraftGranularity.PerTensor, GraftPath.BlackBox),
+        "graft-builtin-sgd#adam-tensor-blackbox" => Graft(optim.SGD(ps, 0.02, momentum: 0.9), optim.Adam(ps, lr: 1), GraftGranularity.PerTensor, GraftPath.BlackBox),
+        _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown"),
+    };
+
+    private static GraftOptimizer Graft(optim.Optimizer m, optim.Optimizer d, GraftGranularity g, GraftPath path) =>
+        new(m, d, new GraftOptions { Granularity = g, Path = path, BlockSize = 5, OwnsChildren = true });
+
+    [Theory]
+    [MemberData(nameof(Configs))]
+    public void CpuEqualsCuda(string name)
+    {
+        Assert.SkipUnless(torch.cuda.is_available(), "CUDA is not available on this machine.");
+        var cpu = Fixtures.MakeParameters(Fixtures.Shapes, ScalarType.Float32);
+        var gpu = cpu.Select(p => new Parameter(p.detach().clone().cuda())).ToList();
+        using var oc = Make(name, cpu);
+        using var og = Make(name, gpu);
+        for (int step = 0; step < 20; step++) {
+            Fixtures.SetGradients(cpu, step);
+            for (int i = 0; i < cpu.Count; i++) gpu[i].grad = cpu[i].grad!.cuda();
+            oc.step();
+            og.step();
+        }
+        var back = gpu.Select(p => new Parameter(p.detach().cpu())).ToList();
+        Fixtures.MaxRelativeDifference(back, cpu).Should().BeLessThanOrEqualTo(1e-5);
+        Fixtures.MaxRelativeDifference(cpu, Fixtures.MakeParameters(Fixtures.Shapes, ScalarType.Float32)).Should().BeGreaterThan(1e-3);
+    }
+}
