@@ -51,7 +51,24 @@ public static class DeviceTiming
                 double enqueue = sw.Elapsed.TotalMilliseconds / n;
                 if (cuda) torch.cuda.synchronize();
                 double total = sw.Elapsed.TotalMilliseconds / n;
-                Console.WriteLine($"{name,-42} {total,9:F3} ms/step synchronised   {enqueue,9:F3} ms/step enqueue");
+                string busy = "";
+                if (cuda) {
+                    // Decisive no-sync check: queue ~0.3 s of GPU work first. A step that waits for the GPU would take
+                    // that long to enqueue; one that never synchronises enqueues in its usual host time.
+                    using var a = torch.randn(8192, 8192, device: device);
+                    torch.cuda.synchronize();
+                    var busySw = Stopwatch.StartNew();
+                    for (int k = 0; k < 24; k++) a.matmul(a).Dispose();
+                    double queued = busySw.Elapsed.TotalMilliseconds;
+                    var stepSw = Stopwatch.StartNew();
+                    for (int i = 0; i < 5; i++) step();
+                    double stepsWhileBusy = stepSw.Elapsed.TotalMilliseconds / 5;
+                    torch.cuda.synchronize();
+                    double all = busySw.Elapsed.TotalMilliseconds;
+                    busy = $"   while GPU busy ({all:F0} ms queued): {stepsWhileBusy,7:F3} ms/step enqueue";
+                    _ = queued;
+                }
+                Console.WriteLine($"{name,-42} {total,9:F3} ms/step synchronised   {enqueue,9:F3} ms/step enqueue{busy}");
             }
         }
     }

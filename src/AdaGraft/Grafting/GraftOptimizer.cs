@@ -31,7 +31,7 @@ namespace AdaGraft.Grafting;
 /// D's learning rate cancels out; on the black-box path keep it at 1 (or any value where D's step is well above the
 /// parameters' round-off) so that <c>D(w) − w</c> is measured precisely (paper, section C.1).</para>
 /// </remarks>
-public sealed class GraftOptimizer : OptimizerHelper
+public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
 {
     private readonly Optimizer _magnitude;
     private readonly Optimizer _direction;
@@ -40,6 +40,7 @@ public sealed class GraftOptimizer : OptimizerHelper
     private readonly Parameter[] _params;
     private readonly Tensor?[] _saved;
     private readonly Tensor?[] _work;
+    private readonly Tensor?[] _momentum;
     private GraftStepNorms? _last;
     private bool _disposed;
 
@@ -83,6 +84,14 @@ public sealed class GraftOptimizer : OptimizerHelper
         if (options.Path == GraftPath.ClosedForm && !closedAvailable)
             throw new ArgumentException("The closed-form path needs both children to be AdaGraft rule-based optimizers (IProposingOptimizer); use GraftPath.BlackBox or Auto.", nameof(options));
         bool closed = options.Path == GraftPath.ClosedForm || (options.Path == GraftPath.Auto && closedAvailable);
+        if (options.Point == GraftPoint.BeforeMomentum) {
+            if (!closed)
+                throw new ArgumentException("GraftPoint.BeforeMomentum needs both children to be AdaGraft rule-based optimizers (closed-form path).", nameof(options));
+            foreach (var (child, name) in new[] { (magnitude, nameof(magnitude)), (direction, nameof(direction)) }) {
+                if (child.ParamGroups.OfType<IMomentum>().Any(g => g.Momentum != 0))
+                    throw new ArgumentException($"With GraftPoint.BeforeMomentum the graft applies the momentum; build the {name} optimizer with momentum 0.", name);
+            }
+        }
 
         _magnitude = magnitude;
         _direction = direction;
@@ -91,6 +100,7 @@ public sealed class GraftOptimizer : OptimizerHelper
         _params = pm;
         _saved = new Tensor?[pm.Length];
         _work = new Tensor?[pm.Length];
+        _momentum = new Tensor?[pm.Length];
         Options = options;
         _parameter_groups = new List<TorchSharp.Modules.ParamGroup>();
     }
@@ -112,6 +122,21 @@ public sealed class GraftOptimizer : OptimizerHelper
 
     /// <summary>M's parameter groups: LR schedulers on the graft drive M's learning rate.</summary>
     public override IEnumerable<ILearningRateController> ParamGroups => _magnitude.ParamGroups;
+
+    /// <summary>M's momentum (β1), for schedulers that cycle momentum.</summary>
+    public double Momentum {
+        get => MagnitudeAs<IMomentum>().Momentum;
+        set => MagnitudeAs<IMomentum>().Momentum = value;
+    }
+
+    /// <summary>M's (β1, β2), for schedulers that cycle betas.</summary>
+    public (double, double) Betas {
+        get => MagnitudeAs<IBetas>().Betas;
+        set => MagnitudeAs<IBetas>().Betas = value;
+    }
+
+    private T MagnitudeAs<T>() where T : class =>
+        _magnitude as T ?? throw new NotSupportedException($"The magnitude optimizer ({_magnitude.GetType().Name}) has no {typeof(T).Name}; a scheduler cannot cycle it.");
 
     /// <summary>The grafted parameters (M's, in order).</summary>
     public override IEnumerable<Parameter> parameters() => _params;
@@ -256,24 +281,36 @@ public sealed class GraftOptimizer : OptimizerHelper
             dNorms[i] = SegmentNorms(uD[i]!, fD[i]);
         }
         var measured = Combine(mNorms, dNorms);
+        bool beforeMomentum = Options.Point == GraftPoint.BeforeMomentum;
         for (int i = 0; i < n; i++) {
-            if (uD[i] is null || fD[i] == 0) continue;
+            if (uD[i] is null) continue;
             var p = _params[i];
-            var r = measured.R[i]!;
-            if (BlockSize > 0) {
-                var pv = Segments(p.view(-1), BlockSize);
-                var uv = Segments(uD[i]!.reshape(-1), BlockSize);
-                long at = 0;
-                for (int s = 0; s < pv.Length; s++) {
-                    long rows = pv[s].shape[0];
-                    pv[s].addcmul_(uv[s], Column(r.narrow(0, at, rows)).to_type(p.dtype), fD[i]);
-                    at += rows;
-                }
-            } else {
-                p.addcmul_(uD[i]!, r.view(Array.Empty<long>()).to_type(p.dtype), fD[i]);
+            Tensor target = p;
+            if (beforeMomentum) {
+                target = _momentum[i] ??= torch.zeros_like(p).DetachFromDisposeScope();
+                target.mul_(Options.Momentum);
             }
+            if (fD[i] != 0) AddScaled(target, uD[i]!, measured.R[i]!, fD[i]);
+            if (beforeMomentum) p.add_(target);
         }
         return measured;
+    }
+
+    /// <summary>target += factor · ratio ⊙ u, the ratio taken per tensor or per block.</summary>
+    private void AddScaled(Tensor target, Tensor u, Tensor r, double factor)
+    {
+        if (BlockSize > 0) {
+            var tv = Segments(target.view(-1), BlockSize);
+            var uv = Segments(u.reshape(-1), BlockSize);
+            long at = 0;
+            for (int s = 0; s < tv.Length; s++) {
+                long rows = tv[s].shape[0];
+                tv[s].addcmul_(uv[s], Column(r.narrow(0, at, rows)).to_type(target.dtype), factor);
+                at += rows;
+            }
+        } else {
+            target.addcmul_(u, r.view(Array.Empty<long>()).to_type(target.dtype), factor);
+        }
     }
 
     /// <summary>The buffer a proposal is materialised into: its own multiplier/divisor, or a graft work buffer.</summary>
@@ -363,6 +400,12 @@ public sealed class GraftOptimizer : OptimizerHelper
         ThrowIfDisposed();
         MoveChild(_magnitude, device);
         MoveChild(_direction, device);
+        for (int i = 0; i < _momentum.Length; i++) {
+            if (_momentum[i] is Tensor m) {
+                _momentum[i] = m.to(device).DetachFromDisposeScope();
+                if (!ReferenceEquals(_momentum[i], m)) m.Dispose();
+            }
+        }
         for (int i = 0; i < _saved.Length; i++) {
             _saved[i]?.Dispose();
             _saved[i] = null;
@@ -430,6 +473,9 @@ public sealed class GraftOptimizer : OptimizerHelper
         writer.Write(Options.Epsilon);
         SaveChild(writer, _magnitude);
         SaveChild(writer, _direction);
+        writer.Write((int)Options.Point);
+        writer.Write(_momentum.Length);
+        foreach (var t in _momentum) TensorIO.WriteOptional(writer, t);
     }
 
     /// <summary>Saves atomically to <paramref name="location"/> (temporary file, then rename).</summary>
@@ -459,10 +505,28 @@ public sealed class GraftOptimizer : OptimizerHelper
                 throw new InvalidDataException($"The state was saved by a graft with granularity {granularity}, block {block}, ε {eps}; this one has {Options.Granularity}, {Options.BlockSize}, {Options.Epsilon}.");
             var mBytes = ReadChild(reader, _magnitude);
             var dBytes = ReadChild(reader, _direction);
+            var point = (GraftPoint)reader.ReadInt32();
+            if (point != Options.Point)
+                throw new InvalidDataException($"The state was saved by a graft with point {point}; this one has {Options.Point}.");
+            int count = reader.ReadInt32();
+            if (count != _params.Length)
+                throw new InvalidDataException($"The saved graft has {count} momentum slots but this graft has {_params.Length} parameters.");
+            var momentum = new Tensor?[count];
+            try {
+                for (int i = 0; i < count; i++)
+                    momentum[i] = TensorIO.ReadOptional(reader, _params[i].shape, _params[i].dtype, _params[i].device, $"graft momentum of parameter {i}");
+            } catch {
+                foreach (var t in momentum) t?.Dispose();
+                throw;
+            }
             var commitM = StageChild(_magnitude, mBytes);
             var commitD = StageChild(_direction, dBytes);
             commitM();
             commitD();
+            for (int i = 0; i < count; i++) {
+                _momentum[i]?.Dispose();
+                _momentum[i] = momentum[i];
+            }
         } catch (EndOfStreamException e) {
             throw new InvalidDataException("The graft state ends early: the file is truncated.", e);
         }
@@ -526,6 +590,7 @@ public sealed class GraftOptimizer : OptimizerHelper
         if (!_disposed && disposing) {
             foreach (var t in _saved) t?.Dispose();
             foreach (var t in _work) t?.Dispose();
+            foreach (var t in _momentum) t?.Dispose();
             _last?.Dispose();
             _last = null;
             if (Options.OwnsChildren) {

@@ -30,6 +30,20 @@ public enum GraftPath
     ClosedForm = 2,
 }
 
+/// <summary>Where, on the closed-form path, the two proposals are grafted.</summary>
+public enum GraftPoint
+{
+    /// <summary>Graft the children's full steps, momentum included (the paper's definition; default).</summary>
+    AfterMomentum = 0,
+
+    /// <summary>
+    /// Graft the children's momentum-free steps (their preconditioned gradients), then apply one heavy-ball momentum
+    /// of <see cref="GraftOptions.Momentum"/> to the grafted step, as the Shampoo grafting implementations do. The
+    /// children must have no momentum of their own (β1 = 0); closed-form path only.
+    /// </summary>
+    BeforeMomentum = 1,
+}
+
 /// <summary>Options of a <see cref="GraftOptimizer"/>; validated when the optimizer is built.</summary>
 public sealed record GraftOptions
 {
@@ -48,6 +62,13 @@ public sealed record GraftOptions
     /// <summary>Which way proposals are obtained.</summary>
     public GraftPath Path { get; init; } = GraftPath.Auto;
 
+    /// <summary>Where the proposals are grafted (closed-form path); default after momentum.</summary>
+    public GraftPoint Point { get; init; } = GraftPoint.AfterMomentum;
+
+    /// <summary>The graft's own momentum β in [0, 1) for <see cref="GraftPoint.BeforeMomentum"/> (default 0.9):
+    /// <c>buf ← β·buf + grafted step; w ← w + buf</c>.</summary>
+    public double Momentum { get; init; } = 0.9;
+
     /// <summary>When true, disposing the graft disposes both children.</summary>
     public bool OwnsChildren { get; init; }
 
@@ -60,6 +81,12 @@ public sealed record GraftOptions
             throw new ArgumentOutOfRangeException(nameof(Path), Path, "Path must be Auto, BlackBox or ClosedForm.");
         if (Granularity == GraftGranularity.PerBlock && BlockSize < 1)
             throw new ArgumentOutOfRangeException(nameof(BlockSize), BlockSize, "BlockSize must be at least 1 for per-block grafting; e.g. 4096.");
+        if (!Enum.IsDefined(Point))
+            throw new ArgumentOutOfRangeException(nameof(Point), Point, "Point must be AfterMomentum or BeforeMomentum.");
+        if (double.IsNaN(Momentum) || Momentum < 0 || Momentum >= 1)
+            throw new ArgumentOutOfRangeException(nameof(Momentum), Momentum, "Momentum must lie in [0, 1); e.g. 0.9.");
+        if (Point == GraftPoint.BeforeMomentum && Path == GraftPath.BlackBox)
+            throw new ArgumentException("GraftPoint.BeforeMomentum needs the closed-form path; use GraftPath.ClosedForm or Auto with rule-based children.", nameof(Point));
         if (double.IsNaN(Epsilon) || double.IsInfinity(Epsilon) || Epsilon < 0)
             throw new ArgumentOutOfRangeException(nameof(Epsilon), Epsilon, "Epsilon must be a finite number ≥ 0; use 0 (the default) for an exact graft.");
     }
