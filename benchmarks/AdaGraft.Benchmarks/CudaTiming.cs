@@ -17,6 +17,13 @@ namespace AdaGraft.Benchmarks;
 /// </summary>
 public static class DeviceTiming
 {
+    private static GraftOptimizer Recorded(List<Parameter> ps)
+    {
+        var graft = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3), GenericSecondMomentOptimizer.AdaGrad(ps, 1), new GraftOptions { OwnsChildren = true });
+        _ = new AdaGraft.Diagnostics.StepNormRecorder(graft, new AdaGraft.Diagnostics.RecorderOptions { FlushEvery = 100 });
+        return graft;
+    }
+
     public static void Run(string deviceName, long elements)
     {
         var device = torch.device(deviceName);
@@ -37,6 +44,7 @@ public static class DeviceTiming
             ("our HeavyBall", () => GenericSecondMomentOptimizer.HeavyBall(ps, lr: 1e-3), null),
             ("closed-form graft SGD#Adam (per tensor)", () => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3), GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1), new GraftOptions { OwnsChildren = true }), null),
             ("closed-form graft SGD#Adam (global)", () => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3), GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1), new GraftOptions { Granularity = GraftGranularity.Global, OwnsChildren = true }), null),
+            ("closed-form graft SGD#AdaGrad, recorded (flush/100)", () => Recorded(ps), null),
             ("black-box graft built-in SGD#Adam", () => new GraftOptimizer(optim.SGD(ps, 1e-3, momentum: 0.9), optim.Adam(ps, lr: 1), new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true }), null),
         };
         foreach (var (name, make, action) in cases) {

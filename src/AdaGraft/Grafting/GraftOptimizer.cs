@@ -117,6 +117,9 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
     /// <summary>True when steps use the closed-form path, false for the black-box path.</summary>
     public bool IsClosedForm => _closedM is not null;
 
+    /// <summary>Raised after every step, once <see cref="LastNorms"/> holds that step's norms (used by recorders).</summary>
+    public event Action<GraftOptimizer>? Stepped;
+
     /// <summary>The norms of the last step (device tensors; null before the first step).</summary>
     public GraftStepNorms? LastNorms => _last;
 
@@ -180,6 +183,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             _last?.Dispose();
             _last = next.Build();
         }
+        Stepped?.Invoke(this);
         return loss!;
     }
 

@@ -1,0 +1,69 @@
+using System;
+using System.Linq;
+using AdaGraft.Diagnostics;
+using FluentAssertions;
+using Xunit;
+
+namespace AdaGraft.Tests.Diagnostics;
+
+/// <summary>Fitting recovers known schedule parameters from noisy synthetic ratio series and picks the right family.</summary>
+public class ScheduleFitTests
+{
+    private static double[] Steps(int n) => Enumerable.Range(1, n).Select(i => (double)i).ToArray();
+
+    /// <summary>Multiplicative noise with 2% standard deviation, from a seeded generator.</summary>
+    private static double[] Noisy(double[] t, Func<double, double> f, int seed)
+    {
+        var rng = new Random(seed);
+        return t.Select(x => {
+            double u1 = 1 - rng.NextDouble(), u2 = rng.NextDouble();
+            double z = Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+            return f(x) * (1 + 0.02 * z);
+        }).ToArray();
+    }
+
+    [Fact]
+    public void LinearFitRecoversC0AndC1Within2Percent()
+    {
+        var t = Steps(2000);
+        var y = Noisy(t, x => 0.3 + 0.002 * x, seed: 1);
+        var fit = ScheduleFitter.Linear(t, y);
+        fit.A.Should().BeApproximately(0.3, 0.02 * 0.3);
+        fit.B.Should().BeApproximately(0.002, 0.02 * 0.002);
+        fit.RSquared.Should().BeGreaterThan(0.99);
+        ScheduleFitter.Best(t, y).Family.Should().Be(ScheduleFamily.Linear);
+    }
+
+    [Fact]
+    public void PowerLawFitRecoversAlphaWithin002()
+    {
+        var t = Steps(5000);
+        var y = Noisy(t, x => 2.0 * Math.Pow(x, -0.27), seed: 2);
+        var fit = ScheduleFitter.PowerLaw(t, y);
+        fit.B.Should().BeApproximately(-0.27, 0.02);
+        fit.A.Should().BeApproximately(2.0, 0.05 * 2.0);
+        fit.RSquared.Should().BeGreaterThan(0.9);
+        ScheduleFitter.Best(t, y).Family.Should().Be(ScheduleFamily.PowerLaw);
+    }
+
+    [Fact]
+    public void ExponentialFitRecoversRateAndIsPickedForExponentialData()
+    {
+        var t = Steps(3000);
+        var y = Noisy(t, x => 1.5 * Math.Exp(-0.001 * x), seed: 3);
+        var fit = ScheduleFitter.Exponential(t, y);
+        fit.B.Should().BeApproximately(-0.001, 0.02 * 0.001);
+        fit.A.Should().BeApproximately(1.5, 0.02 * 1.5);
+        ScheduleFitter.Best(t, y).Family.Should().Be(ScheduleFamily.Exponential);
+    }
+
+    [Fact]
+    public void BadSeriesAreRejectedWithTheReason()
+    {
+        var ok = new double[] { 1, 2, 3 };
+        FluentActions.Invoking(() => ScheduleFitter.Linear(ok, new double[] { 1, 2 })).Should().Throw<ArgumentException>().WithMessage("*3 steps but 2 values*");
+        FluentActions.Invoking(() => ScheduleFitter.PowerLaw(ok, new double[] { 1, -2, 3 })).Should().Throw<ArgumentException>().WithMessage("*positive*");
+        FluentActions.Invoking(() => ScheduleFitter.Linear(ok, new double[] { 1, double.NaN, 3 })).Should().Throw<ArgumentException>().WithMessage("*finite*");
+        ScheduleFitter.All(ok, new double[] { 1, -2, 3 }).Should().ContainSingle().Which.Family.Should().Be(ScheduleFamily.Linear);
+    }
+}
