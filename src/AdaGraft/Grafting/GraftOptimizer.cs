@@ -300,9 +300,18 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         return measured;
     }
 
-    /// <summary>target += factor · ratio ⊙ u, the ratio taken per tensor or per block.</summary>
+    /// <summary>
+    /// target += factor · ratio ⊙ u, the ratio taken per tensor or per block. Half-precision targets get the step
+    /// computed in float32 (one temporary) and rounded once.
+    /// </summary>
     private void AddScaled(Tensor target, Tensor u, Tensor r, double factor)
     {
+        if (IsLowPrecision(target)) {
+            using var u32 = u.to_type(ScalarType.Float32);
+            ScaleSegments(u32, r);
+            target.add_(u32, factor);
+            return;
+        }
         if (BlockSize > 0) {
             var tv = Segments(target.view(-1), BlockSize);
             var uv = Segments(u.reshape(-1), BlockSize);
@@ -314,6 +323,21 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             }
         } else {
             target.addcmul_(u, r.view(Array.Empty<long>()).to_type(target.dtype), factor);
+        }
+    }
+
+    /// <summary>x ⊙= ratio, per tensor or per block (x contiguous, float32 or wider).</summary>
+    private void ScaleSegments(Tensor x, Tensor r)
+    {
+        if (BlockSize > 0) {
+            long at = 0;
+            foreach (var v in Segments(x.view(-1), BlockSize)) {
+                long rows = v.shape[0];
+                v.mul_(Column(r.narrow(0, at, rows)).to_type(x.dtype));
+                at += rows;
+            }
+        } else {
+            x.mul_(r.view(Array.Empty<long>()).to_type(x.dtype));
         }
     }
 
@@ -370,18 +394,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             if (!active[i]) continue;
             var p = _params[i];
             var delta = deltas[i]!;
-            var r = measured.R[i]!;
-            if (BlockSize > 0) {
-                var dv = Segments(delta.view(-1), BlockSize);
-                long at = 0;
-                foreach (var v in dv) {
-                    long rows = v.shape[0];
-                    v.mul_(Column(r.narrow(0, at, rows)).to_type(delta.dtype));
-                    at += rows;
-                }
-            } else {
-                delta.mul_(r.view(Array.Empty<long>()).to_type(delta.dtype));
-            }
+            ScaleSegments(delta, measured.R[i]!);
             delta.add_(_saved[i]!);
             if (!ReferenceEquals(delta, p)) p.copy_(delta);
         }
