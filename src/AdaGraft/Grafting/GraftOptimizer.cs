@@ -41,6 +41,9 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
     private readonly Tensor?[] _saved;
     private readonly Tensor?[] _work;
     private readonly Tensor?[] _momentum;
+    private Tensor?[]? _momentumBackup;
+    private bool _skipNonFinite;
+    private Tensor? _skipped;
     private GraftStepNorms? _last;
     private bool _disposed;
 
@@ -126,6 +129,27 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
     /// <summary>M's parameter groups: LR schedulers on the graft drive M's learning rate.</summary>
     public override IEnumerable<ILearningRateController> ParamGroups => _magnitude.ParamGroups;
 
+    /// <summary>
+    /// Off (default): non-finite gradients flow through as in <c>torch.optim</c>. On (closed-form path only): a step
+    /// whose gradient has a NaN or Inf changes neither the parameters nor either child's state nor the graft's own
+    /// momentum, decided on the device without a host synchronisation; <see cref="SkippedSteps"/> counts them.
+    /// </summary>
+    public bool SkipNonFiniteSteps {
+        get => _skipNonFinite;
+        set {
+            ThrowIfDisposed();
+            if (value && !IsClosedForm)
+                throw new NotSupportedException("SkipNonFiniteSteps needs the closed-form path (rule-based children): a black-box child's state cannot be restored on the device.");
+            if (value) NonFinite.RequireOneDevice(_params);
+            _skipNonFinite = value;
+            ((IGuardedProposer)_magnitude).UseAppliedSteps(value);
+            ((IGuardedProposer)_direction).UseAppliedSteps(value);
+        }
+    }
+
+    /// <summary>Skipped steps so far (reads a device counter: a host synchronisation).</summary>
+    public long SkippedSteps => _skipped is null ? 0 : (long)_skipped.item<double>();
+
     /// <summary>M's momentum (β1), for schedulers that cycle momentum.</summary>
     public double Momentum {
         get => MagnitudeAs<IMomentum>().Momentum;
@@ -178,7 +202,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
 
         using (torch.no_grad())
         using (var scope = torch.NewDisposeScope()) {
-            var next = IsClosedForm ? ClosedFormStep() : BlackBoxStep();
+            var next = !IsClosedForm ? BlackBoxStep() : _skipNonFinite ? GuardedClosedFormStep() : ClosedFormStep();
             next.DetachAll();
             _last?.Dispose();
             _last = next.Build();
@@ -339,6 +363,34 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         } else {
             x.mul_(r.view(Array.Empty<long>()).to_type(x.dtype));
         }
+    }
+
+    private Measured GuardedClosedFormStep()
+    {
+        var active = Enumerable.Range(0, _params.Length).Where(i => _params[i].grad is not null).ToArray();
+        if (active.Length == 0) return ClosedFormStep();
+        var ok = NonFinite.AllFinite(active.Select(i => _params[i].grad!));
+        var gm = (IGuardedProposer)_magnitude;
+        var gd = (IGuardedProposer)_direction;
+        _momentumBackup ??= new Tensor?[_params.Length];
+        foreach (int i in active) {
+            gm.GuardStateOf(_params[i]).Backup();
+            gd.GuardStateOf(_params[i]).Backup();
+            if (_momentum[i] is Tensor m) (_momentumBackup[i] ??= torch.empty_like(m).DetachFromDisposeScope()).copy_(m);
+        }
+        var measured = ClosedFormStep();
+        foreach (int i in active) {
+            gm.GuardStateOf(_params[i]).KeepIf(ok);
+            gd.GuardStateOf(_params[i]).KeepIf(ok);
+            if (_momentum[i] is Tensor m) {
+                var old = _momentumBackup[i];
+                if (old is null) m.copy_(torch.where(ok, m, torch.zeros_like(m)));
+                else m.copy_(torch.where(ok, m, old));
+            }
+        }
+        _skipped ??= torch.zeros(Array.Empty<long>(), ScalarType.Float64, ok.device).DetachFromDisposeScope();
+        _skipped.add_(ok.logical_not().to_type(ScalarType.Float64));
+        return measured;
     }
 
     /// <summary>The buffer a proposal is materialised into: its own multiplier/divisor, or a graft work buffer.</summary>
@@ -608,6 +660,8 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             foreach (var t in _saved) t?.Dispose();
             foreach (var t in _work) t?.Dispose();
             foreach (var t in _momentum) t?.Dispose();
+            if (_momentumBackup is not null) foreach (var t in _momentumBackup) t?.Dispose();
+            _skipped?.Dispose();
             _last?.Dispose();
             _last = null;
             if (Options.OwnsChildren) {

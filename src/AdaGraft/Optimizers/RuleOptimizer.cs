@@ -25,6 +25,34 @@ public interface IProposingOptimizer
     void ValidateForStep();
 }
 
+/// <summary>A proposing optimizer whose per-tensor state can be backed up and restored on the device.</summary>
+internal interface IGuardedProposer
+{
+    RuleState GuardStateOf(Parameter parameter);
+
+    void UseAppliedSteps(bool on);
+}
+
+/// <summary>Device-side finiteness checks shared by the optimizers that can skip non-finite steps.</summary>
+internal static class NonFinite
+{
+    /// <summary>A 0-d bool tensor: true when every gradient is finite. No host synchronisation.</summary>
+    public static Tensor AllFinite(IEnumerable<Tensor> grads)
+    {
+        // A float64 sum of a float32/float16 tensor cannot overflow, so it is finite exactly when every element is.
+        var flags = grads.Select(g => g.sum(ScalarType.Float64).isfinite().view(1)).ToArray();
+        return torch.cat(flags, 0).all();
+    }
+
+    /// <summary>Throws unless every parameter is on one device (needed to combine flags without a host copy).</summary>
+    public static void RequireOneDevice(IEnumerable<Parameter> ps)
+    {
+        var devices = ps.Select(p => (p.device_type, p.device_index)).Distinct().ToList();
+        if (devices.Count > 1)
+            throw new NotSupportedException("SkipNonFiniteSteps needs all parameters on one device (the skip is decided on the device without a host synchronisation).");
+    }
+}
+
 /// <summary>
 /// The TorchSharp plumbing shared by every rule-based optimizer: parameter groups with inherited defaults,
 /// validation, <c>step</c>/<c>zero_grad</c>, state-dict save and load (validated before anything changes),
@@ -33,7 +61,7 @@ public interface IProposingOptimizer
 /// </summary>
 /// <typeparam name="TOptions">The hyperparameter record of one parameter group.</typeparam>
 /// <typeparam name="TState">The per-tensor state.</typeparam>
-public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IProposingOptimizer, Grafting.IStagedLoad, Grafting.IDisposableState, ILoadStager
+public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IProposingOptimizer, Grafting.IStagedLoad, Grafting.IDisposableState, ILoadStager, IGuardedProposer
     where TOptions : RuleOptions, new()
     where TState : RuleState
 {
@@ -42,6 +70,8 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
     private readonly List<Action> _pendingLoad = new();
     private readonly List<Tensor?[]> _pendingTensors = new();
     private RuleState? _lastState;
+    private bool _skipNonFinite;
+    private Tensor? _skipped;
 
     /// <summary>Builds the optimizer over <paramref name="groups"/>; unset options come from <paramref name="defaults"/>.</summary>
     protected RuleOptimizer(IEnumerable<ParamGroup<TOptions>> groups, TOptions defaults)
@@ -123,6 +153,36 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
         }
     }
 
+    /// <summary>
+    /// Off (default): a NaN or Inf gradient flows into the state and parameters, as in <c>torch.optim</c>. On: a step
+    /// in which any gradient has a NaN or Inf changes neither parameters nor state (bias correction included); the
+    /// decision is made on the device, without a host synchronisation, at the cost of one backup copy of each state
+    /// tensor and parameter per step. Skipped steps are counted in <see cref="SkippedSteps"/>.
+    /// </summary>
+    public bool SkipNonFiniteSteps {
+        get => _skipNonFinite;
+        set {
+            ThrowIfDisposed();
+            if (value) NonFinite.RequireOneDevice(parameters());
+            _skipNonFinite = value;
+            UseAppliedSteps(value);
+        }
+    }
+
+    /// <summary>Skipped steps so far, as a 0-d device tensor (null before the first guarded step); reading it synchronises.</summary>
+    public Tensor? SkippedStepsTensor => _skipped;
+
+    /// <summary>Skipped steps so far (reads the device counter: a host synchronisation).</summary>
+    public long SkippedSteps => _skipped is null ? 0 : (long)_skipped.item<double>();
+
+    RuleState IGuardedProposer.GuardStateOf(Parameter parameter) => StateOf(parameter);
+
+    /// <summary>Switches every state's device step count on or off.</summary>
+    public void UseAppliedSteps(bool on)
+    {
+        foreach (var (_, state) in _byHandle.Values) state.UseAppliedSteps(on);
+    }
+
     /// <summary>Validates every group's options and every gradient; throws before anything changes.</summary>
     public void ValidateForStep()
     {
@@ -146,6 +206,10 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
             loss = closure();
         }
         ValidateForStep();
+        if (_skipNonFinite) {
+            GuardedStep();
+            return loss!;
+        }
         using (torch.no_grad()) {
             foreach (var g in _parameter_groups) {
                 var options = (TOptions)g.Options;
@@ -158,6 +222,28 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
             }
         }
         return loss!;
+    }
+
+    private void GuardedStep()
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var withGrad = new List<(TOptions options, TState state, Parameter p, Tensor grad)>();
+        foreach (var g in _parameter_groups) {
+            foreach (var p in g.Parameters) {
+                var grad = p.grad;
+                if (grad is not null) withGrad.Add(((TOptions)g.Options, _byHandle[p.Handle].state, p, grad));
+            }
+        }
+        if (withGrad.Count == 0) return;
+        var ok = NonFinite.AllFinite(withGrad.Select(x => x.grad));
+        foreach (var (options, state, p, grad) in withGrad) {
+            state.Backup();
+            Propose(options, state, p, grad).ApplyTo(p);
+            state.KeepIf(ok);
+        }
+        _skipped ??= torch.zeros(Array.Empty<long>(), ScalarType.Float64, ok.device).DetachFromDisposeScope();
+        _skipped.add_(ok.logical_not().to_type(ScalarType.Float64));
     }
 
     /// <inheritdoc />
@@ -308,6 +394,7 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
         if (!_disposed && disposing) {
             foreach (var (_, state) in _byHandle.Values) state.Dispose();
             DropPendingLoad();
+            _skipped?.Dispose();
             _byHandle.Clear();
         }
         _disposed = true;

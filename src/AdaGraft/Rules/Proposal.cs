@@ -42,6 +42,12 @@ public readonly struct Proposal
     /// <summary>Coefficient of the decoupled weight-decay term <c>ParamDecay · w</c> (0 when none).</summary>
     public double ParamDecay { get; }
 
+    /// <summary>
+    /// An optional 0-d device tensor multiplying <see cref="Scale"/> (used when a factor such as Adam's bias correction
+    /// depends on a device-side step count); null when the scale is entirely on the host.
+    /// </summary>
+    public Tensor? ScaleTensor { get; init; }
+
     /// <summary>True when the proposal moves nothing (zero scale and no decay).</summary>
     public bool IsZero => Scale == 0 && ParamDecay == 0;
 
@@ -50,6 +56,12 @@ public readonly struct Proposal
     {
         if (ParamDecay != 0) param.mul_(1 + ParamDecay);
         if (Scale == 0) return;
+        if (ScaleTensor is not null) {
+            if (Multiplier is not null) param.addcmul_(Numerator, Multiplier.mul_(ScaleTensor), Scale);
+            else if (Divisor is not null) param.addcdiv_(Numerator, Divisor.div_(ScaleTensor), Scale);
+            else param.addcmul_(Numerator, ScaleTensor, Scale);
+            return;
+        }
         if (Multiplier is not null) param.addcmul_(Numerator, Multiplier, Scale);
         else if (Divisor is not null) param.addcdiv_(Numerator, Divisor, Scale);
         else param.add_(Numerator, Scale);
@@ -74,6 +86,10 @@ public readonly struct Proposal
             u = work.reciprocal_().mul_(Numerator);
         } else {
             u = Numerator;
+        }
+        if (ScaleTensor is not null) {
+            if (!ReferenceEquals(u, work)) u = work.copy_(u);
+            u.mul_(ScaleTensor);
         }
 
         if (ParamDecay == 0) {

@@ -17,6 +17,8 @@ public abstract class RuleState : OptimizerState, IDisposable
     private readonly string[] _slotNames;
     private Tensor?[] _slots;
     private readonly Tensor?[] _scratch;
+    private Tensor?[]? _backup;
+    private Tensor? _paramBackup;
     private bool _disposed;
 
     /// <summary>Creates the state of one parameter.</summary>
@@ -29,6 +31,66 @@ public abstract class RuleState : OptimizerState, IDisposable
 
     /// <summary>The parameter this state belongs to.</summary>
     public Parameter Parameter => _parameter;
+
+    /// <summary>
+    /// Device-side count of applied steps (0-d float64), present only while the optimizer skips non-finite steps: a
+    /// skipped step advances <see cref="Step"/> (a host count of attempts) but not this, and rules that depend on
+    /// the step count (bias correction) read this one so that a skipped step leaves no trace.
+    /// </summary>
+    public Tensor? AppliedSteps { get; private set; }
+
+    /// <summary>Turns the device step count on (starting from <see cref="Step"/>) or off.</summary>
+    internal void UseAppliedSteps(bool on)
+    {
+        if (on && AppliedSteps is null) {
+            AppliedSteps = torch.tensor((double)Step, ScalarType.Float64, _parameter.device).DetachFromDisposeScope();
+        } else if (!on && AppliedSteps is not null) {
+            Step = (long)AppliedSteps.item<double>();
+            AppliedSteps.Dispose();
+            AppliedSteps = null;
+        }
+    }
+
+    /// <summary>Copies every slot and the parameter into backup buffers (allocated once).</summary>
+    internal void Backup()
+    {
+        _backup ??= new Tensor?[_slots.Length];
+        for (int i = 0; i < _slots.Length; i++) {
+            if (_slots[i] is not Tensor s) continue;
+            var b = _backup[i];
+            if (b is null || b.device_type != s.device_type || b.device_index != s.device_index) {
+                b?.Dispose();
+                b = torch.empty_like(s).DetachFromDisposeScope();
+                _backup[i] = b;
+            }
+            b.copy_(s);
+        }
+        if (_paramBackup is null || _paramBackup.device_type != _parameter.device_type || _paramBackup.device_index != _parameter.device_index) {
+            _paramBackup?.Dispose();
+            _paramBackup = torch.empty_like(_parameter).DetachFromDisposeScope();
+        }
+        _paramBackup.copy_(_parameter);
+    }
+
+    /// <summary>
+    /// Keeps the step's results where <paramref name="ok"/> (0-d bool) is true and restores the backups elsewhere,
+    /// on the device (NaN-safe: a selection, not arithmetic). Slots created during the step are reset to zero.
+    /// </summary>
+    internal void KeepIf(Tensor ok)
+    {
+        for (int i = 0; i < _slots.Length; i++) {
+            if (_slots[i] is not Tensor s) continue;
+            var b = _backup?[i];
+            if (b is null) {
+                using var zero = torch.zeros_like(s);
+                s.copy_(torch.where(ok, s, zero));
+            } else {
+                s.copy_(torch.where(ok, s, b));
+            }
+        }
+        using (torch.no_grad()) _parameter.copy_(torch.where(ok, _parameter, _paramBackup!));
+        AppliedSteps?.add_(ok.to_type(ScalarType.Float64));
+    }
 
     /// <summary>Number of steps taken on this tensor (steps where it had a gradient).</summary>
     public long Step { get; set; }
@@ -84,7 +146,7 @@ public abstract class RuleState : OptimizerState, IDisposable
         writer.Write((int)_parameter.dtype);
         writer.Write(_parameter.shape.Length);
         foreach (var d in _parameter.shape) writer.Write(d);
-        writer.Write(Step);
+        writer.Write(AppliedSteps is null ? Step : (long)AppliedSteps.item<double>());
         writer.Write(_slots.Length);
         for (int i = 0; i < _slots.Length; i++) {
             writer.Write(_slotNames[i]);
@@ -152,6 +214,7 @@ public abstract class RuleState : OptimizerState, IDisposable
     /// <summary>Replaces the slots (taking ownership of <paramref name="slots"/>).</summary>
     internal void Commit(long step, Tensor?[] slots)
     {
+        AppliedSteps?.fill_((double)step);
         for (int i = 0; i < _slots.Length; i++) {
             if (!ReferenceEquals(_slots[i], slots[i])) _slots[i]?.Dispose();
         }
@@ -168,6 +231,7 @@ public abstract class RuleState : OptimizerState, IDisposable
         ThrowIfDisposed();
         for (int i = 0; i < _slots.Length; i++) _slots[i] = Move(_slots[i], device);
         for (int i = 0; i < _scratch.Length; i++) _scratch[i] = Move(_scratch[i], device);
+        AppliedSteps = Move(AppliedSteps, device);
     }
 
     private static Tensor? Move(Tensor? t, Device device)
@@ -204,6 +268,9 @@ public abstract class RuleState : OptimizerState, IDisposable
         if (_disposed || !disposing) return;
         foreach (var t in _slots) t?.Dispose();
         foreach (var t in _scratch) t?.Dispose();
+        if (_backup is not null) foreach (var t in _backup) t?.Dispose();
+        _paramBackup?.Dispose();
+        AppliedSteps?.Dispose();
         _disposed = true;
     }
 }

@@ -181,11 +181,23 @@ public static class SecondMomentRule
         double c1 = o.ScaleFirstMoment!.Value ? 1 - beta1
             : o.Dampening!.Value != 0 && t == 1 ? 1
             : 1 - o.Dampening!.Value;
-        double bc1 = o.BiasCorrection!.Value && beta1 > 0 ? 1 - Math.Pow(beta1, t) : 1;
+        // Bias correction: host factors from the step count, or device factors from the applied-step count when
+        // non-finite steps are skipped on the device (then a skipped step must leave no trace in t).
+        bool bias = o.BiasCorrection!.Value;
+        double bc1 = 1, bc2 = 1;
+        Tensor? bc1T = null, bc2T = null;
+        if (bias && state.AppliedSteps is Tensor applied) {
+            var tNext = (applied + 1).clamp_min_(1);
+            if (beta1 > 0) bc1T = tNext.mul(Math.Log(beta1)).exp_().neg_().add_(1);
+            bc2T = tNext.mul(Math.Log(beta2)).exp_().neg_().add_(1);
+        } else if (bias) {
+            bc1 = beta1 > 0 ? 1 - Math.Pow(beta1, t) : 1;
+            bc2 = 1 - Math.Pow(beta2, t);
+        }
 
         if (!o.Preconditioned!.Value) {
             var num = FirstMoment(o, state, g, beta1, c1);
-            return new Proposal(num, -lr / bc1, paramDecay: paramDecay);
+            return new Proposal(num, -lr / bc1, paramDecay: paramDecay) { ScaleTensor = bc1T?.reciprocal() };
         }
 
         // Second moment and the (pseudo)inverse denominator, folded so that bias correction costs no extra pass:
@@ -198,8 +210,8 @@ public static class SecondMomentRule
             v = state.Slot(SecondMomentState.MaxM2);
             v.clamp_(min: m2);
         }
-        double bc2 = o.BiasCorrection!.Value ? 1 - Math.Pow(beta2, t) : 1;
         double sqrtBc2 = Math.Sqrt(bc2);
+        var sqrtBc2T = bc2T?.sqrt();
         double eps = o.Epsilon!.Value;
         var d = state.Scratch(SecondMomentState.Denominator).copy_(v);
         bool pseudoInverse = eps == 0;
@@ -207,29 +219,40 @@ public static class SecondMomentRule
             // 1/√v with +∞ (v = 0) replaced by 0: the Moore–Penrose pseudoinverse of √v.
             d.rsqrt_().nan_to_num_(0, 0, 0);
         } else if (o.EpsilonPlacement == EpsilonPlacement.InsideRoot) {
-            d.add_(eps * bc2).sqrt_();
+            if (bc2T is null) d.add_(eps * bc2);
+            else d.add_(bc2T * eps);
+            d.sqrt_();
         } else {
-            d.sqrt_().add_(eps * sqrtBc2);
+            d.sqrt_();
+            if (sqrtBc2T is null) d.add_(eps * sqrtBc2);
+            else d.add_(sqrtBc2T * eps);
         }
 
         if (o.MomentumPlacement == MomentumPlacement.AfterPreconditioner) {
+            // m1 accumulates g·√bc2/D(v): fold √bc2 into the preconditioner first when it lives on the device.
+            if (sqrtBc2T is not null) {
+                if (pseudoInverse) d.mul_(sqrtBc2T);
+                else d.div_(sqrtBc2T);
+            }
+            double fold = sqrtBc2T is null ? sqrtBc2 : 1;
             if (beta1 == 0)
-                return Preconditioned(g, d, pseudoInverse, -lr * sqrtBc2 / bc1, paramDecay);
+                return Preconditioned(g, d, pseudoInverse, -lr * fold / bc1, paramDecay, bc1T?.reciprocal());
             var buf = state.Slot(SecondMomentState.M1);
             buf.mul_(beta1);
-            if (pseudoInverse) buf.addcmul_(g, d, c1 * sqrtBc2);
-            else buf.addcdiv_(g, d, c1 * sqrtBc2);
-            return new Proposal(buf, -lr / bc1, paramDecay: paramDecay);
+            if (pseudoInverse) buf.addcmul_(g, d, c1 * fold);
+            else buf.addcdiv_(g, d, c1 * fold);
+            return new Proposal(buf, -lr / bc1, paramDecay: paramDecay) { ScaleTensor = bc1T?.reciprocal() };
         }
 
         var numerator = FirstMoment(o, state, g, beta1, c1);
-        return Preconditioned(numerator, d, pseudoInverse, -lr * sqrtBc2 / bc1, paramDecay);
+        Tensor? scaleT = sqrtBc2T is null ? bc1T?.reciprocal() : bc1T is null ? sqrtBc2T : sqrtBc2T / bc1T;
+        return Preconditioned(numerator, d, pseudoInverse, -lr * sqrtBc2 / bc1, paramDecay, scaleT);
     }
 
-    private static Proposal Preconditioned(Tensor num, Tensor d, bool pseudoInverse, double scale, double paramDecay) =>
+    private static Proposal Preconditioned(Tensor num, Tensor d, bool pseudoInverse, double scale, double paramDecay, Tensor? scaleTensor = null) =>
         pseudoInverse
-            ? new Proposal(num, scale, multiplier: d, paramDecay: paramDecay)
-            : new Proposal(num, scale, divisor: d, paramDecay: paramDecay);
+            ? new Proposal(num, scale, multiplier: d, paramDecay: paramDecay) { ScaleTensor = scaleTensor }
+            : new Proposal(num, scale, divisor: d, paramDecay: paramDecay) { ScaleTensor = scaleTensor };
 
     private static Tensor FirstMoment(SecondMomentOptions o, SecondMomentState state, Tensor g, double beta1, double c1)
     {
