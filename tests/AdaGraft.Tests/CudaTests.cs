@@ -61,4 +61,51 @@ public class CudaTests
         Fixtures.MaxRelativeDifference(back, cpu).Should().BeLessThanOrEqualTo(1e-5);
         Fixtures.MaxRelativeDifference(cpu, Fixtures.MakeParameters(Fixtures.Shapes, ScalarType.Float32)).Should().BeGreaterThan(1e-3);
     }
+
+    [Fact]
+    public void SkipNonFiniteStepsOnCudaLeavesNoTrace()
+    {
+        Assert.SkipUnless(torch.cuda.is_available(), "CUDA is not available on this machine.");
+        var cpu = Fixtures.MakeParameters(Fixtures.Shapes, ScalarType.Float32);
+        var gpu = cpu.Select(p => new Parameter(p.detach().clone().cuda())).ToList();
+        using var reference = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(cpu, 0.02), GenericSecondMomentOptimizer.Adam(cpu, 1), new GraftOptions { OwnsChildren = true });
+        using var guarded = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(gpu, 0.02), GenericSecondMomentOptimizer.Adam(gpu, 1), new GraftOptions { OwnsChildren = true });
+        guarded.SkipNonFiniteSteps = true;
+        for (int step = 0; step < 12; step++) {
+            Fixtures.SetGradients(cpu, step);
+            for (int i = 0; i < cpu.Count; i++) gpu[i].grad = cpu[i].grad!.cuda();
+            if (step is 3 or 7) {
+                using (torch.no_grad()) gpu[0].grad!.view(-1)[1] = float.NaN;
+                guarded.step();
+                continue;
+            }
+            guarded.step();
+            reference.step();
+        }
+        guarded.SkippedSteps.Should().Be(2);
+        var back = gpu.Select(p => new Parameter(p.detach().cpu())).ToList();
+        Fixtures.MaxRelativeDifference(back, cpu).Should().BeLessThanOrEqualTo(1e-5);
+    }
+
+    [Fact]
+    public void RecorderOnCudaRecordsWhatTheCpuRecords()
+    {
+        Assert.SkipUnless(torch.cuda.is_available(), "CUDA is not available on this machine.");
+        var cpu = Fixtures.MakeParameters(Fixtures.Shapes, ScalarType.Float32);
+        var gpu = cpu.Select(p => new Parameter(p.detach().clone().cuda())).ToList();
+        using var gc = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(cpu, 0.02), GenericSecondMomentOptimizer.AdaGrad(cpu, 1), new GraftOptions { OwnsChildren = true });
+        using var gg = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(gpu, 0.02), GenericSecondMomentOptimizer.AdaGrad(gpu, 1), new GraftOptions { OwnsChildren = true });
+        using var rc = new AdaGraft.Diagnostics.StepNormRecorder(gc, new AdaGraft.Diagnostics.RecorderOptions { FlushEvery = 4 });
+        using var rg = new AdaGraft.Diagnostics.StepNormRecorder(gg, new AdaGraft.Diagnostics.RecorderOptions { FlushEvery = 4 });
+        for (int step = 0; step < 10; step++) {
+            Fixtures.SetGradients(cpu, step);
+            for (int i = 0; i < cpu.Count; i++) gpu[i].grad = cpu[i].grad!.cuda();
+            gc.step();
+            gg.step();
+        }
+        var a = rc.Records();
+        var b = rg.Records();
+        b.Should().HaveCount(a.Count);
+        for (int i = 0; i < a.Count; i++) b[i].Ratio.Should().BeApproximately(a[i].Ratio, 1e-5 * Math.Max(1, a[i].Ratio));
+    }
 }
