@@ -1,0 +1,89 @@
+using System;
+using System.Collections.Generic;
+using AdaGraft.Rules;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
+
+namespace AdaGraft.Optimizers;
+
+/// <summary>
+/// Adafactor (Shazeer and Stern, 2018, "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost") as a TorchSharp optimizer; see <see cref="AdafactorRule"/> for the update. Build it with <see cref="Create"/>.
+/// Usable standalone and inside closed-form grafting.
+/// </summary>
+public sealed class AdafactorOptimizer : RuleOptimizer<AdafactorOptions, AdafactorState>, IBetas
+{
+    /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
+    public sealed class ParamGroup : ParamGroup<AdafactorOptions>, IBetas
+    {
+        /// <summary>An empty group (set <c>Parameters</c>).</summary>
+        public ParamGroup() { }
+
+        /// <summary>A group over <paramref name="parameters"/> with <paramref name="options"/> (null: all inherited).</summary>
+        public ParamGroup(IEnumerable<Parameter> parameters, AdafactorOptions? options = null)
+            : base(parameters, options ?? new AdafactorOptions()) { }
+
+        /// <summary>(β1, β2) of this group (β2 is used only with a fixed β2).</summary>
+        public (double, double) Betas {
+            get => (Options.Beta1!.Value, Options.Beta2!.Value);
+            set { Options.Beta1 = value.Item1; Options.Beta2 = value.Item2; }
+        }
+    }
+
+    /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
+    public AdafactorOptimizer(IEnumerable<Parameter> parameters, AdafactorOptions options)
+        : this(new[] { new ParamGroup(Checked(parameters)) }, options) { }
+
+    /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
+    public AdafactorOptimizer(IEnumerable<ParamGroup> groups, AdafactorOptions defaults)
+        : base(groups, defaults) { }
+
+    private static IEnumerable<Parameter> Checked(IEnumerable<Parameter> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return parameters;
+    }
+
+    /// <summary>Default (β1, β2) (β2 is used only with a fixed β2).</summary>
+    public (double, double) Betas {
+        get => (Defaults.Beta1!.Value, Defaults.Beta2!.Value);
+        set { Defaults.Beta1 = value.Item1; Defaults.Beta2 = value.Item2; }
+    }
+
+    /// <summary>Options with every hyperparameter set.</summary>
+    public static AdafactorOptions DefaultOptions(double lr, double beta1 = 0, double decay_rate = 0.8, double? beta2 = null, double eps1 = 1e-30, double eps2 = 1e-3, double clip_threshold = 1.0, bool relative_step = false) => new() {
+        LearningRate = lr,
+        Beta1 = beta1,
+        DecayRate = decay_rate,
+        Beta2 = beta2 ?? 0.999,
+        FixedBeta2 = beta2 is not null,
+        Epsilon1 = eps1,
+        Epsilon2 = eps2,
+        ClipThreshold = clip_threshold,
+        RelativeStep = relative_step,
+    };
+
+    /// <summary>
+    /// Adafactor with PyTorch-style arguments: an explicit learning rate (no relative step unless
+    /// <c>relative_step</c>), no momentum unless <c>beta1</c> &gt; 0, the decay schedule 1 − t^(−decay_rate) unless a
+    /// fixed <c>beta2</c> is given (then bias-corrected), ε1 = 1e-30, ε2 = 1e-3 and update clipping d = 1.
+    /// </summary>
+    public static AdafactorOptimizer Create(IEnumerable<Parameter> parameters, double lr, double beta1 = 0, double decay_rate = 0.8, double? beta2 = null, double eps1 = 1e-30, double eps2 = 1e-3, double clip_threshold = 1.0, bool relative_step = false)
+        => new(parameters, DefaultOptions(lr, beta1, decay_rate, beta2, eps1, eps2, clip_threshold, relative_step));
+
+    /// <inheritdoc />
+    protected override AdafactorState CreateState(Parameter parameter, AdafactorOptions options) => new(parameter);
+
+    /// <inheritdoc />
+    protected override Proposal Propose(AdafactorOptions options, AdafactorState state, Parameter parameter, Tensor grad) =>
+        AdafactorRule.Propose(options, state, parameter, grad);
+
+    /// <summary>Adds a group; accepts <see cref="ParamGroup"/> or any group with <see cref="AdafactorOptions"/>.</summary>
+    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
+    {
+        if (param_group is not null && param_group is not ParamGroup && param_group.Options is null or AdafactorOptions) {
+            param_group = new ParamGroup(param_group.Parameters, (AdafactorOptions?)param_group.Options);
+        }
+        base.add_param_group(param_group!);
+    }
+}

@@ -1,0 +1,85 @@
+using System;
+using System.Collections.Generic;
+using AdaGraft.Rules;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
+
+namespace AdaGraft.Optimizers;
+
+/// <summary>
+/// LAMB (You et al., 2019, "Large Batch Optimization for Deep Learning: Training BERT in 76 minutes") as a TorchSharp optimizer; see <see cref="LambRule"/> for the update. Build it with <see cref="Create"/>.
+/// Usable standalone and inside closed-form grafting.
+/// </summary>
+public sealed class LambOptimizer : RuleOptimizer<LambOptions, LambState>, IBetas
+{
+    /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
+    public sealed class ParamGroup : ParamGroup<LambOptions>, IBetas
+    {
+        /// <summary>An empty group (set <c>Parameters</c>).</summary>
+        public ParamGroup() { }
+
+        /// <summary>A group over <paramref name="parameters"/> with <paramref name="options"/> (null: all inherited).</summary>
+        public ParamGroup(IEnumerable<Parameter> parameters, LambOptions? options = null)
+            : base(parameters, options ?? new LambOptions()) { }
+
+        /// <summary>(β1, β2) of this group.</summary>
+        public (double, double) Betas {
+            get => (Options.Beta1!.Value, Options.Beta2!.Value);
+            set { Options.Beta1 = value.Item1; Options.Beta2 = value.Item2; }
+        }
+    }
+
+    /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
+    public LambOptimizer(IEnumerable<Parameter> parameters, LambOptions options)
+        : this(new[] { new ParamGroup(Checked(parameters)) }, options) { }
+
+    /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
+    public LambOptimizer(IEnumerable<ParamGroup> groups, LambOptions defaults)
+        : base(groups, defaults) { }
+
+    private static IEnumerable<Parameter> Checked(IEnumerable<Parameter> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return parameters;
+    }
+
+    /// <summary>Default (β1, β2).</summary>
+    public (double, double) Betas {
+        get => (Defaults.Beta1!.Value, Defaults.Beta2!.Value);
+        set { Defaults.Beta1 = value.Item1; Defaults.Beta2 = value.Item2; }
+    }
+
+    /// <summary>Options with every hyperparameter set.</summary>
+    public static LambOptions DefaultOptions(double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-6, double weight_decay = 0.01, bool bias_correction = true) => new() {
+        LearningRate = lr,
+        Beta1 = beta1,
+        Beta2 = beta2,
+        Epsilon = eps,
+        WeightDecay = weight_decay,
+        BiasCorrection = bias_correction,
+    };
+
+    /// <summary>
+    /// LAMB with PyTorch-style arguments; defaults as in the paper's BERT experiments (λ = 0.01) and the common
+    /// implementations (ε = 1e-6, bias correction on).
+    /// </summary>
+    public static LambOptimizer Create(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-6, double weight_decay = 0.01, bool bias_correction = true)
+        => new(parameters, DefaultOptions(lr, beta1, beta2, eps, weight_decay, bias_correction));
+
+    /// <inheritdoc />
+    protected override LambState CreateState(Parameter parameter, LambOptions options) => new(parameter);
+
+    /// <inheritdoc />
+    protected override Proposal Propose(LambOptions options, LambState state, Parameter parameter, Tensor grad) =>
+        LambRule.Propose(options, state, parameter, grad);
+
+    /// <summary>Adds a group; accepts <see cref="ParamGroup"/> or any group with <see cref="LambOptions"/>.</summary>
+    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
+    {
+        if (param_group is not null && param_group is not ParamGroup && param_group.Options is null or LambOptions) {
+            param_group = new ParamGroup(param_group.Parameters, (LambOptions?)param_group.Options);
+        }
+        base.add_param_group(param_group!);
+    }
+}

@@ -1,0 +1,84 @@
+using System;
+using System.Collections.Generic;
+using AdaGraft.Rules;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
+
+namespace AdaGraft.Optimizers;
+
+/// <summary>
+/// Yogi (Zaheer et al., 2018, "Adaptive Methods for Nonconvex Optimization") as a TorchSharp optimizer; see
+/// <see cref="YogiRule"/> for the update. Build it with <see cref="Create"/>. Usable inside closed-form grafting.
+/// </summary>
+public sealed class YogiOptimizer : RuleOptimizer<YogiOptions, YogiState>, IBetas
+{
+    /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
+    public sealed class ParamGroup : ParamGroup<YogiOptions>, IBetas
+    {
+        /// <summary>An empty group (set <c>Parameters</c>).</summary>
+        public ParamGroup() { }
+
+        /// <summary>A group over <paramref name="parameters"/> with <paramref name="options"/> (null: all inherited).</summary>
+        public ParamGroup(IEnumerable<Parameter> parameters, YogiOptions? options = null)
+            : base(parameters, options ?? new YogiOptions()) { }
+
+        /// <summary>(β1, β2) of this group.</summary>
+        public (double, double) Betas {
+            get => (Options.Beta1!.Value, Options.Beta2!.Value);
+            set { Options.Beta1 = value.Item1; Options.Beta2 = value.Item2; }
+        }
+    }
+
+    /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
+    public YogiOptimizer(IEnumerable<Parameter> parameters, YogiOptions options)
+        : this(new[] { new ParamGroup(Checked(parameters)) }, options) { }
+
+    /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
+    public YogiOptimizer(IEnumerable<ParamGroup> groups, YogiOptions defaults)
+        : base(groups, defaults) { }
+
+    private static IEnumerable<Parameter> Checked(IEnumerable<Parameter> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return parameters;
+    }
+
+    /// <summary>Default (β1, β2).</summary>
+    public (double, double) Betas {
+        get => (Defaults.Beta1!.Value, Defaults.Beta2!.Value);
+        set { Defaults.Beta1 = value.Item1; Defaults.Beta2 = value.Item2; }
+    }
+
+    /// <summary>Options with every hyperparameter set (defaults of the reference implementations).</summary>
+    public static YogiOptions DefaultOptions(double lr = 1e-2, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-3, double initial_accumulator_value = 1e-6) => new() {
+        LearningRate = lr,
+        Beta1 = beta1,
+        Beta2 = beta2,
+        Epsilon = eps,
+        InitialAccumulator = initial_accumulator_value,
+    };
+
+    /// <summary>
+    /// Yogi with PyTorch-style arguments. Defaults follow the paper's recommendation (η = 1e-2, ε = 1e-3) and the
+    /// reference implementations' v0 = 1e-6; pass <c>initial_accumulator_value: 0</c> for Algorithm 2's v0 = 0.
+    /// </summary>
+    public static YogiOptimizer Create(IEnumerable<Parameter> parameters, double lr = 1e-2, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-3, double initial_accumulator_value = 1e-6)
+        => new(parameters, DefaultOptions(lr, beta1, beta2, eps, initial_accumulator_value));
+
+    /// <inheritdoc />
+    protected override YogiState CreateState(Parameter parameter, YogiOptions options) => new(parameter);
+
+    /// <inheritdoc />
+    protected override Proposal Propose(YogiOptions options, YogiState state, Parameter parameter, Tensor grad) =>
+        YogiRule.Propose(options, state, parameter, grad);
+
+    /// <summary>Adds a group; accepts <see cref="ParamGroup"/> or any group with <see cref="YogiOptions"/>.</summary>
+    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
+    {
+        if (param_group is not null && param_group is not ParamGroup && param_group.Options is null or YogiOptions) {
+            param_group = new ParamGroup(param_group.Parameters, (YogiOptions?)param_group.Options);
+        }
+        base.add_param_group(param_group!);
+    }
+}
