@@ -204,6 +204,19 @@ public sealed class GenericSecondMomentOptimizer : RuleOptimizer<SecondMomentOpt
     public static GenericSecondMomentOptimizer TorchAdam(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
         => new(parameters, TorchAdamOptions(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize));
 
+    /// <summary>
+    /// AMSGrad (Reddi, Kale and Kumar, 2018, "On the Convergence of Adam and Beyond"): Adam dividing by the running
+    /// maximum of the second moment; reproduces <c>torch.optim.Adam(..., amsgrad: true)</c>.
+    /// </summary>
+    /// <remarks>
+    /// <code>
+    /// m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;  v̂ ← max(v̂, v)
+    /// w ← w − η · (m / (1−β1^t)) / (√(v̂ / (1−β2^t)) + ε)
+    /// </code>
+    /// </remarks>
+    public static GenericSecondMomentOptimizer AmsGrad(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool maximize = false)
+        => TorchAdam(parameters, lr, beta1, beta2, eps, weight_decay, amsgrad: true, maximize: maximize);
+
     /// <summary>Reproduces <c>torch.optim.AdamW</c> (decoupled weight decay).</summary>
     public static GenericSecondMomentOptimizer TorchAdamW(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0.01, bool amsgrad = false, bool maximize = false)
     {

@@ -99,16 +99,16 @@ public sealed class AdafactorState : RuleState
 
     /// <inheritdoc />
     protected override long[] ExpectedSlotShape(int index) => index switch {
-        Row when Factored => ShapedSlots.Without(Parameter.shape, -1),
-        Col when Factored => ShapedSlots.Without(Parameter.shape, -2),
+        Row when Factored => ShapeWithout(Parameter.shape, -1),
+        Col when Factored => ShapeWithout(Parameter.shape, -2),
         _ => base.ExpectedSlotShape(index),
     };
 
     internal Tensor Slot(int index) => EnsureSlot(index);
 
-    internal Tensor RowSlot() => ShapedSlots.Ensure(this, Row, ExpectedSlotShape(Row));
+    internal Tensor RowSlot() => EnsureSlot(Row);
 
-    internal Tensor ColSlot() => ShapedSlots.Ensure(this, Col, ExpectedSlotShape(Col));
+    internal Tensor ColSlot() => EnsureSlot(Col);
 }
 
 /// <summary>

@@ -53,7 +53,7 @@ public sealed class NovoGradState : RuleState
         ThrowIfDisposed();
         ClearSlots();
         EnsureSlot(M);
-        ShapedSlots.Ensure(this, V, Array.Empty<long>());
+        EnsureSlot(V);
     }
 
     /// <inheritdoc />
@@ -61,7 +61,7 @@ public sealed class NovoGradState : RuleState
 
     internal Tensor Moment() => EnsureSlot(M);
 
-    internal Tensor Second() => ShapedSlots.Ensure(this, V, Array.Empty<long>());
+    internal Tensor Second() => EnsureSlot(V);
 }
 
 /// <summary>

@@ -107,15 +107,29 @@ public abstract class RuleState : OptimizerState, IDisposable
         if (_disposed) throw new ObjectDisposedException(GetType().Name, "This optimizer state was disposed; create a new optimizer.");
     }
 
-    /// <summary>The slot <paramref name="index"/>, allocated (filled with <paramref name="fill"/>) on first use.</summary>
+    /// <summary>
+    /// The slot <paramref name="index"/>, allocated on first use with the shape <see cref="ExpectedSlotShape"/> gives
+    /// (the parameter's unless overridden, e.g. Adafactor's factored rows and columns), the parameter's dtype and
+    /// device, filled with <paramref name="fill"/>.
+    /// </summary>
     protected Tensor EnsureSlot(int index, double fill = 0)
     {
         var t = _slots[index];
         if (t is null) {
-            t = torch.full_like(_parameter, fill).DetachFromDisposeScope();
+            var shape = ExpectedSlotShape(index);
+            t = (shape.SequenceEqual(_parameter.shape)
+                ? torch.full_like(_parameter, fill)
+                : torch.full(shape, fill, _parameter.dtype, _parameter.device)).DetachFromDisposeScope();
             _slots[index] = t;
         }
         return t;
+    }
+
+    /// <summary>The shape without dimension <paramref name="dim"/> (negative counts from the end).</summary>
+    protected static long[] ShapeWithout(long[] shape, int dim)
+    {
+        int drop = dim < 0 ? shape.Length + dim : dim;
+        return shape.Where((_, i) => i != drop).ToArray();
     }
 
     /// <summary>A scratch buffer shaped like the parameter, allocated once; contents are arbitrary.</summary>

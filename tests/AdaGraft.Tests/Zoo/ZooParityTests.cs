@@ -38,7 +38,7 @@ public class ZooParityTests
         // Without the running maximum the trajectory differs: the preset really turns AMSGrad on.
         var a = Fixtures.MakeParameters(Fixtures.Shapes);
         var b = Fixtures.Clone(a);
-        using var ams = ZooPresets.AmsGrad(a, lr: 0.01);
+        using var ams = GenericSecondMomentOptimizer.AmsGrad(a, lr: 0.01);
         using var adam = GenericSecondMomentOptimizer.TorchAdam(b, lr: 0.01);
         for (int step = 0; step < 30; step++) {
             Fixtures.SetGradients(a, step);
