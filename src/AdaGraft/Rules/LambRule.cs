@@ -113,7 +113,6 @@ public static class LambRule
         var uNorm = u.norm();
         var ok = wNorm.gt(0).logical_and_(uNorm.gt(0));
         var ratio = torch.where(ok, wNorm.div(uNorm), torch.ones_like(wNorm).mul_(c));
-        u.mul_(ratio);
-        return new Proposal(u, -lr);
+        return new Proposal(u, -lr) { ScaleTensor = ratio };
     }
 }

@@ -87,11 +87,7 @@ public static class LarsRule
 
         Tensor g = grad;
         if (wd != 0) g = state.Scratch(LarsState.Scaled).copy_(grad).add_(param, wd);
-        if (mu == 0) {
-            var scaled = ReferenceEquals(g, grad) ? state.Scratch(LarsState.Scaled).copy_(grad) : g;
-            scaled.mul_(q);
-            return new Proposal(scaled, -lr);
-        }
+        if (mu == 0) return new Proposal(g, -lr) { ScaleTensor = q };
         var m = state.Slot(LarsState.M);
         m.mul_(mu).addcmul_(g, q, 1);
         return new Proposal(m, -lr);

@@ -12,6 +12,8 @@ namespace AdaGraft.Rules;
 /// Keeping the proposal symbolic lets a standalone optimizer apply it in one fused pass
 /// (<c>addcdiv_</c> / <c>addcmul_</c>), while grafting materialises it once into a work buffer to take its norm.
 /// The tensors are views of the rule's own state or work buffers: they stay valid until the rule's next step.
+/// <see cref="Multiplier"/> and <see cref="Divisor"/> must be scratch buffers, never persistent state: applying or
+/// materialising a proposal may overwrite them. <see cref="Numerator"/> is only read.
 /// </remarks>
 public readonly struct Proposal
 {
