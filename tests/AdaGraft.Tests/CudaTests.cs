@@ -22,6 +22,7 @@ public class CudaTests
         "torch-adam", "torch-sgd-nesterov", "torch-adagrad", "torch-rmsprop", "paper-adagrad", "paper-adam",
         "graft-sgd#adam-tensor-closed", "graft-sgd#adam-global-closed", "graft-adagrad#adam-block-closed",
         "graft-sgd#adam-tensor-blackbox", "graft-builtin-sgd#adam-tensor-blackbox",
+        "yogi", "adafactor", "lamb", "lars", "novograd", "lion", "graft-adagrad#adafactor-tensor-closed",
     };
 
     private static optim.Optimizer Make(string name, IList<Parameter> ps) => name switch {
@@ -36,6 +37,13 @@ public class CudaTests
         "graft-adagrad#adam-block-closed" => Graft(GenericSecondMomentOptimizer.AdaGrad(ps, 0.1), GenericSecondMomentOptimizer.Adam(ps, 1), GraftGranularity.PerBlock, GraftPath.ClosedForm),
         "graft-sgd#adam-tensor-blackbox" => Graft(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02), GenericSecondMomentOptimizer.Adam(ps, 1), GraftGranularity.PerTensor, GraftPath.BlackBox),
         "graft-builtin-sgd#adam-tensor-blackbox" => Graft(optim.SGD(ps, 0.02, momentum: 0.9), optim.Adam(ps, lr: 1), GraftGranularity.PerTensor, GraftPath.BlackBox),
+        "yogi" => YogiOptimizer.Create(ps, 0.01),
+        "adafactor" => AdafactorOptimizer.Create(ps, 0.01, beta1: 0.9),
+        "lamb" => LambOptimizer.Create(ps, 0.01),
+        "lars" => LarsOptimizer.Create(ps, 0.1),
+        "novograd" => NovoGradOptimizer.Create(ps, 0.01, weight_decay: 0.01),
+        "lion" => LionOptimizer.Create(ps, 1e-3, weight_decay: 0.1),
+        "graft-adagrad#adafactor-tensor-closed" => Graft(GenericSecondMomentOptimizer.AdaGrad(ps, 0.1), AdafactorOptimizer.Create(ps, 1), GraftGranularity.PerTensor, GraftPath.ClosedForm),
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown"),
     };
 
