@@ -276,12 +276,14 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             return res;
         }
         var dtype = present.Select(i => m[i]!.dtype).Contains(ScalarType.Float64) ? ScalarType.Float64 : ScalarType.Float32;
-        res.GM = torch.cat(present.Select(i => m[i]!.to_type(dtype)).ToArray(), 0).norm();
-        res.GD = torch.cat(present.Select(i => d[i]!.to_type(dtype)).ToArray(), 0).norm();
+        // Global norms are gathered on the first tensor's device (a model split over devices still gets one ratio).
+        var device = m[present[0]]!.device;
+        res.GM = torch.cat(present.Select(i => m[i]!.to(dtype, device)).ToArray(), 0).norm();
+        res.GD = torch.cat(present.Select(i => d[i]!.to(dtype, device)).ToArray(), 0).norm();
         res.GR = Ratio(res.GM, res.GD);
         foreach (var i in present) {
             res.R[i] = Options.Granularity == GraftGranularity.Global
-                ? res.GR.to_type(m[i]!.dtype).view(1)
+                ? res.GR.to(m[i]!.dtype, m[i]!.device).view(1)
                 : Ratio(m[i]!, d[i]!);
         }
         return res;
@@ -548,7 +550,11 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
     }
 
     /// <summary>Saves atomically to <paramref name="location"/> (temporary file, then rename).</summary>
-    public new void save_state_dict(string location) => AtomicFile.Write(location, save_state_dict);
+    public new void save_state_dict(string location)
+    {
+        ThrowIfDisposed();
+        AtomicFile.Write(location, save_state_dict);
+    }
 
     /// <summary>
     /// Loads what <see cref="save_state_dict(BinaryWriter)"/> wrote. With rule-based children everything is read and
@@ -590,8 +596,21 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             }
             var commitM = StageChild(_magnitude, mBytes);
             var commitD = StageChild(_direction, dBytes);
-            commitM();
-            commitD();
+            // Rule-based children were fully validated by staging; built-ins validate while they load, so keep a copy
+            // of both children to roll back to if the second one fails after the first has changed.
+            byte[]? backupM = null, backupD = null;
+            if (_magnitude is not IStagedLoad || _direction is not IStagedLoad) {
+                backupM = ChildBytes(_magnitude);
+                backupD = ChildBytes(_direction);
+            }
+            try {
+                commitM();
+                commitD();
+            } catch (Exception e) when (backupM is not null && e is not OutOfMemoryException) {
+                StageChild(_magnitude, backupM)();
+                StageChild(_direction, backupD!)();
+                throw new InvalidDataException($"A child's saved state is invalid ({e.Message}); both children were restored.", e);
+            }
             for (int i = 0; i < count; i++) {
                 _momentum[i]?.Dispose();
                 _momentum[i] = momentum[i];
@@ -604,9 +623,12 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
     /// <summary>Loads a file written by <see cref="save_state_dict(string)"/>.</summary>
     public new void load_state_dict(string location)
     {
+        ThrowIfDisposed();
         using var stream = File.OpenRead(location);
         using var reader = new BinaryReader(stream);
         load_state_dict(reader);
+        if (stream.Position != stream.Length)
+            throw new InvalidDataException($"{location} has {stream.Length - stream.Position} bytes after the graft state: the file is corrupted.");
     }
 
     private static void SaveChild(BinaryWriter writer, Optimizer child)
@@ -620,6 +642,13 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         writer.Write(child.GetType().Name);
         writer.Write(ms.Length);
         writer.Write(ms.GetBuffer(), 0, (int)ms.Length);
+    }
+
+    private static byte[] ChildBytes(Optimizer child)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true)) ((OptimizerHelper)child).save_state_dict(w);
+        return ms.ToArray();
     }
 
     private static byte[] ReadChild(BinaryReader reader, Optimizer child)
@@ -637,9 +666,20 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
 
     private static Action StageChild(Optimizer child, byte[] bytes)
     {
-        var reader = new BinaryReader(new MemoryStream(bytes));
-        if (child is IStagedLoad staged) return staged.Stage(reader);
-        return () => ((OptimizerHelper)child).load_state_dict(reader);
+        var stream = new MemoryStream(bytes);
+        var reader = new BinaryReader(stream);
+        string what = $"The saved {child.GetType().Name} section";
+        if (child is IStagedLoad staged) {
+            var commit = staged.Stage(reader);
+            if (stream.Position != stream.Length)
+                throw new InvalidDataException($"{what} has {stream.Length - stream.Position} unread bytes: the file is corrupted.");
+            return commit;
+        }
+        return () => {
+            ((OptimizerHelper)child).load_state_dict(reader);
+            if (stream.Position != stream.Length)
+                throw new InvalidDataException($"{what} has {stream.Length - stream.Position} unread bytes: the file is corrupted.");
+        };
     }
 
     private static void ThrowIfChildDisposed(Optimizer child, string name)

@@ -275,7 +275,11 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
     /// Saves to a file atomically: the state is written to a temporary file beside <paramref name="location"/> that
     /// then replaces it, so a crash during the save leaves the previous file intact.
     /// </summary>
-    public new void save_state_dict(string location) => AtomicFile.Write(location, save_state_dict);
+    public new void save_state_dict(string location)
+    {
+        ThrowIfDisposed();
+        AtomicFile.Write(location, save_state_dict);
+    }
 
     /// <summary>
     /// Loads what <see cref="save_state_dict(BinaryWriter)"/> wrote. Everything is read and validated (type,
@@ -291,9 +295,27 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
     /// <summary>Loads a file written by <see cref="save_state_dict(string)"/>; see <see cref="load_state_dict(BinaryReader)"/>.</summary>
     public new void load_state_dict(string location)
     {
+        ThrowIfDisposed();
         using var stream = File.OpenRead(location);
         using var reader = new BinaryReader(stream);
-        load_state_dict(reader);
+        var commit = Stage(reader);
+        if (stream.Position != stream.Length)
+            throw new InvalidDataException($"{location} has {stream.Length - stream.Position} bytes after the optimizer state: the file is corrupted or was written by another optimizer.");
+        commit();
+    }
+
+    /// <summary>Sets every parameter's gradient to zero.</summary>
+    public override void zero_grad()
+    {
+        ThrowIfDisposed();
+        base.zero_grad();
+    }
+
+    /// <summary>The options of every group and the state of every tensor (live objects, not copies).</summary>
+    public override StateDictionary state_dict()
+    {
+        ThrowIfDisposed();
+        return base.state_dict();
     }
 
     /// <summary>Loads options and state from another optimizer's state dict (validated before anything changes).</summary>

@@ -122,6 +122,15 @@ internal static class StateFileLayout
             sections[c] = (Pos(), checked((int)length));
             reader.ReadBytes((int)length);
         }
+        fields.Add(new CorruptibleField("graft: graft point", Pos(), FlipLowBit));
+        reader.ReadInt32();
+        fields.Add(new CorruptibleField("graft: momentum slot count", Pos(), FlipLowBit));
+        int momentumSlots = reader.ReadInt32();
+        for (int i = 0; i < momentumSlots; i++) {
+            // Presence flags of the graft's own momentum (GraftPoint.BeforeMomentum); absent for the default point.
+            fields.Add(new CorruptibleField($"graft: momentum {i} presence flag", Pos(), FlipLowBit));
+            reader.ReadBoolean().Should().BeFalse("these tests use the default graft point, which keeps no momentum");
+        }
         reader.BaseStream.Position.Should().Be(reader.BaseStream.Length, "the walk must cover the whole graft");
         return (fields, sections[0], sections[1]);
     }
