@@ -74,7 +74,8 @@ public static class LabRunner
             var visionTable = Add(parts.Contains(LabParts.TableVision), "vision: 3×3 grafting table", 9.0 * seeds * profile.VisionSteps);
             var langTune = Add(needLanguage, "language: tune learning rates", TuneTotal("language", profile.LanguageSteps));
             var langTable = Add(needLanguage, "language: 3×3 grafting table", 9.0 * seeds * profile.LanguageSteps);
-            var discTask = Add(parts.Contains(LabParts.Discovery), "schedule discovery", 4.0 * profile.VisionSteps);
+            var discTask = Add(parts.Contains(LabParts.Discovery), "schedule discovery",
+                (1.0 + seeds * (parts.Contains(LabParts.TableVision) ? 1 : 3)) * profile.VisionSteps);
             var d1Task = Add(parts.Contains(LabParts.D1), "appendix D.1 constructions", D1Constructions.TotalSteps(profile.D1));
 
             Action Step(ProgressTask? t) => () => t?.Increment(1);
@@ -94,7 +95,8 @@ public static class LabRunner
                 var schedule = new Schedule(options.Schedule, steps);
                 var r = profile.TuneFraction is null
                     ? LearningRates.FixedChoices(task.Name)
-                    : LearningRates.Tune(task, schedule, TuneSteps(steps), seed: 0, profile.ReadEvery, cachePath, options.Retune, Step(bar), Status(bar, label));
+                    : LearningRates.Tune(task, schedule, TuneSteps(steps), seed: 0, profile.ReadEvery, cachePath, options.Retune, Step(bar), Status(bar, label),
+                        extra => { if (bar is not null) bar.MaxValue += extra; });
                 Done(bar, label);
                 timings.Add(($"{task.Name}: learning-rate tuning", sw.Elapsed.TotalSeconds));
                 lrChoices[task.Name] = r;
@@ -123,8 +125,8 @@ public static class LabRunner
                 var sw = Stopwatch.StartNew();
                 discTask?.StartTask();
                 var visionTableResult = tables.FirstOrDefault(t => t.Task == vision.Name);
-                RunResult? Reuse(BaseOptimizer o) => visionTableResult?.Cell(o, o).Runs[0];
-                discovery = ScheduleDiscovery.Run(vision, lrChoices[vision.Name], new Schedule(options.Schedule, profile.VisionSteps), seed: 0,
+                RunResult? Reuse(BaseOptimizer o, int seed) => visionTableResult?.Cell(o, o).Runs.FirstOrDefault(r => r.Seed == seed);
+                discovery = ScheduleDiscovery.Run(vision, lrChoices[vision.Name], new Schedule(options.Schedule, profile.VisionSteps), seeds,
                     profile.ReadEvery, Reuse, Step(discTask), Status(discTask, "schedule discovery"));
                 Done(discTask, "schedule discovery");
                 timings.Add(("schedule discovery", sw.Elapsed.TotalSeconds));
@@ -141,7 +143,7 @@ public static class LabRunner
         // Terminal tables.
         foreach (var t in tables) console.Write(Reports.TableConsole(t));
         if (discovery is not null)
-            console.MarkupLine(Markup.Escape($"discovery: c0 = {discovery.Fit.C0:G4}, c1 = {discovery.Fit.C1:G4}, R² = {discovery.Fit.RSquared:F3}; final training loss SGD {discovery.Sgd.Final.TrainLoss:F4}, AdaGrad {discovery.AdaGrad.Final.TrainLoss:F4}, corrected AdaGrad {discovery.Corrected.Final.TrainLoss:F4} ({(discovery.Helped ? "helped" : "did not help")})"));
+            console.MarkupLine(Markup.Escape($"discovery: c0 = {discovery.Fit.C0:G4}, c1 = {discovery.Fit.C1:G4}, R² = {discovery.Fit.RSquared:F3}; final training loss SGD {discovery.SgdLoss.Format("F4")}, AdaGrad {discovery.AdaGradLoss.Format("F4")}, corrected AdaGrad {discovery.CorrectedLoss.Format("F4")} ({(discovery.Helped ? "lower on average" : "not lower on average")})"));
         if (d1.Count > 0) {
             var dt = new Table().Border(TableBorder.Rounded).Title("[bold]Appendix D.1[/]: test error");
             dt.AddColumn("construction");

@@ -17,7 +17,8 @@ public sealed record LrChoice(string Task, string Optimizer, double Lr, string H
 /// <summary>
 /// The global learning rate of each base optimizer, tuned once per task by a coarse grid (short runs with the same
 /// schedule shape, lowest final training loss wins) and then reused untouched wherever that optimizer is M.
-/// Results are cached in the output folder (<c>lr-tuning.json</c>) under a key that names every setting they
+/// When the winner is at an edge of the grid, the grid is extended past it (at most twice). Results are cached in
+/// the output folder (<c>lr-tuning.json</c>) under a key that names every setting they
 /// depend on; <c>--quick</c> uses the fixed values of <see cref="Fixed"/>.
 /// </summary>
 public static class LearningRates
@@ -49,12 +50,16 @@ public static class LearningRates
 
     private sealed record CacheEntry(string Key, double Lr, List<GridPoint> Grid);
 
+    /// <summary>Times a grid may be extended past an edge whose value won.</summary>
+    public const int MaxExtensions = 2;
+
     /// <summary>
     /// Tunes (or loads from <paramref name="cachePath"/>) the learning rate of every base optimizer on
-    /// <paramref name="task"/>. <paramref name="progress"/> is called once per training step.
+    /// <paramref name="task"/>. <paramref name="progress"/> is called once per training step;
+    /// <paramref name="grow"/> is told of the extra steps when a grid is extended.
     /// </summary>
     public static Dictionary<BaseOptimizer, LrChoice> Tune(LabTask task, Schedule fullSchedule, int tuneSteps, int seed, int readEvery,
-        string cachePath, bool retune, Action? progress, Action<string>? status)
+        string cachePath, bool retune, Action? progress, Action<string>? status, Action<int>? grow = null)
     {
         ArgumentNullException.ThrowIfNull(task);
         ArgumentNullException.ThrowIfNull(fullSchedule);
@@ -66,20 +71,39 @@ public static class LearningRates
             string key = $"{task.Name}|{BaseOptimizers.Name(o)}|{task.Description}|steps={tuneSteps}|schedule={Schedule.Name(schedule.Kind)}|seed={seed}|grid={string.Join(",", grid)}";
             if (!retune && cache.TryGetValue(key, out var hit)) {
                 result[o] = new LrChoice(task.Name, BaseOptimizers.Name(o), hit.Lr, "cached", hit.Grid);
-                for (int i = 0; i < grid.Length * tuneSteps; i++) progress?.Invoke();
+                if (hit.Grid.Count > grid.Length) grow?.Invoke((hit.Grid.Count - grid.Length) * tuneSteps);
+                for (int i = 0; i < hit.Grid.Count * tuneSteps; i++) progress?.Invoke();
                 continue;
             }
             var points = new List<GridPoint>();
-            foreach (var lr in grid) {
+            void Try(double lr)
+            {
                 status?.Invoke($"{task.Name}: tuning {BaseOptimizers.Name(o)} lr={lr:G3}");
                 var run = Trainer.Run(task, new RunSpec(BaseOptimizers.Name(o), ps => BaseOptimizers.Create(o, ps, lr), schedule),
                     seed, tuneSteps, readEvery, progress);
                 points.Add(new GridPoint(lr, run.Diverged ? double.PositiveInfinity : run.Final.TrainLoss, run.Diverged));
             }
-            var best = points.Where(p => !p.Diverged && double.IsFinite(p.TrainLoss)).OrderBy(p => p.TrainLoss).FirstOrDefault()
-                ?? points[0];
-            cache[key] = new CacheEntry(key, best.Lr, points);
-            result[o] = new LrChoice(task.Name, BaseOptimizers.Name(o), best.Lr, "grid", points);
+            GridPoint Best() => points.Where(p => !p.Diverged && double.IsFinite(p.TrainLoss)).OrderBy(p => p.TrainLoss).FirstOrDefault()
+                ?? points.OrderBy(p => p.Lr).First();
+            foreach (var lr in grid) Try(lr);
+            // A winner at an edge of the grid does not bracket the optimum: extend the grid past that edge by the
+            // grid's own ratio, at most MaxExtensions times.
+            int extended = 0;
+            while (extended < MaxExtensions) {
+                var sorted = points.OrderBy(p => p.Lr).ToList();
+                var best = Best();
+                double next;
+                if (best.Lr == sorted[^1].Lr && !best.Diverged) next = sorted[^1].Lr * (sorted[^1].Lr / sorted[^2].Lr);
+                else if (best.Lr == sorted[0].Lr && !best.Diverged) next = sorted[0].Lr / (sorted[1].Lr / sorted[0].Lr);
+                else break;
+                grow?.Invoke(tuneSteps);
+                Try(next);
+                extended++;
+            }
+            var chosen = Best();
+            points = points.OrderBy(p => p.Lr).ToList();
+            cache[key] = new CacheEntry(key, chosen.Lr, points);
+            result[o] = new LrChoice(task.Name, BaseOptimizers.Name(o), chosen.Lr, extended > 0 ? $"grid, extended ×{extended}" : "grid", points);
         }
         SaveCache(cachePath, cache);
         return result;

@@ -111,11 +111,11 @@ public static class Plots
             s.LineWidth = 2;
             s.LegendText = $"{run.Name}: final train loss {run.Final.TrainLoss:F4}";
         }
-        Add(r.Sgd, ColorOf(BaseOptimizer.Sgd), LinePattern.Solid);
-        Add(r.AdaGrad, ColorOf(BaseOptimizer.AdaGrad), LinePattern.Solid);
+        Add(r.Sgd[0], ColorOf(BaseOptimizer.Sgd), LinePattern.Solid);
+        Add(r.AdaGrad[0], ColorOf(BaseOptimizer.AdaGrad), LinePattern.Solid);
         Add(r.Graft, Color.FromHex("#9467bd"), LinePattern.Dashed);
-        Add(r.Corrected, Color.FromHex("#ff7f0e"), LinePattern.Solid);
-        plot.Title($"{r.Task}: AdaGrad with the discovered correction (moving average of {window} steps)");
+        Add(r.Corrected[0], Color.FromHex("#ff7f0e"), LinePattern.Solid);
+        plot.Title($"{r.Task}: AdaGrad with the discovered correction (seed 0, moving average of {window} steps)");
         plot.XLabel("step");
         plot.YLabel("log10 training loss");
         plot.ShowLegend(Alignment.UpperRight);

@@ -99,7 +99,7 @@ public static class Reports
         ArgumentNullException.ThrowIfNull(tables);
         var sb = new StringBuilder("## Global learning rates\n\n");
         sb.Append(tuneFraction is double f
-            ? $"Each base optimizer's global learning rate was chosen once per task from a coarse grid by the lowest final training loss of a short run ({f:P0} of a table run, same schedule shape, seed 0); cached in `lr-tuning.json`. It is then used untouched wherever that optimizer is M. D's learning rate is 1 (it cancels).\n\n"
+            ? $"Each base optimizer's global learning rate was chosen once per task from a coarse grid by the lowest final training loss of a short run ({f:P0} of a table run, same schedule shape, seed 0), the grid extended past an edge that won (at most twice); cached in `lr-tuning.json`. It is then used untouched wherever that optimizer is M. D's learning rate is 1 (it cancels).\n\n"
             : "Fixed learning rates (`--quick`: no tuning; see `LearningRates.Fixed`).\n\n");
         sb.Append("| task | optimizer | lr | how | grid: final training loss of the short run |\n|---|---|---:|---|---|\n");
         foreach (var t in tables)
@@ -122,12 +122,23 @@ public static class Reports
         sb.Append($"Dividing it by AdaGrad's own scheduled learning rate (lr {r.LrAdaGrad.ToString("G3", Inv)} × schedule(t)) gives the correction c(t) that AdaGrad would need to take the graft's steps; a least-squares line through c(t) over {r.Fit.Count} steps:\n\n");
         sb.Append($"- **c0 = {r.Fit.C0.ToString("G4", Inv)}, c1 = {r.Fit.C1.ToString("G4", Inv)} per step, R² = {r.Fit.RSquared.ToString("F3", Inv)}**\n");
         sb.Append($"- corrected AdaGrad: lr {r.LrAdaGrad.ToString("G3", Inv)} × schedule(t) × max(c0 + c1·t, 0)\n\n");
-        sb.Append("| run | final training loss | held-out |\n|---|---:|---:|\n");
-        foreach (var run in new[] { r.Sgd, r.AdaGrad, r.Graft, r.Corrected })
-            sb.Append($"| {run.Name} | {run.Final.TrainLoss.ToString("F4", Inv)} | {run.Final.HeldOut.ToString("F4", Inv)} |\n");
+        sb.Append($"| run | seeds | final training loss | held-out |\n|---|---:|---:|---:|\n");
+        void Row(string name, IReadOnlyList<RunResult> runs)
+        {
+            var loss = Stat.Of(runs.Select(x => x.Final.TrainLoss).ToList());
+            var held = Stat.Of(runs.Select(x => x.Final.HeldOut).ToList());
+            sb.Append($"| {name} | {runs.Count} | {loss.Format("F4")} | {held.Format("F4")} |\n");
+        }
+        Row("SGD", r.Sgd);
+        Row("AdaGrad", r.AdaGrad);
+        Row("SGD#AdaGrad (global graft, the correction's source)", new[] { r.Graft });
+        Row("AdaGrad (corrected)", r.Corrected);
+        var diffs = r.PairedDifferences;
         sb.Append('\n').Append(r.Helped
-            ? $"The correction **helped**: corrected AdaGrad ended at a lower training loss than plain AdaGrad ({r.Corrected.Final.TrainLoss.ToString("F4", Inv)} vs {r.AdaGrad.Final.TrainLoss.ToString("F4", Inv)}).\n\n"
-            : $"The correction **did not help**: corrected AdaGrad ended at {r.Corrected.Final.TrainLoss.ToString("F4", Inv)} vs plain AdaGrad's {r.AdaGrad.Final.TrainLoss.ToString("F4", Inv)}.\n\n");
+            ? $"Corrected AdaGrad's mean final training loss is **lower** than plain AdaGrad's ({r.CorrectedLoss.Format("F4")} vs {r.AdaGradLoss.Format("F4")}). "
+            : $"Corrected AdaGrad's mean final training loss is **not lower** than plain AdaGrad's ({r.CorrectedLoss.Format("F4")} vs {r.AdaGradLoss.Format("F4")}). ");
+        sb.Append($"Per seed, corrected − plain: {string.Join(", ", diffs.Select(d => d.ToString("+0.0000;-0.0000", Inv)))}");
+        sb.Append(diffs.Count > 1 && diffs.All(d => d < 0) ? " (lower on every seed).\n\n" : diffs.Count > 1 && diffs.Any(d => d < 0) && diffs.Any(d => d > 0) ? " (mixed across seeds: within noise).\n\n" : ".\n\n");
         return sb.ToString();
     }
 
