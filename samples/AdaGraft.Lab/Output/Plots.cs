@@ -67,9 +67,9 @@ public static class Plots
                 s.LineWidth = cell.M == cell.D ? 2.5f : 1.6f;
                 s.LegendText = $"M={BaseOptimizers.Name(cell.M)}, D={BaseOptimizers.Name(cell.D)}";
             }
-            plot.Title($"{table.Task}: training loss (moving average of {window} steps), colour = M, line = D");
+            plot.Title($"{table.Task}: colour = M, line style = D");
             plot.XLabel("step");
-            plot.YLabel("log10 training loss");
+            plot.YLabel($"log10 training loss (moving average of {window} steps)");
             plot.ShowLegend(Alignment.UpperRight);
         }
         mp.Layout = new ScottPlot.MultiplotLayouts.Columns();
