@@ -1,0 +1,230 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using System.Text;
+using AdaGraft.Lab.Data;
+using AdaGraft.Lab.Experiments;
+using AdaGraft.Lab.Output;
+using AdaGraft.Lab.Tasks;
+using AdaGraft.Lab.Training;
+using Spectre.Console;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Lab;
+
+/// <summary>What a lab run produced (for callers and tests).</summary>
+public sealed record LabSummary(
+    string OutputDirectory,
+    IReadOnlyList<TableResult> Tables,
+    DiscoveryResult? Discovery,
+    IReadOnlyList<D1Row> D1,
+    double Seconds);
+
+/// <summary>Runs the selected parts of the lab and writes the outputs.</summary>
+public static class LabRunner
+{
+    /// <summary>Runs the lab with <paramref name="options"/>, reporting to <paramref name="console"/>.</summary>
+    public static LabSummary Run(LabOptions options, IAnsiConsole console)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(console);
+        var total = Stopwatch.StartNew();
+        var profile = LabProfile.For(options);
+        int seeds = options.Seeds ?? profile.Seeds;
+        if (seeds < 1) throw new ArgumentOutOfRangeException(nameof(options), seeds, "--seeds must be at least 1.");
+        if (options.Threads < 1) throw new ArgumentOutOfRangeException(nameof(options), options.Threads, "--threads must be at least 1.");
+        var device = ResolveDevice(options.Device);
+        torch.set_num_threads(options.Threads);
+        var outDir = Path.GetFullPath(options.OutputDirectory);
+        Directory.CreateDirectory(outDir);
+        var parts = options.Parts;
+        bool needVision = parts.Contains(LabParts.TableVision) || parts.Contains(LabParts.Discovery);
+        bool needLanguage = parts.Contains(LabParts.TableLanguage);
+
+        console.MarkupLine($"[bold]AdaGraft lab[/] — profile [cyan]{profile.Name}[/], {seeds} seed(s), schedule [cyan]{Schedule.Name(options.Schedule)}[/], device [cyan]{Markup.Escape(device.ToString())}[/], {options.Threads} thread(s)");
+        console.MarkupLine($"parts: {string.Join(", ", LabParts.All.Where(parts.Contains))}; output: [link]{Markup.Escape(outDir)}[/]");
+
+        using var vision = needVision ? LoadVision(options, profile, device) : null;
+        using var language = needLanguage ? LoadLanguage(options, profile, device) : null;
+        if (vision is not null) console.MarkupLine($"vision: {Markup.Escape(vision.Description)} ({vision.ParameterCount():N0} parameters)");
+        if (language is not null) console.MarkupLine($"language: {Markup.Escape(language.Description)} ({language.ParameterCount():N0} parameters)");
+
+        var tables = new List<TableResult>();
+        var lrChoices = new Dictionary<string, Dictionary<BaseOptimizer, LrChoice>>();
+        DiscoveryResult? discovery = null;
+        var d1 = new List<D1Row>();
+        var timings = new List<(string Phase, double Seconds)>();
+        string cachePath = Path.Combine(outDir, "lr-tuning.json");
+
+        int TuneSteps(int steps) => profile.TuneFraction is double f ? Math.Max(10, (int)Math.Round(steps * f)) : 0;
+        int TuneTotal(string task, int steps) => profile.TuneFraction is null ? 0 : BaseOptimizers.All.Sum(o => LearningRates.Grid(task, o).Length) * TuneSteps(steps);
+
+        var progress = console.Progress()
+            .AutoClear(false)
+            .HideCompleted(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
+                new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn());
+
+        progress.Start(ctx => {
+            ProgressTask? Add(bool on, string name, double steps) => on && steps > 0 ? ctx.AddTask(name, autoStart: false, maxValue: steps) : null;
+            var visionTune = Add(needVision, "vision: tune learning rates", TuneTotal("vision", profile.VisionSteps));
+            var visionTable = Add(parts.Contains(LabParts.TableVision), "vision: 3×3 grafting table", 9.0 * seeds * profile.VisionSteps);
+            var langTune = Add(needLanguage, "language: tune learning rates", TuneTotal("language", profile.LanguageSteps));
+            var langTable = Add(needLanguage, "language: 3×3 grafting table", 9.0 * seeds * profile.LanguageSteps);
+            var discTask = Add(parts.Contains(LabParts.Discovery), "schedule discovery",
+                (1.0 + seeds * (parts.Contains(LabParts.TableVision) ? 1 : 3)) * profile.VisionSteps);
+            var d1Task = Add(parts.Contains(LabParts.D1), "appendix D.1 constructions", D1Constructions.TotalSteps(profile.D1));
+
+            Action Step(ProgressTask? t) => () => t?.Increment(1);
+            Action<string> Status(ProgressTask? t, string prefix) => s => { if (t is not null) t.Description = Markup.Escape($"{prefix} — {s}"); };
+            void Done(ProgressTask? t, string name)
+            {
+                if (t is null) return;
+                t.Description = Markup.Escape(name);
+                t.Value = t.MaxValue;
+                t.StopTask();
+            }
+
+            Dictionary<BaseOptimizer, LrChoice> Lrs(LabTask task, ProgressTask? bar, int steps, string label)
+            {
+                var sw = Stopwatch.StartNew();
+                bar?.StartTask();
+                var schedule = new Schedule(options.Schedule, steps);
+                var r = profile.TuneFraction is null
+                    ? LearningRates.FixedChoices(task.Name)
+                    : LearningRates.Tune(task, schedule, TuneSteps(steps), seed: 0, profile.ReadEvery, cachePath, options.Retune, Step(bar), Status(bar, label),
+                        extra => { if (bar is not null) bar.MaxValue += extra; });
+                Done(bar, label);
+                timings.Add(($"{task.Name}: learning-rate tuning", sw.Elapsed.TotalSeconds));
+                lrChoices[task.Name] = r;
+                return r;
+            }
+
+            TableResult Table(LabTask task, Dictionary<BaseOptimizer, LrChoice> lrs, ProgressTask? bar, int steps, string label)
+            {
+                var sw = Stopwatch.StartNew();
+                bar?.StartTask();
+                var t = GraftingTable.Run(task, lrs, new Schedule(options.Schedule, steps), seeds, profile.ReadEvery, Step(bar), Status(bar, label));
+                Done(bar, label);
+                timings.Add(($"{task.Name}: 3×3 table ({9 * seeds} runs)", sw.Elapsed.TotalSeconds));
+                return t;
+            }
+
+            if (vision is not null) {
+                var lrs = Lrs(vision, visionTune, profile.VisionSteps, "vision: tune learning rates");
+                if (parts.Contains(LabParts.TableVision)) tables.Add(Table(vision, lrs, visionTable, profile.VisionSteps, "vision: 3×3 grafting table"));
+            }
+            if (language is not null) {
+                var lrs = Lrs(language, langTune, profile.LanguageSteps, "language: tune learning rates");
+                tables.Add(Table(language, lrs, langTable, profile.LanguageSteps, "language: 3×3 grafting table"));
+            }
+            if (vision is not null && parts.Contains(LabParts.Discovery)) {
+                var sw = Stopwatch.StartNew();
+                discTask?.StartTask();
+                var visionTableResult = tables.FirstOrDefault(t => t.Task == vision.Name);
+                RunResult? Reuse(BaseOptimizer o, int seed) => visionTableResult?.Cell(o, o).Runs.FirstOrDefault(r => r.Seed == seed);
+                discovery = ScheduleDiscovery.Run(vision, lrChoices[vision.Name], new Schedule(options.Schedule, profile.VisionSteps), seeds,
+                    profile.ReadEvery, Reuse, Step(discTask), Status(discTask, "schedule discovery"));
+                Done(discTask, "schedule discovery");
+                timings.Add(("schedule discovery", sw.Elapsed.TotalSeconds));
+            }
+            if (parts.Contains(LabParts.D1)) {
+                var sw = Stopwatch.StartNew();
+                d1Task?.StartTask();
+                d1.AddRange(D1Constructions.Run(profile.D1, device, Step(d1Task)));
+                Done(d1Task, "appendix D.1 constructions");
+                timings.Add(("appendix D.1", sw.Elapsed.TotalSeconds));
+            }
+        });
+
+        // Terminal tables.
+        foreach (var t in tables) console.Write(Reports.TableConsole(t));
+        if (discovery is not null)
+            console.MarkupLine(Markup.Escape($"discovery: c0 = {discovery.Fit.C0:G4}, c1 = {discovery.Fit.C1:G4}, R² = {discovery.Fit.RSquared:F3}; final training loss SGD {discovery.SgdLoss.Format("F4")}, AdaGrad {discovery.AdaGradLoss.Format("F4")}, corrected AdaGrad {discovery.CorrectedLoss.Format("F4")} ({(discovery.Helped ? "lower on average" : "not lower on average")})"));
+        if (d1.Count > 0) {
+            var dt = new Table().Border(TableBorder.Rounded).Title("[bold]Appendix D.1[/]: test error");
+            dt.AddColumn("construction");
+            dt.AddColumn("optimizer");
+            dt.AddColumn(new TableColumn("test error").RightAligned());
+            dt.AddColumn("is");
+            foreach (var r in d1) dt.AddRow(Markup.Escape(r.Construction), Markup.Escape(r.Optimizer), r.TestError.ToString("F3"), Markup.Escape(r.TestErrorMeaning));
+            console.Write(dt);
+        }
+
+        // Files.
+        var written = new List<string>();
+        void Write(string name, string content)
+        {
+            File.WriteAllText(Path.Combine(outDir, name), content);
+            written.Add(name);
+        }
+        if (tables.Count > 0) {
+            Write("grafting-table.csv", Reports.TableCsv(tables));
+            Write("grafting-runs.csv", Reports.RunsCsv(tables));
+            Write("grafting-curves.csv", Reports.CurvesCsv(tables));
+            Write("grafting-table.md", "# Grafting table\n\n" + string.Concat(tables.Select(Reports.TableMarkdown)) + Reports.LearningRatesMarkdown(tables, profile.TuneFraction));
+            Plots.GraftingCurves(Path.Combine(outDir, "grafting-curves.png"), tables);
+            written.Add("grafting-curves.png");
+        }
+        if (discovery is not null) {
+            Write("discovery-ratio.csv", Reports.DiscoveryCsv(discovery));
+            Plots.DiscoveryRatio(Path.Combine(outDir, "discovery-ratio.png"), discovery);
+            Plots.DiscoveryCurves(Path.Combine(outDir, "discovery-curves.png"), discovery);
+            written.Add("discovery-ratio.png");
+            written.Add("discovery-curves.png");
+        }
+        if (d1.Count > 0) Write("d1.csv", Reports.D1Csv(d1));
+
+        var report = new StringBuilder("# AdaGraft lab report\n\n");
+        report.Append($"Profile `{profile.Name}`, {seeds} seed(s), schedule `{Schedule.Name(options.Schedule)}`, device `{device}`, {options.Threads} CPU thread(s), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.\n\n");
+        if (tables.Count > 0) {
+            report.Append("## Grafting tables\n\n").Append(string.Concat(tables.Select(Reports.TableMarkdown)));
+            report.Append("Curves: `grafting-curves.png` (colour = M, line style = D; seed 0).\n\n");
+        }
+        if (tables.Count > 0 || discovery is not null)
+            report.Append(Reports.LearningRatesMarkdown(tables.Count > 0 ? tables : Array.Empty<TableResult>(), profile.TuneFraction));
+        if (discovery is not null) report.Append(Reports.DiscoveryMarkdown(discovery)).Append("Figures: `discovery-ratio.png`, `discovery-curves.png`.\n\n");
+        if (d1.Count > 0) report.Append(Reports.D1Markdown(d1));
+        report.Append("## Wall time\n\n| phase | seconds |\n|---|---:|\n");
+        foreach (var (phase, s) in timings) report.Append($"| {phase} | {s:F1} |\n");
+        report.Append($"| **total** | **{total.Elapsed.TotalSeconds:F1}** |\n");
+        Write("report.md", report.ToString());
+
+        console.MarkupLine($"wrote {written.Count} files to [link]{Markup.Escape(outDir)}[/]: {Markup.Escape(string.Join(", ", written))}");
+        console.MarkupLine($"total wall time {total.Elapsed.TotalSeconds:F1} s");
+        return new LabSummary(outDir, tables, discovery, d1, total.Elapsed.TotalSeconds);
+    }
+
+    private static Device ResolveDevice(string name)
+    {
+        switch (name?.Trim().ToLowerInvariant()) {
+            case "cpu":
+                return torch.CPU;
+            case "cuda":
+                if (!torch.cuda.is_available())
+                    throw new InvalidOperationException("--device cuda: CUDA is not available. This build references the CPU libtorch (libtorch-cpu-linux-x64); on a GPU machine reference a CUDA libtorch package instead.");
+                return torch.CUDA;
+            default:
+                throw new ArgumentException($"Unknown device '{name}'; use cpu or cuda.");
+        }
+    }
+
+    private static VisionTask LoadVision(LabOptions o, LabProfile p, Device device)
+    {
+        var dir = o.DataDirectory ?? FashionMnist.ShippedDirectory;
+        var (train, test) = FashionMnist.Load(dir);
+        string source = o.DataDirectory is null ? "shipped subset" : dir;
+        return new VisionTask(train, test, p.Vision, device, source);
+    }
+
+    private static LanguageTask LoadLanguage(LabOptions o, LabProfile p, Device device)
+    {
+        var corpus = o.TextFile is null
+            ? TokenCorpus.Generated(seed: 7, p.TrainTokens, p.HeldOutTokens, p.Grammar)
+            : TokenCorpus.FromTextFile(o.TextFile, p.MaxTextCharacters);
+        return new LanguageTask(corpus, p.Language, device);
+    }
+}
