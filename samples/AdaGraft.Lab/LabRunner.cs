@@ -171,6 +171,10 @@ public static class LabRunner
         }
         if (discovery is not null) {
             Write("discovery-ratio.csv", Reports.DiscoveryCsv(discovery));
+            AdaGraft.Diagnostics.StepNormCsv.Write(Path.Combine(outDir, "discovery-norms.csv"), discovery.Norms);
+            written.Add("discovery-norms.csv");
+            AdaGraft.Plotting.RatioPlots.PerTensorRatios(discovery.Norms, Path.Combine(outDir, "discovery-tensor-ratios.png"));
+            written.Add("discovery-tensor-ratios.png");
             Plots.DiscoveryRatio(Path.Combine(outDir, "discovery-ratio.png"), discovery);
             Plots.DiscoveryCurves(Path.Combine(outDir, "discovery-curves.png"), discovery);
             written.Add("discovery-ratio.png");
@@ -186,7 +190,7 @@ public static class LabRunner
         }
         if (tables.Count > 0 || discovery is not null)
             report.Append(Reports.LearningRatesMarkdown(tables.Count > 0 ? tables : Array.Empty<TableResult>(), profile.TuneFraction));
-        if (discovery is not null) report.Append(Reports.DiscoveryMarkdown(discovery)).Append("Figures: `discovery-ratio.png`, `discovery-curves.png`.\n\n");
+        if (discovery is not null) report.Append(Reports.DiscoveryMarkdown(discovery)).Append("Figures: `discovery-ratio.png`, `discovery-curves.png`, `discovery-tensor-ratios.png` (per-tensor ratios, figure 7). Every recorded norm: `discovery-norms.csv` (fit any series with `dotnet run --project samples/AdaGraft.Lab -c Release -- fit lab-output/discovery-norms.csv`).\n\n");
         if (d1.Count > 0) report.Append(Reports.D1Markdown(d1));
         report.Append("## Wall time\n\n| phase | seconds |\n|---|---:|\n");
         foreach (var (phase, s) in timings) report.Append($"| {phase} | {s:F1} |\n");

@@ -1,6 +1,7 @@
 using System;
 using System.CommandLine;
 using System.IO;
+using System.Linq;
 using AdaGraft.Lab.Data;
 using AdaGraft.Lab.Training;
 using Spectre.Console;
@@ -94,6 +95,30 @@ public static class LabProgram
             }
         });
         root.Subcommands.Add(subset);
+
+        var csvPath = new Argument<string>("csv") { Description = "A step-norm CSV (step,tensor,m_norm,d_norm,ratio), e.g. lab-output/discovery-norms.csv." };
+        var tensor = new Option<string>("--tensor") { Description = "Which series to fit: a tensor name or __global__.", DefaultValueFactory = _ => AdaGraft.Diagnostics.StepNormRecorder.GlobalName };
+        var fitCommand = new Command("fit", "Fit a recorded ratio series to the paper's schedule shapes (linear c0 + c1·t, power law a·t^α, exponential) and report each with R² and the best.") {
+            csvPath, tensor,
+        };
+        fitCommand.SetAction(parse => {
+            try {
+                var name = parse.GetValue(tensor)!;
+                var series = AdaGraft.Diagnostics.StepNormCsv.Read(parse.GetValue(csvPath)!).Where(r => r.Tensor == name && double.IsFinite(r.Ratio)).OrderBy(r => r.Step).ToArray();
+                if (series.Length < 3) throw new InvalidDataException($"The CSV has {series.Length} finite rows for '{name}'; at least 3 are needed.");
+                var fits = AdaGraft.Diagnostics.ScheduleFitter.All(series.Select(r => (double)r.Step).ToArray(), series.Select(r => r.Ratio).ToArray());
+                var table = new Table().AddColumn("family").AddColumn("fit").AddColumn(new TableColumn("R²").RightAligned());
+                foreach (var f in fits) table.AddRow(f.Family.ToString(), Markup.Escape(f.ToString()), f.RSquared.ToString("F4", System.Globalization.CultureInfo.InvariantCulture));
+                console.MarkupLine(Markup.Escape($"{series.Length} steps of '{name}' ({series[0].Step}..{series[^1].Step})"));
+                console.Write(table);
+                console.MarkupLine(Markup.Escape($"best: {fits[0]}"));
+                return 0;
+            } catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException) {
+                console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+                return 1;
+            }
+        });
+        root.Subcommands.Add(fitCommand);
 
         var config = new InvocationConfiguration();
         if (output is not null) {

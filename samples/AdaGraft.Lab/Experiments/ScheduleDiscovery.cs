@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using AdaGraft.Diagnostics;
 using AdaGraft.Grafting;
 using AdaGraft.Lab.Discovery;
 using AdaGraft.Lab.Tasks;
@@ -26,6 +27,9 @@ public sealed record DiscoveryResult(string Task, double LrSgd, double LrAdaGrad
 {
     /// <summary>The correction applied to AdaGrad at step t: max(c0 + c1·t, 0).</summary>
     public double Applied(int t) => Math.Max(Fit.At(t), 0);
+
+    /// <summary>Every recorded norm of the graft (per tensor and global), for the CSV the <c>fit</c> command reads.</summary>
+    public IReadOnlyList<StepNormRecord> Norms { get; init; } = Array.Empty<StepNormRecord>();
 
     /// <summary>Final training loss of corrected AdaGrad over seeds.</summary>
     public Stat CorrectedLoss => Stat.Of(Corrected.Select(r => r.Final.TrainLoss).ToList());
@@ -63,14 +67,20 @@ public static class ScheduleDiscovery
         double lrSgd = lrs[BaseOptimizer.Sgd].Lr, lrAda = lrs[BaseOptimizer.AdaGrad].Lr;
         int steps = schedule.TotalSteps;
 
-        using var recorder = new GlobalRatioRecorder(steps, task.Device, readEvery);
+        // The library's recorder: norms stay on the device and reach the host every readEvery steps.
+        StepNormRecorder? recorder = null;
         status?.Invoke($"{task.Name}: global graft SGD#AdaGrad");
         var graftSpec = new RunSpec("SGD#AdaGrad (global)",
-            ps => BaseOptimizers.Cell(BaseOptimizer.Sgd, BaseOptimizer.AdaGrad, ps, lrSgd, GraftGranularity.Global),
-            schedule,
-            AfterStep: (opt, _) => recorder.Record((GraftOptimizer)opt));
+            ps => {
+                var cell = BaseOptimizers.Cell(BaseOptimizer.Sgd, BaseOptimizer.AdaGrad, ps, lrSgd, GraftGranularity.Global);
+                recorder = new StepNormRecorder((GraftOptimizer)cell, new RecorderOptions { FlushEvery = readEvery, MaxRecordedSteps = Math.Max(steps, 2) });
+                return cell;
+            },
+            schedule);
         var graft = Trainer.Run(task, graftSpec, 0, steps, readEvery, progress);
-        var ratios = recorder.Finish().ToArray();
+        using var recorded = recorder ?? throw new InvalidOperationException("The graft was never built.");
+        var records = recorded.Records();
+        var ratios = recorded.GlobalRatios().ratios;
 
         var correction = ratios.Select((r, t) => r / (lrAda * schedule.Multiplier(t))).ToArray();
         var fit = LinearFit.FitSeries(correction);
@@ -94,6 +104,6 @@ public static class ScheduleDiscovery
             adagrad.Add(Plain(BaseOptimizer.AdaGrad, lrAda, seed));
             sgd.Add(Plain(BaseOptimizer.Sgd, lrSgd, seed));
         }
-        return new DiscoveryResult(task.Name, lrSgd, lrAda, ratios, correction, fit, graft, corrected, adagrad, sgd, readEvery);
+        return new DiscoveryResult(task.Name, lrSgd, lrAda, ratios, correction, fit, graft, corrected, adagrad, sgd, readEvery) { Norms = records };
     }
 }

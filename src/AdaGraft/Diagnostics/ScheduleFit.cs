@@ -49,8 +49,26 @@ public static class ScheduleFitter
     public static ScheduleFitResult Linear(IReadOnlyList<double> t, IReadOnlyList<double> y)
     {
         Check(t, y);
-        var (a, b) = LeastSquares(t, y);
-        return new ScheduleFitResult(ScheduleFamily.Linear, a, b, RSquared(t, y, x => a + b * x));
+        var (a, b, r2) = Line(t, y);
+        return new ScheduleFitResult(ScheduleFamily.Linear, a, b, r2);
+    }
+
+    /// <summary>
+    /// Ordinary least squares through at least two finite points (centred sums, so large x such as step numbers lose
+    /// no precision): intercept, slope and R².
+    /// </summary>
+    public static (double intercept, double slope, double rSquared) Line(IReadOnlyList<double> x, IReadOnlyList<double> y)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(y);
+        if (x.Count != y.Count) throw new ArgumentException($"x has {x.Count} points but y has {y.Count}.", nameof(y));
+        if (x.Count < 2) throw new ArgumentException($"A line needs at least 2 points, got {x.Count}.", nameof(x));
+        for (int i = 0; i < x.Count; i++) {
+            if (!double.IsFinite(x[i]) || !double.IsFinite(y[i]))
+                throw new ArgumentException($"Point {i} is not finite: ({x[i]}, {y[i]}).", nameof(y));
+        }
+        var (a, b) = LeastSquares(x, y);
+        return (a, b, RSquared(x, y, v => a + b * v));
     }
 
     /// <summary>Fits <c>y ≈ a·t^α</c> (t &gt; 0, y &gt; 0).</summary>
@@ -97,7 +115,7 @@ public static class ScheduleFitter
             sxx += (x[i] - mx) * (x[i] - mx);
             sxy += (x[i] - mx) * (y[i] - my);
         }
-        if (sxx == 0) throw new ArgumentException("All steps are equal; a schedule needs at least two distinct steps.", nameof(x));
+        if (sxx == 0) throw new ArgumentException("All x are equal (every step is the same): the slope is undetermined; a schedule needs at least two distinct steps.", nameof(x));
         double slope = sxy / sxx;
         return (my - slope * mx, slope);
     }

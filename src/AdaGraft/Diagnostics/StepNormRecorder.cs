@@ -102,6 +102,9 @@ public sealed class StepNormRecorder : IDisposable
     /// <summary>Tensor names, in the graft's parameter order.</summary>
     public IReadOnlyList<string> TensorNames => _names;
 
+    /// <summary>Recorded steps already copied to the host (grows only on flush steps; reading it does not flush).</summary>
+    public int HostSteps => _steps.Count;
+
     /// <summary>The current stride (doubles when the memory bound is reached).</summary>
     public int Stride => _stride;
 

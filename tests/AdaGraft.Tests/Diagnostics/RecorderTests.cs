@@ -46,6 +46,20 @@ public class RecorderTests
     }
 
     [Fact]
+    public void ValuesReachTheHostOnlyOnFlushSteps()
+    {
+        var w = Fixtures.MakeParameters(Fixtures.Shapes);
+        using var graft = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(w, 0.02), GenericSecondMomentOptimizer.AdaGrad(w, 1), new GraftOptions { OwnsChildren = true });
+        using var recorder = new StepNormRecorder(graft, new RecorderOptions { FlushEvery = 5 });
+        for (int step = 1; step <= 23; step++) {
+            Fixtures.SetGradients(w, step);
+            graft.step();
+            recorder.HostSteps.Should().Be(step / 5 * 5, "the device buffer is copied to the host every 5 steps");
+        }
+        recorder.Records().Select(r => r.Step).Distinct().Should().HaveCount(23, "reading the records flushes the rest");
+    }
+
+    [Fact]
     public void MemoryStaysBoundedByThinningEvenly()
     {
         var w = Fixtures.MakeParameters(Fixtures.Shapes);
