@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every GPU check of issues 3, 4, 5 and 7 in one device run (see ../shared/gpu/README.md).
+#
+# Here, from the repository root:   bash scripts/gpu-check.sh pack
+#   publishes the tests, the benchmarks and the lab into .gpu/ (compressed to fit the 64 MiB that travels)
+# Then with the device tool:        run  command: "bash scripts/gpu-check.sh run"  carry: [".gpu"]
+#   runs the CUDA tests (CPU = CUDA for presets, grafts, the zoo; non-finite skipping and recording on the device),
+#   the device timing at 100M float32 parameters (synchronised, enqueue, and enqueue while the GPU is busy: a step
+#   that synchronised would wait for the queued work), and the lab's --quick run with --device cuda.
+set -euo pipefail
+case "${1:-}" in
+pack)
+  rm -rf .gpu/AdaGraft.* .gpu/apps.tar.xz
+  ../shared/gpu/pack.sh tests/AdaGraft.Tests/AdaGraft.Tests.csproj benchmarks/AdaGraft.Benchmarks/AdaGraft.Benchmarks.csproj samples/AdaGraft.Lab/AdaGraft.Lab.csproj
+  cd .gpu
+  rm -rf AdaGraft.Tests/Microsoft.CodeCoverage AdaGraft.Benchmarks/amd64 AdaGraft.Benchmarks/Microsoft.CodeAnalysis*.dll AdaGraft.Benchmarks/Microsoft.Diagnostics.Tracing.TraceEvent.dll
+  for d in AdaGraft.*; do find "$d" -mindepth 1 -maxdepth 1 -type d \( -name '??' -o -name '??-*' \) -exec rm -rf {} +; done
+  # pack.sh drops every native library but TorchSharp's; the lab's plots need SkiaSharp's.
+  cp ../samples/AdaGraft.Lab/bin/Release/net10.0/runtimes/linux-x64/native/lib{SkiaSharp,HarfBuzzSharp}.so AdaGraft.Lab/
+  tar -cf - AdaGraft.Tests AdaGraft.Benchmarks AdaGraft.Lab | xz -T0 -6 > apps.tar.xz
+  rm -rf AdaGraft.Tests AdaGraft.Benchmarks AdaGraft.Lab
+  du -sh .
+  ;;
+run)
+  tar -xJf .gpu/apps.tar.xz -C .gpu
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+  timeout 240 bash .gpu/run.sh AdaGraft.Tests/AdaGraft.Tests.dll -class AdaGraft.Tests.CudaTests 2>&1 | tail -40 | tee "$OUT/cuda-tests.txt" || true
+  timeout 200 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --device-timing cuda 10000000 2>&1 | tail -20 | tee "$OUT/timing.txt" || true
+  (cd .gpu/AdaGraft.Lab && timeout 120 bash ../run.sh AdaGraft.Lab/AdaGraft.Lab.dll --quick --device cuda --out /tmp/labout 2>&1 | tail -40) | tee "$OUT/lab.txt" || true
+  { ls /tmp/labout; head -40 /tmp/labout/report.md; } >> "$OUT/lab.txt" 2>&1 || true
+  ;;
+*)
+  echo "usage: bash scripts/gpu-check.sh pack|run" >&2
+  exit 2
+  ;;
+esac
