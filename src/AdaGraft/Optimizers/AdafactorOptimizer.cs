@@ -11,44 +11,26 @@ namespace AdaGraft.Optimizers;
 /// Adafactor (Shazeer and Stern, 2018, "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost") as a TorchSharp optimizer; see <see cref="AdafactorRule"/> for the update. Build it with <see cref="Create"/>.
 /// Usable standalone and inside closed-form grafting.
 /// </summary>
-public sealed class AdafactorOptimizer : RuleOptimizer<AdafactorOptions, AdafactorState>, IBetas
+public sealed class AdafactorOptimizer : MomentRuleOptimizer<AdafactorOptions, AdafactorState, AdafactorOptimizer.ParamGroup>
 {
     /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
-    public sealed class ParamGroup : ParamGroup<AdafactorOptions>, IBetas
+    public sealed class ParamGroup : MomentParamGroup<AdafactorOptions>
     {
         /// <summary>An empty group (set <c>Parameters</c>).</summary>
         public ParamGroup() { }
 
         /// <summary>A group over <paramref name="parameters"/> with <paramref name="options"/> (null: all inherited).</summary>
-        public ParamGroup(IEnumerable<Parameter> parameters, AdafactorOptions? options = null)
-            : base(parameters, options ?? new AdafactorOptions()) { }
-
-        /// <summary>(β1, β2) of this group (β2 is used only with a fixed β2).</summary>
-        public (double, double) Betas {
-            get => (Options.Beta1!.Value, Options.Beta2!.Value);
-            set { Options.Beta1 = value.Item1; Options.Beta2 = value.Item2; }
-        }
+        public ParamGroup(IEnumerable<Parameter> parameters, AdafactorOptions? options = null) : base(parameters, options) { }
     }
 
     /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
     public AdafactorOptimizer(IEnumerable<Parameter> parameters, AdafactorOptions options)
-        : this(new[] { new ParamGroup(Checked(parameters)) }, options) { }
+        : base(parameters, options) { }
 
     /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
     public AdafactorOptimizer(IEnumerable<ParamGroup> groups, AdafactorOptions defaults)
         : base(groups, defaults) { }
 
-    private static IEnumerable<Parameter> Checked(IEnumerable<Parameter> parameters)
-    {
-        ArgumentNullException.ThrowIfNull(parameters);
-        return parameters;
-    }
-
-    /// <summary>Default (β1, β2) (β2 is used only with a fixed β2).</summary>
-    public (double, double) Betas {
-        get => (Defaults.Beta1!.Value, Defaults.Beta2!.Value);
-        set { Defaults.Beta1 = value.Item1; Defaults.Beta2 = value.Item2; }
-    }
 
     /// <summary>Options with every hyperparameter set.</summary>
     public static AdafactorOptions DefaultOptions(double lr, double beta1 = 0, double decay_rate = 0.8, double? beta2 = null, double eps1 = 1e-30, double eps2 = 1e-3, double clip_threshold = 1.0, bool relative_step = false) => new() {
@@ -78,12 +60,4 @@ public sealed class AdafactorOptimizer : RuleOptimizer<AdafactorOptions, Adafact
     protected override Proposal Propose(AdafactorOptions options, AdafactorState state, Parameter parameter, Tensor grad) =>
         AdafactorRule.Propose(options, state, parameter, grad);
 
-    /// <summary>Adds a group; accepts <see cref="ParamGroup"/> or any group with <see cref="AdafactorOptions"/>.</summary>
-    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
-    {
-        if (param_group is not null && param_group is not ParamGroup && param_group.Options is null or AdafactorOptions) {
-            param_group = new ParamGroup(param_group.Parameters, (AdafactorOptions?)param_group.Options);
-        }
-        base.add_param_group(param_group!);
-    }
 }

@@ -21,50 +21,28 @@ namespace AdaGraft.Optimizers;
 /// LR schedulers change <c>ParamGroup.LearningRate</c>; schedulers that cycle momentum or betas use
 /// <see cref="IMomentum"/> (β1) and <see cref="IBetas"/> (β1, β2).
 /// </remarks>
-public sealed class GenericSecondMomentOptimizer : RuleOptimizer<SecondMomentOptions, SecondMomentState>, IMomentum, IBetas
+public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMomentOptions, SecondMomentState, GenericSecondMomentOptimizer.ParamGroup>
 {
     /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
-    public sealed class ParamGroup : ParamGroup<SecondMomentOptions>, IMomentum, IBetas
+    public sealed class ParamGroup : MomentParamGroup<SecondMomentOptions>
     {
         /// <summary>An empty group (set <c>Parameters</c>).</summary>
         public ParamGroup() { }
 
         /// <summary>A group over <paramref name="parameters"/> with <paramref name="options"/> (null: all inherited).</summary>
-        public ParamGroup(IEnumerable<Parameter> parameters, SecondMomentOptions? options = null)
-            : base(parameters, options ?? new SecondMomentOptions()) { }
-
-        /// <summary>β1 of this group.</summary>
-        public double Momentum { get => Options.Beta1!.Value; set => Options.Beta1 = value; }
-
-        /// <summary>(β1, β2) of this group.</summary>
-        public (double, double) Betas {
-            get => (Options.Beta1!.Value, Options.Beta2!.Value);
-            set { Options.Beta1 = value.Item1; Options.Beta2 = value.Item2; }
-        }
+        public ParamGroup(IEnumerable<Parameter> parameters, SecondMomentOptions? options = null) : base(parameters, options) { }
     }
 
     /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
     public GenericSecondMomentOptimizer(IEnumerable<Parameter> parameters, SecondMomentOptions options)
-        : this(new[] { new ParamGroup(Checked(parameters)) }, options) { }
+        : base(parameters, options) { }
 
     /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
     public GenericSecondMomentOptimizer(IEnumerable<ParamGroup> groups, SecondMomentOptions defaults)
         : base(groups, defaults) { }
 
-    private static IEnumerable<Parameter> Checked(IEnumerable<Parameter> parameters)
-    {
-        System.ArgumentNullException.ThrowIfNull(parameters);
-        return parameters;
-    }
 
-    /// <summary>Default β1 (used by schedulers that cycle momentum).</summary>
-    public double Momentum { get => Defaults.Beta1!.Value; set => Defaults.Beta1 = value; }
 
-    /// <summary>Default (β1, β2).</summary>
-    public (double, double) Betas {
-        get => (Defaults.Beta1!.Value, Defaults.Beta2!.Value);
-        set { Defaults.Beta1 = value.Item1; Defaults.Beta2 = value.Item2; }
-    }
 
     /// <inheritdoc />
     protected override SecondMomentState CreateState(Parameter parameter, SecondMomentOptions options) => new(parameter);
@@ -73,14 +51,6 @@ public sealed class GenericSecondMomentOptimizer : RuleOptimizer<SecondMomentOpt
     protected override Proposal Propose(SecondMomentOptions options, SecondMomentState state, Parameter parameter, Tensor grad) =>
         SecondMomentRule.Propose(options, state, parameter, grad);
 
-    /// <summary>Adds a group; accepts <see cref="ParamGroup"/> or any group with <see cref="SecondMomentOptions"/>.</summary>
-    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
-    {
-        if (param_group is not null && param_group is not ParamGroup && param_group.Options is null or SecondMomentOptions) {
-            param_group = new ParamGroup(param_group.Parameters, (SecondMomentOptions?)param_group.Options);
-        }
-        base.add_param_group(param_group!);
-    }
 
     /// <summary>Checks a preset argument under the name the caller typed (e.g. alpha, momentum).</summary>
     private static void RequireUnit(double value, string name, bool hiOpen)

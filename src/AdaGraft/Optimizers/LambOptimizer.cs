@@ -11,44 +11,27 @@ namespace AdaGraft.Optimizers;
 /// LAMB (You et al., 2019, "Large Batch Optimization for Deep Learning: Training BERT in 76 minutes") as a TorchSharp optimizer; see <see cref="LambRule"/> for the update. Build it with <see cref="Create"/>.
 /// Usable standalone and inside closed-form grafting.
 /// </summary>
-public sealed class LambOptimizer : RuleOptimizer<LambOptions, LambState>, IBetas
+public sealed class LambOptimizer : MomentRuleOptimizer<LambOptions, LambState, LambOptimizer.ParamGroup>
 {
     /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
-    public sealed class ParamGroup : ParamGroup<LambOptions>, IBetas
+    public sealed class ParamGroup : MomentParamGroup<LambOptions>
     {
         /// <summary>An empty group (set <c>Parameters</c>).</summary>
         public ParamGroup() { }
 
         /// <summary>A group over <paramref name="parameters"/> with <paramref name="options"/> (null: all inherited).</summary>
-        public ParamGroup(IEnumerable<Parameter> parameters, LambOptions? options = null)
-            : base(parameters, options ?? new LambOptions()) { }
-
-        /// <summary>(β1, β2) of this group.</summary>
-        public (double, double) Betas {
-            get => (Options.Beta1!.Value, Options.Beta2!.Value);
-            set { Options.Beta1 = value.Item1; Options.Beta2 = value.Item2; }
-        }
+        public ParamGroup(IEnumerable<Parameter> parameters, LambOptions? options = null) : base(parameters, options) { }
     }
 
     /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
     public LambOptimizer(IEnumerable<Parameter> parameters, LambOptions options)
-        : this(new[] { new ParamGroup(Checked(parameters)) }, options) { }
+        : base(parameters, options) { }
 
     /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
     public LambOptimizer(IEnumerable<ParamGroup> groups, LambOptions defaults)
         : base(groups, defaults) { }
 
-    private static IEnumerable<Parameter> Checked(IEnumerable<Parameter> parameters)
-    {
-        ArgumentNullException.ThrowIfNull(parameters);
-        return parameters;
-    }
 
-    /// <summary>Default (β1, β2).</summary>
-    public (double, double) Betas {
-        get => (Defaults.Beta1!.Value, Defaults.Beta2!.Value);
-        set { Defaults.Beta1 = value.Item1; Defaults.Beta2 = value.Item2; }
-    }
 
     /// <summary>Options with every hyperparameter set.</summary>
     public static LambOptions DefaultOptions(double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-6, double weight_decay = 0.01, bool bias_correction = true) => new() {
@@ -74,12 +57,4 @@ public sealed class LambOptimizer : RuleOptimizer<LambOptions, LambState>, IBeta
     protected override Proposal Propose(LambOptions options, LambState state, Parameter parameter, Tensor grad) =>
         LambRule.Propose(options, state, parameter, grad);
 
-    /// <summary>Adds a group; accepts <see cref="ParamGroup"/> or any group with <see cref="LambOptions"/>.</summary>
-    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
-    {
-        if (param_group is not null && param_group is not ParamGroup && param_group.Options is null or LambOptions) {
-            param_group = new ParamGroup(param_group.Parameters, (LambOptions?)param_group.Options);
-        }
-        base.add_param_group(param_group!);
-    }
 }

@@ -11,44 +11,27 @@ namespace AdaGraft.Optimizers;
 /// Lion (Chen et al., 2023, "Symbolic Discovery of Optimization Algorithms") as a TorchSharp optimizer; see <see cref="LionRule"/> for the update. Build it with <see cref="Create"/>.
 /// Usable standalone and inside closed-form grafting.
 /// </summary>
-public sealed class LionOptimizer : RuleOptimizer<LionOptions, LionState>, IBetas
+public sealed class LionOptimizer : MomentRuleOptimizer<LionOptions, LionState, LionOptimizer.ParamGroup>
 {
     /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
-    public sealed class ParamGroup : ParamGroup<LionOptions>, IBetas
+    public sealed class ParamGroup : MomentParamGroup<LionOptions>
     {
         /// <summary>An empty group (set <c>Parameters</c>).</summary>
         public ParamGroup() { }
 
         /// <summary>A group over <paramref name="parameters"/> with <paramref name="options"/> (null: all inherited).</summary>
-        public ParamGroup(IEnumerable<Parameter> parameters, LionOptions? options = null)
-            : base(parameters, options ?? new LionOptions()) { }
-
-        /// <summary>(β1, β2) of this group.</summary>
-        public (double, double) Betas {
-            get => (Options.Beta1!.Value, Options.Beta2!.Value);
-            set { Options.Beta1 = value.Item1; Options.Beta2 = value.Item2; }
-        }
+        public ParamGroup(IEnumerable<Parameter> parameters, LionOptions? options = null) : base(parameters, options) { }
     }
 
     /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
     public LionOptimizer(IEnumerable<Parameter> parameters, LionOptions options)
-        : this(new[] { new ParamGroup(Checked(parameters)) }, options) { }
+        : base(parameters, options) { }
 
     /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
     public LionOptimizer(IEnumerable<ParamGroup> groups, LionOptions defaults)
         : base(groups, defaults) { }
 
-    private static IEnumerable<Parameter> Checked(IEnumerable<Parameter> parameters)
-    {
-        ArgumentNullException.ThrowIfNull(parameters);
-        return parameters;
-    }
 
-    /// <summary>Default (β1, β2).</summary>
-    public (double, double) Betas {
-        get => (Defaults.Beta1!.Value, Defaults.Beta2!.Value);
-        set { Defaults.Beta1 = value.Item1; Defaults.Beta2 = value.Item2; }
-    }
 
     /// <summary>Options with every hyperparameter set.</summary>
     public static LionOptions DefaultOptions(double lr = 1e-4, double beta1 = 0.9, double beta2 = 0.99, double weight_decay = 0) => new() {
@@ -72,12 +55,4 @@ public sealed class LionOptimizer : RuleOptimizer<LionOptions, LionState>, IBeta
     protected override Proposal Propose(LionOptions options, LionState state, Parameter parameter, Tensor grad) =>
         LionRule.Propose(options, state, parameter, grad);
 
-    /// <summary>Adds a group; accepts <see cref="ParamGroup"/> or any group with <see cref="LionOptions"/>.</summary>
-    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
-    {
-        if (param_group is not null && param_group is not ParamGroup && param_group.Options is null or LionOptions) {
-            param_group = new ParamGroup(param_group.Parameters, (LionOptions?)param_group.Options);
-        }
-        base.add_param_group(param_group!);
-    }
 }

@@ -11,44 +11,27 @@ namespace AdaGraft.Optimizers;
 /// NovoGrad (Ginsburg et al., 2019, "Stochastic Gradient Methods with Layer-wise Adaptive Moments for Training of Deep Networks") as a TorchSharp optimizer; see <see cref="NovoGradRule"/> for the update. Build it with <see cref="Create"/>.
 /// Usable standalone and inside closed-form grafting.
 /// </summary>
-public sealed class NovoGradOptimizer : RuleOptimizer<NovoGradOptions, NovoGradState>, IBetas
+public sealed class NovoGradOptimizer : MomentRuleOptimizer<NovoGradOptions, NovoGradState, NovoGradOptimizer.ParamGroup>
 {
     /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
-    public sealed class ParamGroup : ParamGroup<NovoGradOptions>, IBetas
+    public sealed class ParamGroup : MomentParamGroup<NovoGradOptions>
     {
         /// <summary>An empty group (set <c>Parameters</c>).</summary>
         public ParamGroup() { }
 
         /// <summary>A group over <paramref name="parameters"/> with <paramref name="options"/> (null: all inherited).</summary>
-        public ParamGroup(IEnumerable<Parameter> parameters, NovoGradOptions? options = null)
-            : base(parameters, options ?? new NovoGradOptions()) { }
-
-        /// <summary>(β1, β2) of this group.</summary>
-        public (double, double) Betas {
-            get => (Options.Beta1!.Value, Options.Beta2!.Value);
-            set { Options.Beta1 = value.Item1; Options.Beta2 = value.Item2; }
-        }
+        public ParamGroup(IEnumerable<Parameter> parameters, NovoGradOptions? options = null) : base(parameters, options) { }
     }
 
     /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
     public NovoGradOptimizer(IEnumerable<Parameter> parameters, NovoGradOptions options)
-        : this(new[] { new ParamGroup(Checked(parameters)) }, options) { }
+        : base(parameters, options) { }
 
     /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
     public NovoGradOptimizer(IEnumerable<ParamGroup> groups, NovoGradOptions defaults)
         : base(groups, defaults) { }
 
-    private static IEnumerable<Parameter> Checked(IEnumerable<Parameter> parameters)
-    {
-        ArgumentNullException.ThrowIfNull(parameters);
-        return parameters;
-    }
 
-    /// <summary>Default (β1, β2).</summary>
-    public (double, double) Betas {
-        get => (Defaults.Beta1!.Value, Defaults.Beta2!.Value);
-        set { Defaults.Beta1 = value.Item1; Defaults.Beta2 = value.Item2; }
-    }
 
     /// <summary>Options with every hyperparameter set.</summary>
     public static NovoGradOptions DefaultOptions(double lr = 1e-3, double beta1 = 0.95, double beta2 = 0.98, double eps = 1e-8, double weight_decay = 0) => new() {
@@ -72,12 +55,4 @@ public sealed class NovoGradOptimizer : RuleOptimizer<NovoGradOptions, NovoGradS
     protected override Proposal Propose(NovoGradOptions options, NovoGradState state, Parameter parameter, Tensor grad) =>
         NovoGradRule.Propose(options, state, parameter, grad);
 
-    /// <summary>Adds a group; accepts <see cref="ParamGroup"/> or any group with <see cref="NovoGradOptions"/>.</summary>
-    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
-    {
-        if (param_group is not null && param_group is not ParamGroup && param_group.Options is null or NovoGradOptions) {
-            param_group = new ParamGroup(param_group.Parameters, (NovoGradOptions?)param_group.Options);
-        }
-        base.add_param_group(param_group!);
-    }
 }

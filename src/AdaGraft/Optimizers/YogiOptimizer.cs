@@ -11,44 +11,27 @@ namespace AdaGraft.Optimizers;
 /// Yogi (Zaheer et al., 2018, "Adaptive Methods for Nonconvex Optimization") as a TorchSharp optimizer; see
 /// <see cref="YogiRule"/> for the update. Build it with <see cref="Create"/>. Usable inside closed-form grafting.
 /// </summary>
-public sealed class YogiOptimizer : RuleOptimizer<YogiOptions, YogiState>, IBetas
+public sealed class YogiOptimizer : MomentRuleOptimizer<YogiOptions, YogiState, YogiOptimizer.ParamGroup>
 {
     /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
-    public sealed class ParamGroup : ParamGroup<YogiOptions>, IBetas
+    public sealed class ParamGroup : MomentParamGroup<YogiOptions>
     {
         /// <summary>An empty group (set <c>Parameters</c>).</summary>
         public ParamGroup() { }
 
         /// <summary>A group over <paramref name="parameters"/> with <paramref name="options"/> (null: all inherited).</summary>
-        public ParamGroup(IEnumerable<Parameter> parameters, YogiOptions? options = null)
-            : base(parameters, options ?? new YogiOptions()) { }
-
-        /// <summary>(β1, β2) of this group.</summary>
-        public (double, double) Betas {
-            get => (Options.Beta1!.Value, Options.Beta2!.Value);
-            set { Options.Beta1 = value.Item1; Options.Beta2 = value.Item2; }
-        }
+        public ParamGroup(IEnumerable<Parameter> parameters, YogiOptions? options = null) : base(parameters, options) { }
     }
 
     /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
     public YogiOptimizer(IEnumerable<Parameter> parameters, YogiOptions options)
-        : this(new[] { new ParamGroup(Checked(parameters)) }, options) { }
+        : base(parameters, options) { }
 
     /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
     public YogiOptimizer(IEnumerable<ParamGroup> groups, YogiOptions defaults)
         : base(groups, defaults) { }
 
-    private static IEnumerable<Parameter> Checked(IEnumerable<Parameter> parameters)
-    {
-        ArgumentNullException.ThrowIfNull(parameters);
-        return parameters;
-    }
 
-    /// <summary>Default (β1, β2).</summary>
-    public (double, double) Betas {
-        get => (Defaults.Beta1!.Value, Defaults.Beta2!.Value);
-        set { Defaults.Beta1 = value.Item1; Defaults.Beta2 = value.Item2; }
-    }
 
     /// <summary>Options with every hyperparameter set (defaults of the reference implementations).</summary>
     public static YogiOptions DefaultOptions(double lr = 1e-2, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-3, double initial_accumulator_value = 1e-6) => new() {
@@ -73,12 +56,4 @@ public sealed class YogiOptimizer : RuleOptimizer<YogiOptions, YogiState>, IBeta
     protected override Proposal Propose(YogiOptions options, YogiState state, Parameter parameter, Tensor grad) =>
         YogiRule.Propose(options, state, parameter, grad);
 
-    /// <summary>Adds a group; accepts <see cref="ParamGroup"/> or any group with <see cref="YogiOptions"/>.</summary>
-    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
-    {
-        if (param_group is not null && param_group is not ParamGroup && param_group.Options is null or YogiOptions) {
-            param_group = new ParamGroup(param_group.Parameters, (YogiOptions?)param_group.Options);
-        }
-        base.add_param_group(param_group!);
-    }
 }

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace AdaGraft.Rules;
 
 /// <summary>Hyperparameters of <see cref="AdafactorRule"/> (one parameter group). Unset values inherit the optimizer's defaults.</summary>
-public sealed class AdafactorOptions : RuleOptions
+public sealed class AdafactorOptions : RuleOptions, Optimizers.IMomentOptions
 {
     /// <summary>β1, optional momentum of the clipped update, in [0, 1); 0 (the paper's default) keeps no first moment.</summary>
     public double? Beta1 { get; set; }

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace AdaGraft.Rules;
 
 /// <summary>Hyperparameters of <see cref="LionRule"/> (one parameter group). Unset values inherit the optimizer's defaults.</summary>
-public sealed class LionOptions : RuleOptions
+public sealed class LionOptions : RuleOptions, Optimizers.IMomentOptions
 {
     /// <summary>β1, the interpolation between momentum and gradient that is signed for the update, in [0, 1].</summary>
     public double? Beta1 { get; set; }

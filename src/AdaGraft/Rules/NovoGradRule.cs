@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace AdaGraft.Rules;
 
 /// <summary>Hyperparameters of <see cref="NovoGradRule"/> (one parameter group). Unset values inherit the optimizer's defaults.</summary>
-public sealed class NovoGradOptions : RuleOptions
+public sealed class NovoGradOptions : RuleOptions, Optimizers.IMomentOptions
 {
     /// <summary>β1, the momentum coefficient, in [0, 1).</summary>
     public double? Beta1 { get; set; }

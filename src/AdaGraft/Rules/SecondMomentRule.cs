@@ -28,7 +28,7 @@ public enum MomentumPlacement
 /// <summary>
 /// Hyperparameters of Algorithm 1 (one parameter group). Unset values inherit the optimizer's defaults.
 /// </summary>
-public sealed class SecondMomentOptions : RuleOptions
+public sealed class SecondMomentOptions : RuleOptions, Optimizers.IMomentOptions
 {
     /// <summary>β1, the momentum (heavy-ball) coefficient, in [0, 1).</summary>
     public double? Beta1 { get; set; }

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace AdaGraft.Rules;
 
 /// <summary>Hyperparameters of <see cref="YogiRule"/> (one parameter group). Unset values inherit the optimizer's defaults.</summary>
-public sealed class YogiOptions : RuleOptions
+public sealed class YogiOptions : RuleOptions, Optimizers.IMomentOptions
 {
     /// <summary>β1, the first-moment decay, in [0, 1).</summary>
     public double? Beta1 { get; set; }

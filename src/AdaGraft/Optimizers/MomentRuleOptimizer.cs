@@ -1,0 +1,91 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using AdaGraft.Rules;
+using TorchSharp.Modules;
+using static TorchSharp.torch.optim;
+
+namespace AdaGraft.Optimizers;
+
+/// <summary>Options with moment coefficients β1 (momentum) and β2 that LR schedulers may cycle.</summary>
+public interface IMomentOptions
+{
+    /// <summary>β1, the first-moment (momentum) coefficient.</summary>
+    double? Beta1 { get; set; }
+
+    /// <summary>β2, the second-moment coefficient (null where a rule schedules it itself, e.g. Adafactor).</summary>
+    double? Beta2 { get; set; }
+}
+
+/// <summary>
+/// A parameter group whose β1 and β2 schedulers can read and set (<see cref="IMomentum"/> is β1, <see cref="IBetas"/>
+/// is (β1, β2)), written once for every rule with moments.
+/// </summary>
+/// <typeparam name="TOptions">The rule's options.</typeparam>
+public class MomentParamGroup<TOptions> : ParamGroup<TOptions>, IMomentum, IBetas
+    where TOptions : RuleOptions, IMomentOptions, new()
+{
+    /// <summary>An empty group (set <c>Parameters</c>).</summary>
+    public MomentParamGroup() { }
+
+    /// <summary>A group over <paramref name="parameters"/> with <paramref name="options"/> (null: all inherited).</summary>
+    public MomentParamGroup(IEnumerable<Parameter> parameters, TOptions? options = null)
+        : base(parameters, options ?? new TOptions()) { }
+
+    /// <summary>β1 of this group.</summary>
+    public double Momentum { get => Options.Beta1!.Value; set => Options.Beta1 = value; }
+
+    /// <summary>(β1, β2) of this group.</summary>
+    public (double, double) Betas {
+        get => (Options.Beta1!.Value, Options.Beta2 ?? throw new InvalidOperationException($"{typeof(TOptions).Name}.Beta2 is not set (the rule schedules β2 itself)."));
+        set { Options.Beta1 = value.Item1; Options.Beta2 = value.Item2; }
+    }
+}
+
+/// <summary>
+/// A rule optimizer whose options have β1 and β2: the constructors, the group wrapping and the scheduler interfaces,
+/// written once. A concrete optimizer supplies its state factory and its rule's <c>Propose</c>.
+/// </summary>
+/// <typeparam name="TOptions">The rule's options.</typeparam>
+/// <typeparam name="TState">The rule's per-tensor state.</typeparam>
+/// <typeparam name="TGroup">The optimizer's own parameter-group type (what its groups are made of).</typeparam>
+public abstract class MomentRuleOptimizer<TOptions, TState, TGroup> : RuleOptimizer<TOptions, TState>, IMomentum, IBetas
+    where TOptions : RuleOptions, IMomentOptions, new()
+    where TState : RuleState
+    where TGroup : MomentParamGroup<TOptions>, new()
+{
+    /// <summary>One group over <paramref name="parameters"/> with <paramref name="options"/> (every option set).</summary>
+    protected MomentRuleOptimizer(IEnumerable<Parameter> parameters, TOptions options)
+        : base(new[] { Group(NotNull(parameters), null) }, options) { }
+
+    /// <summary>Parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
+    protected MomentRuleOptimizer(IEnumerable<ParamGroup<TOptions>> groups, TOptions defaults)
+        : base(groups, defaults) { }
+
+    private static TGroup Group(IEnumerable<Parameter> parameters, TOptions? options) =>
+        new() { Parameters = parameters, Options = options ?? new TOptions() };
+
+    private static IEnumerable<Parameter> NotNull(IEnumerable<Parameter> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return parameters;
+    }
+
+    /// <summary>Default β1 (used by schedulers that cycle momentum).</summary>
+    public double Momentum { get => Defaults.Beta1!.Value; set => Defaults.Beta1 = value; }
+
+    /// <summary>Default (β1, β2).</summary>
+    public (double, double) Betas {
+        get => (Defaults.Beta1!.Value, Defaults.Beta2 ?? throw new InvalidOperationException($"{typeof(TOptions).Name}.Beta2 is not set (the rule schedules β2 itself)."));
+        set { Defaults.Beta1 = value.Item1; Defaults.Beta2 = value.Item2; }
+    }
+
+    /// <summary>Adds a group; a plain TorchSharp group with these options (or none) is wrapped so schedulers can cycle its betas.</summary>
+    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
+    {
+        if (param_group is not null && param_group is not TGroup && param_group.Options is null or TOptions) {
+            param_group = Group(param_group.Parameters ?? Enumerable.Empty<Parameter>(), (TOptions?)param_group.Options);
+        }
+        base.add_param_group(param_group!);
+    }
+}
