@@ -22,8 +22,11 @@ public static class LabParts
     /// <summary>Appendix D.1's two constructions.</summary>
     public const string D1 = "d1";
 
+    /// <summary>Section 4.1: AdaGrad's step norms with Adam, Yogi, AMSGrad and Adafactor directions (language task).</summary>
+    public const string Zoo = "zoo";
+
     /// <summary>All parts, in run order.</summary>
-    public static readonly string[] All = { TableVision, TableLanguage, Discovery, D1 };
+    public static readonly string[] All = { TableVision, TableLanguage, Discovery, D1, Zoo };
 
     /// <summary>Parses a comma list ("all" for every part).</summary>
     public static IReadOnlySet<string> Parse(string text)

@@ -21,7 +21,11 @@ public sealed record LabSummary(
     IReadOnlyList<TableResult> Tables,
     DiscoveryResult? Discovery,
     IReadOnlyList<D1Row> D1,
-    double Seconds);
+    double Seconds)
+{
+    /// <summary>The section-4.1 run (null when not selected).</summary>
+    public ZooResult? Zoo { get; init; }
+}
 
 /// <summary>Runs the selected parts of the lab and writes the outputs.</summary>
 public static class LabRunner
@@ -42,7 +46,7 @@ public static class LabRunner
         Directory.CreateDirectory(outDir);
         var parts = options.Parts;
         bool needVision = parts.Contains(LabParts.TableVision) || parts.Contains(LabParts.Discovery);
-        bool needLanguage = parts.Contains(LabParts.TableLanguage);
+        bool needLanguage = parts.Contains(LabParts.TableLanguage) || parts.Contains(LabParts.Zoo);
 
         console.MarkupLine($"[bold]AdaGraft lab[/] — profile [cyan]{profile.Name}[/], {seeds} seed(s), schedule [cyan]{Schedule.Name(options.Schedule)}[/], device [cyan]{Markup.Escape(device.ToString())}[/], {options.Threads} thread(s)");
         console.MarkupLine($"parts: {string.Join(", ", LabParts.All.Where(parts.Contains))}; output: [link]{Markup.Escape(outDir)}[/]");
@@ -55,6 +59,7 @@ public static class LabRunner
         var tables = new List<TableResult>();
         var lrChoices = new Dictionary<string, Dictionary<BaseOptimizer, LrChoice>>();
         DiscoveryResult? discovery = null;
+        ZooResult? zoo = null;
         var d1 = new List<D1Row>();
         var timings = new List<(string Phase, double Seconds)>();
         string cachePath = Path.Combine(outDir, "lr-tuning.json");
@@ -73,7 +78,8 @@ public static class LabRunner
             var visionTune = Add(needVision, "vision: tune learning rates", TuneTotal("vision", profile.VisionSteps));
             var visionTable = Add(parts.Contains(LabParts.TableVision), "vision: 3×3 grafting table", 9.0 * seeds * profile.VisionSteps);
             var langTune = Add(needLanguage, "language: tune learning rates", TuneTotal("language", profile.LanguageSteps));
-            var langTable = Add(needLanguage, "language: 3×3 grafting table", 9.0 * seeds * profile.LanguageSteps);
+            var langTable = Add(parts.Contains(LabParts.TableLanguage), "language: 3×3 grafting table", 9.0 * seeds * profile.LanguageSteps);
+            var zooTask = Add(parts.Contains(LabParts.Zoo), "language: section 4.1 (AdaGrad#{Adam, Yogi, AMSGrad, Adafactor})", (double)DirectionZoo.Runs(seeds) * profile.LanguageSteps);
             var discTask = Add(parts.Contains(LabParts.Discovery), "schedule discovery",
                 (1.0 + seeds * (parts.Contains(LabParts.TableVision) ? 1 : 3)) * profile.VisionSteps);
             var d1Task = Add(parts.Contains(LabParts.D1), "appendix D.1 constructions", D1Constructions.TotalSteps(profile.D1));
@@ -119,7 +125,16 @@ public static class LabRunner
             }
             if (language is not null) {
                 var lrs = Lrs(language, langTune, profile.LanguageSteps, "language: tune learning rates");
-                tables.Add(Table(language, lrs, langTable, profile.LanguageSteps, "language: 3×3 grafting table"));
+                if (parts.Contains(LabParts.TableLanguage)) tables.Add(Table(language, lrs, langTable, profile.LanguageSteps, "language: 3×3 grafting table"));
+                if (parts.Contains(LabParts.Zoo)) {
+                    var sw = Stopwatch.StartNew();
+                    zooTask?.StartTask();
+                    const string label = "language: section 4.1 (AdaGrad#{Adam, Yogi, AMSGrad, Adafactor})";
+                    zoo = DirectionZoo.Run(language, lrs[BaseOptimizer.AdaGrad].Lr, new Schedule(options.Schedule, profile.LanguageSteps), seeds,
+                        profile.ReadEvery, Step(zooTask), Status(zooTask, label));
+                    Done(zooTask, label);
+                    timings.Add(($"language: section 4.1 ({DirectionZoo.Runs(seeds)} runs)", sw.Elapsed.TotalSeconds));
+                }
             }
             if (vision is not null && parts.Contains(LabParts.Discovery)) {
                 var sw = Stopwatch.StartNew();
@@ -181,6 +196,11 @@ public static class LabRunner
             written.Add("discovery-curves.png");
         }
         if (d1.Count > 0) Write("d1.csv", Reports.D1Csv(d1));
+        if (zoo is not null) {
+            Write("section41.csv", DirectionZoo.Csv(zoo));
+            Plots.ZooCurves(Path.Combine(outDir, "section41-curves.png"), zoo);
+            written.Add("section41-curves.png");
+        }
 
         var report = new StringBuilder("# AdaGraft lab report\n\n");
         report.Append($"Profile `{profile.Name}`, {seeds} seed(s), schedule `{Schedule.Name(options.Schedule)}`, device `{device}`, {options.Threads} CPU thread(s), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.\n\n");
@@ -192,6 +212,7 @@ public static class LabRunner
             report.Append(Reports.LearningRatesMarkdown(tables.Count > 0 ? tables : Array.Empty<TableResult>(), profile.TuneFraction));
         if (discovery is not null) report.Append(Reports.DiscoveryMarkdown(discovery)).Append("Figures: `discovery-ratio.png`, `discovery-curves.png`, `discovery-tensor-ratios.png` (per-tensor ratios, figure 7). Every recorded norm: `discovery-norms.csv` (fit any series with `dotnet run --project samples/AdaGraft.Lab -c Release -- fit lab-output/discovery-norms.csv`).\n\n");
         if (d1.Count > 0) report.Append(Reports.D1Markdown(d1));
+        if (zoo is not null) report.Append(DirectionZoo.Markdown(zoo, language!.HeldOutName));
         report.Append("## Wall time\n\n| phase | seconds |\n|---|---:|\n");
         foreach (var (phase, s) in timings) report.Append($"| {phase} | {s:F1} |\n");
         report.Append($"| **total** | **{total.Elapsed.TotalSeconds:F1}** |\n");
@@ -199,7 +220,7 @@ public static class LabRunner
 
         console.MarkupLine($"wrote {written.Count} files to [link]{Markup.Escape(outDir)}[/]: {Markup.Escape(string.Join(", ", written))}");
         console.MarkupLine($"total wall time {total.Elapsed.TotalSeconds:F1} s");
-        return new LabSummary(outDir, tables, discovery, d1, total.Elapsed.TotalSeconds);
+        return new LabSummary(outDir, tables, discovery, d1, total.Elapsed.TotalSeconds) { Zoo = zoo };
     }
 
     private static Device ResolveDevice(string name)

@@ -111,6 +111,8 @@ public class LabEndToEndTests : IClassFixture<QuickLabRun>
     [InlineData("grafting-curves.png", 1400, 560)]
     [InlineData("discovery-ratio.png", 900, 560)]
     [InlineData("discovery-curves.png", 900, 560)]
+    [InlineData("discovery-tensor-ratios.png", 800, 500)]
+    [InlineData("section41-curves.png", 900, 560)]
     public void PngsAreValid(string name, int width, int height)
     {
         var bytes = File.ReadAllBytes(_run.PathOf(name));
@@ -121,6 +123,20 @@ public class LabEndToEndTests : IClassFixture<QuickLabRun>
         BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(16, 4)).Should().Be(width);
         BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(20, 4)).Should().Be(height);
         bytes.Length.Should().BeGreaterThan(5000, "a plot, not an empty image");
+    }
+
+    [Fact]
+    public void Section41GraftsAdaGradNormsOntoFourDirections()
+    {
+        var zoo = _run.Summary!.Zoo!;
+        zoo.Cells.Select(c => c.Direction).Should().Equal("Adam", "Yogi", "AMSGrad", "Adafactor");
+        zoo.Cells.Should().OnlyContain(c => c.Runs.Count == 1 && double.IsFinite(c.Runs[0].Final.TrainLoss) && c.Runs[0].Final.TrainLoss > 0);
+        var csv = File.ReadAllLines(_run.PathOf("section41.csv"));
+        csv[0].Should().Be("task,magnitude,direction,seed,train_loss,held_out");
+        csv.Skip(1).Should().HaveCount(4).And.OnlyContain(l => l.StartsWith("language,AdaGrad,", StringComparison.Ordinal));
+        File.ReadAllText(_run.PathOf("report.md")).Should().Contain("## Section 4.1");
+        var norms = AdaGraft.Diagnostics.StepNormCsv.Read(_run.PathOf("discovery-norms.csv"));
+        norms.Should().Contain(r => r.Tensor == AdaGraft.Diagnostics.StepNormRecorder.GlobalName);
     }
 
     [Fact]

@@ -132,4 +132,26 @@ public static class Plots
         using var file = File.Create(path);
         data.SaveTo(file);
     }
+
+    /// <summary>Section 4.1: AdaGrad's norms with four directions, seed 0, one panel.</summary>
+    public static void ZooCurves(string path, ZooResult r, int width = 900, int height = 560)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        var plot = new Plot();
+        var colors = new[] { "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b" };
+        int window = Math.Max(1, r.Steps / 40);
+        for (int i = 0; i < r.Cells.Count; i++) {
+            var run = r.Cells[i].Runs[0];
+            var (x, y) = Smooth(run.Losses, window);
+            if (x.Length == 0) continue;
+            var s = plot.Add.ScatterLine(x, y.Select(v => Math.Log10(Math.Max(v, 1e-12))).ToArray(), Color.FromHex(colors[i % colors.Length]));
+            s.LineWidth = 2;
+            s.LegendText = $"AdaGrad#{r.Cells[i].Direction}: final {run.Final.TrainLoss:F4}";
+        }
+        plot.Title($"{r.Task}: M = AdaGrad, D varies (section 4.1; seed 0, moving average of {window} steps)");
+        plot.XLabel("step");
+        plot.YLabel("log10 training loss");
+        plot.ShowLegend(Alignment.UpperRight);
+        plot.SavePng(path, width, height);
+    }
 }
