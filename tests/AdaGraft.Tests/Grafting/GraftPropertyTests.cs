@@ -51,21 +51,10 @@ public class GraftPropertyTests
 
     [Theory]
     [MemberData(nameof(Singles))]
-    public void GraftOfAWithItselfEqualsA(string a, GraftGranularity g, GraftPath path)
-    {
-        var w = Fixtures.MakeParameters(Fixtures.Shapes);
-        var reference = Fixtures.Clone(w);
-        using var graft = new GraftOptimizer(ChildCatalog.Make(a, w), ChildCatalog.Make(a, w), Options(g, path) with { OwnsChildren = true });
-        using var alone = ChildCatalog.Make(a, reference);
-        for (int step = 0; step < 20; step++) {
-            Fixtures.SetGradients(w, step);
-            Fixtures.SetGradients(reference, step);
-            graft.step();
-            alone.step();
-        }
-        Fixtures.MaxRelativeDifference(w, reference).Should().BeLessThanOrEqualTo(1e-10);
-        Fixtures.MaxRelativeDifference(w, Fixtures.MakeParameters(Fixtures.Shapes)).Should().BeGreaterThan(1e-3, "the parameters must have moved");
-    }
+    public void GraftOfAWithItselfEqualsA(string a, GraftGranularity g, GraftPath path) =>
+        GraftHarness.Divergence(
+            w => new GraftOptimizer(ChildCatalog.Make(a, w), ChildCatalog.Make(a, w), Options(g, path) with { OwnsChildren = true }),
+            w => ChildCatalog.Make(a, w), steps: 20).Should().BeLessThanOrEqualTo(1e-10);
 
     /// <summary>
     /// Against independent copies of M and D stepped from the graft's own iterate with the same gradient: the applied
@@ -73,76 +62,18 @@ public class GraftPropertyTests
     /// </summary>
     [Theory]
     [MemberData(nameof(Pairs))]
-    public void AppliedStepHasNormOfMAndDirectionOfD(string m, string d, GraftGranularity g, GraftPath path)
-    {
-        var w = Fixtures.MakeParameters(Fixtures.Shapes);
-        var wm = Fixtures.Clone(w);
-        var wd = Fixtures.Clone(w);
-        using var graft = new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w), Options(g, path) with { OwnsChildren = true });
-        using var refM = ChildCatalog.Make(m, wm);
-        using var refD = ChildCatalog.Make(d, wd);
-        for (int step = 0; step < 8; step++) {
-            var before = w.Select(p => p.detach().clone()).ToList();
-            using (torch.no_grad()) {
-                for (int i = 0; i < w.Count; i++) {
-                    wm[i].copy_(w[i]);
-                    wd[i].copy_(w[i]);
-                }
-            }
-            Fixtures.SetGradients(w, step);
-            Fixtures.SetGradients(wm, step);
-            Fixtures.SetGradients(wd, step);
-            graft.step();
-            refM.step();
-            refD.step();
-            var applied = w.Select((p, i) => (p.detach() - before[i]).reshape(-1)).ToList();
-            var dm = wm.Select((p, i) => (p.detach() - before[i]).reshape(-1)).ToList();
-            var dd = wd.Select((p, i) => (p.detach() - before[i]).reshape(-1)).ToList();
-            var segments = g switch {
-                GraftGranularity.Global => new List<(Tensor a, Tensor m, Tensor d)> { (torch.cat(applied.ToArray()), torch.cat(dm.ToArray()), torch.cat(dd.ToArray())) },
-                GraftGranularity.PerTensor => applied.Select((a, i) => (a, dm[i], dd[i])).ToList(),
-                _ => applied.SelectMany((a, i) => Blocks(a, dm[i], dd[i], 4)).ToList(),
-            };
-            foreach (var (a, mm, dv) in segments) {
-                double na = a.norm().item<double>(), nm = mm.norm().item<double>(), nd = dv.norm().item<double>();
-                if (nd == 0) {
-                    na.Should().Be(0);
-                    continue;
-                }
-                na.Should().BeApproximately(nm, 1e-6 * Math.Max(nm, 1e-12));
-                if (na > 0) {
-                    var cos = (a / na - dv / nd).abs().max().item<double>();
-                    cos.Should().BeLessThanOrEqualTo(1e-6);
-                }
-            }
-        }
-    }
-
-    private static IEnumerable<(Tensor, Tensor, Tensor)> Blocks(Tensor a, Tensor m, Tensor d, long size)
-    {
-        long n = a.shape[0];
-        for (long at = 0; at < n; at += size) {
-            long len = Math.Min(size, n - at);
-            yield return (a.narrow(0, at, len), m.narrow(0, at, len), d.narrow(0, at, len));
-        }
-    }
+    public void AppliedStepHasNormOfMAndDirectionOfD(string m, string d, GraftGranularity g, GraftPath path) =>
+        GraftHarness.AssertNormOfMAndDirectionOfD(
+            w => new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w), Options(g, path) with { OwnsChildren = true }),
+            w => ChildCatalog.Make(m, w), w => ChildCatalog.Make(d, w), g, blockSize: 4, steps: 8, tolerance: 1e-6);
 
     [Theory]
     [MemberData(nameof(Pairs))]
-    public void DirectionLearningRateCancelsOut(string m, string d, GraftGranularity g, GraftPath path)
-    {
-        var w1 = Fixtures.MakeParameters(Fixtures.Shapes);
-        var w2 = Fixtures.Clone(w1);
-        using var g1 = new GraftOptimizer(ChildCatalog.Make(m, w1), ChildCatalog.Make(d, w1), Options(g, path) with { OwnsChildren = true });
-        using var g2 = new GraftOptimizer(ChildCatalog.Make(m, w2), ChildCatalog.Make(d, w2, lrScale: 123), Options(g, path) with { OwnsChildren = true });
-        for (int step = 0; step < 10; step++) {
-            Fixtures.SetGradients(w1, step);
-            Fixtures.SetGradients(w2, step);
-            g1.step();
-            g2.step();
-        }
-        Fixtures.MaxRelativeDifference(w1, w2).Should().BeLessThanOrEqualTo(1e-9);
-    }
+    public void DirectionLearningRateCancelsOut(string m, string d, GraftGranularity g, GraftPath path) =>
+        GraftHarness.Divergence(
+            w => new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w), Options(g, path) with { OwnsChildren = true }),
+            w => new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w, lrScale: 123), Options(g, path) with { OwnsChildren = true }),
+            steps: 10).Should().BeLessThanOrEqualTo(1e-9);
 
     public static TheoryData<string, string, GraftGranularity> RulePairs()
     {
@@ -157,21 +88,16 @@ public class GraftPropertyTests
 
     [Theory]
     [MemberData(nameof(RulePairs))]
-    public void ClosedFormEqualsBlackBox(string m, string d, GraftGranularity g)
+    public void ClosedFormEqualsBlackBox(string m, string d, GraftGranularity g) =>
+        GraftHarness.Divergence(
+            w => Checked(new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w), Options(g, GraftPath.ClosedForm) with { OwnsChildren = true }), closedForm: true),
+            w => Checked(new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w), Options(g, GraftPath.BlackBox) with { OwnsChildren = true }), closedForm: false),
+            steps: 20).Should().BeLessThanOrEqualTo(1e-9);
+
+    private static GraftOptimizer Checked(GraftOptimizer graft, bool closedForm)
     {
-        var w1 = Fixtures.MakeParameters(Fixtures.Shapes);
-        var w2 = Fixtures.Clone(w1);
-        using var closed = new GraftOptimizer(ChildCatalog.Make(m, w1), ChildCatalog.Make(d, w1), Options(g, GraftPath.ClosedForm) with { OwnsChildren = true });
-        using var box = new GraftOptimizer(ChildCatalog.Make(m, w2), ChildCatalog.Make(d, w2), Options(g, GraftPath.BlackBox) with { OwnsChildren = true });
-        closed.IsClosedForm.Should().BeTrue();
-        box.IsClosedForm.Should().BeFalse();
-        for (int step = 0; step < 20; step++) {
-            Fixtures.SetGradients(w1, step);
-            Fixtures.SetGradients(w2, step);
-            closed.step();
-            box.step();
-        }
-        Fixtures.MaxRelativeDifference(w1, w2).Should().BeLessThanOrEqualTo(1e-9);
+        graft.IsClosedForm.Should().Be(closedForm);
+        return graft;
     }
 
     [Theory]
