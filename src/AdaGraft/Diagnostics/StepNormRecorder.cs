@@ -133,9 +133,10 @@ public sealed class StepNormRecorder : IDisposable
     {
         var device = norms.GlobalMagnitude.device;
         var parts = new List<Tensor>(3 * _names.Length + 3);
-        var missing = torch.full(1, double.NaN, ScalarType.Float64, device);
+        Tensor? missing = null;
         for (int i = 0; i < _names.Length; i++) {
             if (norms.Magnitude[i] is not Tensor m || norms.Direction[i] is not Tensor d) {
+                missing ??= torch.full(1, double.NaN, ScalarType.Float64, device);
                 parts.Add(missing);
                 parts.Add(missing);
                 parts.Add(missing);

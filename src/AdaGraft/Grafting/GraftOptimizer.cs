@@ -196,9 +196,13 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             using var _ = torch.enable_grad();
             loss = closure();
         }
-        foreach (var p in _params) GradientChecks.Check(p);
-        _closedM?.ValidateForStep();
-        _closedD?.ValidateForStep();
+        // Rule-based children check the same gradients (and their options) themselves; built-ins check nothing.
+        if (IsClosedForm) {
+            _closedM!.ValidateForStep();
+            _closedD!.ValidateForStep();
+        } else {
+            foreach (var p in _params) GradientChecks.Check(p);
+        }
 
         using (torch.no_grad())
         using (var scope = torch.NewDisposeScope()) {
