@@ -206,7 +206,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
 
         using (torch.no_grad())
         using (var scope = torch.NewDisposeScope()) {
-            var next = !IsClosedForm ? BlackBoxStep() : _skipNonFinite ? GuardedClosedFormStep() : ClosedFormStep();
+            var next = !IsClosedForm ? BlackBoxStep() : _skipNonFinite ? GuardedClosedFormStep() : TryFusedStep() ?? ClosedFormStep();
             next.DetachAll();
             _last?.Dispose();
             _last = next.Build();
@@ -328,6 +328,122 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             if (beforeMomentum) p.add_(target);
         }
         return measured;
+    }
+
+    /// <summary>
+    /// The closed-form step in two fused CPU passes (see <see cref="GraftOptions.FusedCpuKernel"/>), or null, having
+    /// changed nothing, when some tensor or child does not qualify.
+    /// </summary>
+    private Measured? TryFusedStep()
+    {
+        if (!Options.FusedCpuKernel || _magnitude is not GenericSecondMomentOptimizer gm || _direction is not GenericSecondMomentOptimizer gd)
+            return null;
+        int n = _params.Length;
+        bool beforeMomentum = Options.Point == GraftPoint.BeforeMomentum;
+        var grads = new Tensor?[n];
+        bool any = false;
+        for (int i = 0; i < n; i++) {
+            var p = _params[i];
+            var grad = p.grad;
+            if (grad is null) continue;
+            if (!gm.CanFuse(p, grad) || !gd.CanFuse(p, grad)) return null;
+            if (beforeMomentum && _momentum[i] is Tensor b && !FusedCpu.Eligible(b, p.dtype)) return null;
+            if (_saved[i] is Tensor s && !FusedCpu.Eligible(s, p.dtype)) return null;
+            grads[i] = grad;
+            any = true;
+        }
+        if (!any) return null;
+
+        // Nothing has changed so far; from here on both children advance.
+        var mPlans = new FusedPlan[n];
+        var dPlans = new FusedPlan[n];
+        var w = new IntPtr[n];
+        var g = new IntPtr[n];
+        var o = new IntPtr[n];
+        var mom = new IntPtr[n];
+        var single = new bool[n];
+        var firstSegment = new int[n];
+        var segments = new int[n];
+        var items = new List<FusedCpu.WorkItem>();
+        long total = 0;
+        int segmentCount = 0;
+        for (int i = 0; i < n; i++) {
+            if (grads[i] is null) continue;
+            var p = _params[i];
+            mPlans[i] = gm.Plan(p);
+            dPlans[i] = gd.Plan(p);
+            long numel = p.numel();
+            w[i] = FusedCpu.Pointer(p);
+            g[i] = FusedCpu.Pointer(grads[i]!);
+            o[i] = FusedCpu.Pointer(_saved[i] ??= torch.empty_like(p).DetachFromDisposeScope());
+            if (beforeMomentum) mom[i] = FusedCpu.Pointer(_momentum[i] ??= torch.zeros_like(p).DetachFromDisposeScope());
+            single[i] = p.dtype == ScalarType.Float32;
+            firstSegment[i] = segmentCount;
+            segments[i] = BlockSize > 0 && numel > BlockSize ? (int)((numel + BlockSize - 1) / BlockSize) : 1;
+            FusedCpu.Split(items, i, numel, BlockSize, segmentCount);
+            segmentCount += segments[i];
+            total += numel;
+        }
+
+        var sm = new double[items.Count];
+        var sd = new double[items.Count];
+        FusedCpu.Run(items.Count, total, j => {
+            var (t, start, length, _) = items[j];
+            (sm[j], sd[j]) = single[t]
+                ? FusedCpu.Propose<float>(mPlans[t], dPlans[t], w[t], g[t], o[t], start, start + length)
+                : FusedCpu.Propose<double>(mPlans[t], dPlans[t], w[t], g[t], o[t], start, start + length);
+        });
+        var mSq = new double[segmentCount];
+        var dSq = new double[segmentCount];
+        for (int j = 0; j < items.Count; j++) {
+            mSq[items[j].Segment] += sm[j];
+            dSq[items[j].Segment] += sd[j];
+        }
+        double gm2 = 0, gd2 = 0;
+        var mNorm = new double[segmentCount];
+        var dNorm = new double[segmentCount];
+        var ratio = new double[segmentCount];
+        for (int s = 0; s < segmentCount; s++) {
+            mNorm[s] = Math.Sqrt(mSq[s]);
+            dNorm[s] = Math.Sqrt(dSq[s]);
+            gm2 += mSq[s];
+            gd2 += dSq[s];
+        }
+        double gmNorm = Math.Sqrt(gm2), gdNorm = Math.Sqrt(gd2), gRatio = HostRatio(gmNorm, gdNorm);
+        bool global = Options.Granularity == GraftGranularity.Global;
+        for (int s = 0; s < segmentCount; s++) ratio[s] = global ? gRatio : HostRatio(mNorm[s], dNorm[s]);
+
+        double mu = Options.Momentum;
+        FusedCpu.Run(items.Count, total, j => {
+            var (t, start, length, segment) = items[j];
+            if (single[t]) FusedCpu.Apply<float>(w[t], o[t], mom[t], ratio[segment], mu, start, start + length);
+            else FusedCpu.Apply<double>(w[t], o[t], mom[t], ratio[segment], mu, start, start + length);
+        });
+
+        // The same norms as device (here: CPU) tensors, in the dtypes the eager path reports.
+        var res = new Measured { M = new Tensor?[n], D = new Tensor?[n], R = new Tensor?[n] };
+        bool anyDouble = false;
+        for (int i = 0; i < n; i++) {
+            if (grads[i] is null) continue;
+            var dtype = _params[i].dtype;
+            anyDouble |= dtype == ScalarType.Float64;
+            res.M[i] = torch.tensor(mNorm.AsSpan(firstSegment[i], segments[i]).ToArray(), dtype);
+            res.D[i] = torch.tensor(dNorm.AsSpan(firstSegment[i], segments[i]).ToArray(), dtype);
+            res.R[i] = torch.tensor(ratio.AsSpan(firstSegment[i], segments[i]).ToArray(), dtype);
+        }
+        var globalType = anyDouble ? ScalarType.Float64 : ScalarType.Float32;
+        res.GM = torch.tensor(gmNorm, globalType);
+        res.GD = torch.tensor(gdNorm, globalType);
+        res.GR = torch.tensor(gRatio, globalType);
+        return res;
+    }
+
+    /// <summary>ratio = m / d with 0 where d = 0 (or m / (d + ε)), on the host.</summary>
+    private double HostRatio(double m, double d)
+    {
+        if (Options.Epsilon > 0) return m / (d + Options.Epsilon);
+        double inv = 1 / d;
+        return (double.IsFinite(inv) ? inv : 0) * m;
     }
 
     /// <summary>

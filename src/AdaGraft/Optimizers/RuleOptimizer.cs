@@ -111,6 +111,22 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
     /// <summary>The rule's math: update <paramref name="state"/> with <paramref name="grad"/>, return the step.</summary>
     protected abstract Proposal Propose(TOptions options, TState state, Parameter parameter, Tensor grad);
 
+    /// <summary>
+    /// Takes the step of one tensor with a fused kernel when the rule has one for this tensor (e.g. contiguous CPU
+    /// float32/float64), returning false (having changed nothing) when the eager <see cref="Propose(TOptions, TState, Parameter, Tensor)"/>
+    /// path must be used. Never called for guarded (non-finite skipping) steps.
+    /// </summary>
+    protected virtual bool TryFusedStep(TOptions options, TState state, Parameter parameter, Tensor grad) => false;
+
+    /// <summary>The options and state of a managed parameter.</summary>
+    internal (TOptions options, TState state) EntryOf(Parameter parameter)
+    {
+        ThrowIfDisposed();
+        if (!_byHandle.TryGetValue(parameter.Handle, out var e))
+            throw new ArgumentException("This parameter is not managed by the optimizer.", nameof(parameter));
+        return e;
+    }
+
     /// <summary>Adds a parameter group; unset options are inherited from the defaults. Validated before anything changes.</summary>
     public override void add_param_group(ParamGroup param_group)
     {
@@ -217,7 +233,8 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
                     using var scope = torch.NewDisposeScope();
                     var grad = p.grad;
                     if (grad is null) continue;
-                    Propose(options, _byHandle[p.Handle].state, p, grad).ApplyTo(p);
+                    var state = _byHandle[p.Handle].state;
+                    if (!TryFusedStep(options, state, p, grad)) Propose(options, state, p, grad).ApplyTo(p);
                 }
             }
         }

@@ -163,11 +163,7 @@ public static class SecondMomentRule
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(SecondMomentOptions o, SecondMomentState state, Tensor param, Tensor grad)
     {
-        long t = ++state.Step;
-        double lr = o.LearningRate!.Value / (1 + (t - 1) * o.LearningRateDecay!.Value);
-        double beta1 = o.Beta1!.Value, beta2 = o.Beta2!.Value, wd = o.WeightDecay!.Value;
-        bool decoupled = o.DecoupledWeightDecay!.Value;
-        double paramDecay = decoupled && wd != 0 ? -lr * wd : 0;
+        var (t, lr, beta1, beta2, wd, decoupled, paramDecay, c1) = Advance(o, state);
 
         // The effective gradient; p.grad itself is never modified.
         Tensor g = grad;
@@ -178,9 +174,6 @@ public static class SecondMomentRule
             if (wd != 0 && !decoupled) g.add_(param, wd);
         }
 
-        double c1 = o.ScaleFirstMoment!.Value ? 1 - beta1
-            : o.Dampening!.Value != 0 && t == 1 ? 1
-            : 1 - o.Dampening!.Value;
         // Bias correction: host factors from the step count, or device factors from the applied-step count when
         // non-finite steps are skipped on the device (then a skipped step must leave no trace in t).
         bool bias = o.BiasCorrection!.Value;
@@ -191,8 +184,7 @@ public static class SecondMomentRule
             if (beta1 > 0) bc1T = tNext.mul(Math.Log(beta1)).exp_().neg_().add_(1);
             bc2T = tNext.mul(Math.Log(beta2)).exp_().neg_().add_(1);
         } else if (bias) {
-            bc1 = beta1 > 0 ? 1 - Math.Pow(beta1, t) : 1;
-            bc2 = 1 - Math.Pow(beta2, t);
+            (bc1, bc2) = HostBias(t, beta1, beta2);
         }
 
         if (!o.Preconditioned!.Value) {
@@ -247,6 +239,89 @@ public static class SecondMomentRule
         var numerator = FirstMoment(o, state, g, beta1, c1);
         Tensor? scaleT = sqrtBc2T is null ? bc1T?.reciprocal() : bc1T is null ? sqrtBc2T : sqrtBc2T / bc1T;
         return Preconditioned(numerator, d, pseudoInverse, -lr * sqrtBc2 / bc1, paramDecay, scaleT);
+    }
+
+    /// <summary>The host-side coefficients of the next step; advances the step counter.</summary>
+    private static (long t, double lr, double beta1, double beta2, double wd, bool decoupled, double paramDecay, double c1) Advance(
+        SecondMomentOptions o, SecondMomentState state)
+    {
+        long t = ++state.Step;
+        double lr = o.LearningRate!.Value / (1 + (t - 1) * o.LearningRateDecay!.Value);
+        double beta1 = o.Beta1!.Value, beta2 = o.Beta2!.Value, wd = o.WeightDecay!.Value;
+        bool decoupled = o.DecoupledWeightDecay!.Value;
+        double paramDecay = decoupled && wd != 0 ? -lr * wd : 0;
+        double c1 = o.ScaleFirstMoment!.Value ? 1 - beta1
+            : o.Dampening!.Value != 0 && t == 1 ? 1
+            : 1 - o.Dampening!.Value;
+        return (t, lr, beta1, beta2, wd, decoupled, paramDecay, c1);
+    }
+
+    private static (double bc1, double bc2) HostBias(long t, double beta1, double beta2) =>
+        (beta1 > 0 ? 1 - Math.Pow(beta1, t) : 1, 1 - Math.Pow(beta2, t));
+
+    /// <summary>
+    /// True when the fused CPU kernel can take this tensor's step: contiguous float32/float64 CPU parameter, gradient
+    /// and state, and a host-side step count (no <see cref="RuleState.AppliedSteps"/>). Changes nothing.
+    /// </summary>
+    internal static bool CanFuse(SecondMomentState state, Tensor param, Tensor grad)
+    {
+        var dtype = param.dtype;
+        if (state.AppliedSteps is not null || !FusedCpu.Eligible(param, dtype) || !FusedCpu.Eligible(grad, dtype)) return false;
+        for (int i = 0; i < state.SlotNames.Length; i++) {
+            var slot = state.GetSlot(i);
+            if (slot is not null && !FusedCpu.Eligible(slot, dtype)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// The fused kernel's form of <see cref="Propose"/>: advances the step counter, allocates the slots the step needs,
+    /// and returns the host constants and state pointers (only after <see cref="CanFuse"/> said yes).
+    /// </summary>
+    internal static FusedPlan Plan(SecondMomentOptions o, SecondMomentState state)
+    {
+        var (t, lr, beta1, beta2, wd, decoupled, paramDecay, c1) = Advance(o, state);
+        var (bc1, bc2) = o.BiasCorrection!.Value ? HostBias(t, beta1, beta2) : (1, 1);
+        var p = new FusedPlan {
+            Maximize = o.Maximize!.Value,
+            Coupled = wd != 0 && !decoupled,
+            WeightDecay = wd,
+            HasDecay = paramDecay != 0,
+            Decay = paramDecay,
+            HasM1 = beta1 > 0,
+            Beta1 = beta1,
+            C1 = c1,
+            Nesterov = o.Nesterov!.Value,
+            NesterovGrad = o.ScaleFirstMoment!.Value ? 1 - beta1 : 1,
+        };
+        if (p.HasM1) p.M1 = FusedCpu.Pointer(state.Slot(SecondMomentState.M1));
+        if (!o.Preconditioned!.Value) {
+            p.Scale = -lr / bc1;
+            return p;
+        }
+        p.Preconditioned = true;
+        p.Beta2 = beta2;
+        p.Beta2IsOne = beta2 == 1;
+        p.C2 = o.ScaleSecondMoment!.Value ? 1 - beta2 : 1;
+        p.M2 = FusedCpu.Pointer(state.Slot(SecondMomentState.M2, o.InitialAccumulator!.Value));
+        if (o.AmsGrad!.Value) {
+            p.AmsGrad = true;
+            p.VMax = FusedCpu.Pointer(state.Slot(SecondMomentState.MaxM2));
+        }
+        double eps = o.Epsilon!.Value, sqrtBc2 = Math.Sqrt(bc2);
+        p.PseudoInverse = eps == 0;
+        p.EpsInside = o.EpsilonPlacement == EpsilonPlacement.InsideRoot;
+        p.EpsTerm = p.EpsInside ? eps * bc2 : eps * sqrtBc2;
+        p.Scale = -lr * sqrtBc2 / bc1;
+        if (o.MomentumPlacement == MomentumPlacement.AfterPreconditioner) {
+            p.AfterPreconditioner = true;
+            p.Nesterov = false;
+            if (p.HasM1) {
+                p.MomentumFold = c1 * sqrtBc2;
+                p.Scale = -lr / bc1;
+            }
+        }
+        return p;
     }
 
     private static Proposal Preconditioned(Tensor num, Tensor d, bool pseudoInverse, double scale, double paramDecay, Tensor? scaleTensor = null) =>
