@@ -37,7 +37,16 @@ public static class DeviceTiming
         var scratch = ps.Select(p => torch.empty_like(p)).ToArray();
         Console.WriteLine($"device {deviceName}, 10 x {elements:N0} float32 = {10 * elements / 1e6:F0}M parameters");
 
+        using var sgd = GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3);
+        using var adam = GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1e-3);
+        using var sgdEager = GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3);
+        using var adamEager = GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1e-3);
+        sgdEager.FusedCpuKernel = false;
+        adamEager.FusedCpuKernel = false;
         var cases = new List<(string, Func<optim.Optimizer?>, Action?)> {
+            ("our HeavyBall + our TorchAdam", () => null, () => { sgd.step(); adam.step(); }),
+            ("our HeavyBall + our TorchAdam, eager", () => null, () => { sgdEager.step(); adamEager.step(); }),
+            ("closed-form graft SGD#Adam, eager", () => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3), GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1), new GraftOptions { OwnsChildren = true, FusedCpuKernel = false }), null),
             ("copy_ of all parameters", () => null, () => { for (int i = 0; i < ps.Count; i++) scratch[i].copy_(ps[i]); }),
             ("built-in Adam", () => optim.Adam(ps, lr: 1e-3), null),
             ("our TorchAdam", () => GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1e-3), null),

@@ -9,6 +9,10 @@ if (args.Length > 0 && args[0] == "--device-timing") {
     DeviceTiming.Run(args.Length > 1 ? args[1] : "cuda", args.Length > 2 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10_000_000);
     return;
 }
+if (args.Length > 0 && args[0] == "--kernel-timing") {
+    KernelTiming.Run(args.Length > 1 ? long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1_000_000);
+    return;
+}
 
 // In-process: BenchmarkDotNet's generated projects would copy an unpatched libLibTorchSharp.so (see README, Older Linux).
 // One step per invocation; 3 warm-up and 10 measured iterations of 4 steps each keep a full run to a few minutes.

@@ -52,7 +52,7 @@ public abstract class StepBenchmarkBase
 [MemoryDiagnoser]
 public class AdamStepBenchmarks : StepBenchmarkBase
 {
-    private GenericSecondMomentOptimizer _ours = null!;
+    private GenericSecondMomentOptimizer _ours = null!, _oursEager = null!;
     private optim.Optimizer _builtIn = null!;
     private HandWrittenAdam _hand = null!;
 
@@ -61,6 +61,8 @@ public class AdamStepBenchmarks : StepBenchmarkBase
     {
         CreateParameters();
         _ours = GenericSecondMomentOptimizer.TorchAdam(Parameters, lr: 1e-3);
+        _oursEager = GenericSecondMomentOptimizer.TorchAdam(Parameters, lr: 1e-3);
+        _oursEager.FusedCpuKernel = false;
         _builtIn = optim.Adam(Parameters, lr: 1e-3);
         _hand = new HandWrittenAdam(Parameters, lr: 1e-3);
     }
@@ -79,6 +81,13 @@ public class AdamStepBenchmarks : StepBenchmarkBase
         Sync();
     }
 
+    [Benchmark(Description = "AdaGraft TorchAdam preset, eager (FusedCpuKernel off)")]
+    public void OursEager()
+    {
+        _oursEager.step();
+        Sync();
+    }
+
     [Benchmark(Description = "TorchSharp built-in Adam")]
     public void BuiltIn()
     {
@@ -89,6 +98,7 @@ public class AdamStepBenchmarks : StepBenchmarkBase
     public override void Cleanup()
     {
         _ours.Dispose();
+        _oursEager.Dispose();
         _builtIn.Dispose();
         _hand.Dispose();
         base.Cleanup();
@@ -99,8 +109,8 @@ public class AdamStepBenchmarks : StepBenchmarkBase
 [MemoryDiagnoser]
 public class GraftStepBenchmarks : StepBenchmarkBase
 {
-    private GenericSecondMomentOptimizer _sgd = null!, _adam = null!;
-    private GraftOptimizer _closed = null!;
+    private GenericSecondMomentOptimizer _sgd = null!, _adam = null!, _sgdEager = null!, _adamEager = null!;
+    private GraftOptimizer _closed = null!, _closedEager = null!;
     private optim.Optimizer _builtInSgd = null!, _builtInAdam = null!;
     private GraftOptimizer _blackBox = null!;
     private Tensor[] _scratch = Array.Empty<Tensor>();
@@ -115,6 +125,14 @@ public class GraftStepBenchmarks : StepBenchmarkBase
             GenericSecondMomentOptimizer.HeavyBall(Parameters, lr: 1e-3),
             GenericSecondMomentOptimizer.TorchAdam(Parameters, lr: 1),
             new GraftOptions { OwnsChildren = true });
+        _sgdEager = GenericSecondMomentOptimizer.HeavyBall(Parameters, lr: 1e-3);
+        _adamEager = GenericSecondMomentOptimizer.TorchAdam(Parameters, lr: 1e-3);
+        _sgdEager.FusedCpuKernel = false;
+        _adamEager.FusedCpuKernel = false;
+        _closedEager = new GraftOptimizer(
+            GenericSecondMomentOptimizer.HeavyBall(Parameters, lr: 1e-3),
+            GenericSecondMomentOptimizer.TorchAdam(Parameters, lr: 1),
+            new GraftOptions { OwnsChildren = true, FusedCpuKernel = false });
         _builtInSgd = optim.SGD(Parameters, 1e-3, momentum: 0.9);
         _builtInAdam = optim.Adam(Parameters, lr: 1e-3);
         _blackBox = new GraftOptimizer(optim.SGD(Parameters, 1e-3, momentum: 0.9), optim.Adam(Parameters, lr: 1),
@@ -134,6 +152,21 @@ public class GraftStepBenchmarks : StepBenchmarkBase
     public void ClosedForm()
     {
         _closed.step();
+        Sync();
+    }
+
+    [Benchmark(Description = "our SGD step + our Adam step, eager")]
+    public void OurTwoStepsEager()
+    {
+        _sgdEager.step();
+        _adamEager.step();
+        Sync();
+    }
+
+    [Benchmark(Description = "closed-form graft SGD#Adam, eager")]
+    public void ClosedFormEager()
+    {
+        _closedEager.step();
         Sync();
     }
 
@@ -161,6 +194,9 @@ public class GraftStepBenchmarks : StepBenchmarkBase
         _sgd.Dispose();
         _adam.Dispose();
         _closed.Dispose();
+        _sgdEager.Dispose();
+        _adamEager.Dispose();
+        _closedEager.Dispose();
         _builtInSgd.Dispose();
         _builtInAdam.Dispose();
         _blackBox.Dispose();

@@ -41,6 +41,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
     private readonly Tensor?[] _saved;
     private readonly Tensor?[] _work;
     private readonly Tensor?[] _momentum;
+    private readonly Dictionary<ScalarType, Tensor> _fusedScratch = new();
     private Tensor?[]? _momentumBackup;
     private bool _skipNonFinite;
     private Tensor? _skipped;
@@ -355,6 +356,10 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         if (!any) return null;
 
         // Nothing has changed so far; from here on both children advance.
+        // Per tensor and per block, each tensor is proposed, measured and applied before the next one, through one
+        // scratch buffer per dtype: ΔD is read back while it is still in cache. Global grafting needs every norm
+        // before any step, so ΔD goes to a buffer per tensor.
+        bool interleave = Options.Granularity != GraftGranularity.Global;
         var mPlans = new FusedPlan[n];
         var dPlans = new FusedPlan[n];
         var w = new IntPtr[n];
@@ -364,10 +369,12 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         var single = new bool[n];
         var firstSegment = new int[n];
         var segments = new int[n];
+        var firstItem = new int[n + 1];
         var items = new List<FusedCpu.WorkItem>();
         long total = 0;
         int segmentCount = 0;
         for (int i = 0; i < n; i++) {
+            firstItem[i] = items.Count;
             if (grads[i] is null) continue;
             var p = _params[i];
             mPlans[i] = gm.Plan(p);
@@ -375,7 +382,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             long numel = p.numel();
             w[i] = FusedCpu.Pointer(p);
             g[i] = FusedCpu.Pointer(grads[i]!);
-            o[i] = FusedCpu.Pointer(_saved[i] ??= torch.empty_like(p).DetachFromDisposeScope());
+            o[i] = FusedCpu.Pointer(interleave ? SharedScratch(p.dtype, grads) : _saved[i] ??= torch.empty_like(p).DetachFromDisposeScope());
             if (beforeMomentum) mom[i] = FusedCpu.Pointer(_momentum[i] ??= torch.zeros_like(p).DetachFromDisposeScope());
             single[i] = p.dtype == ScalarType.Float32;
             firstSegment[i] = segmentCount;
@@ -384,41 +391,66 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             segmentCount += segments[i];
             total += numel;
         }
+        firstItem[n] = items.Count;
 
         var sm = new double[items.Count];
         var sd = new double[items.Count];
-        FusedCpu.Run(items.Count, total, j => {
+        var mNorm = new double[segmentCount];
+        var dNorm = new double[segmentCount];
+        var ratio = new double[segmentCount];
+        double mu = Options.Momentum;
+        void Propose(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
+            int j = from + k;
             var (t, start, length, _) = items[j];
             (sm[j], sd[j]) = single[t]
                 ? FusedCpu.Propose<float>(mPlans[t], dPlans[t], w[t], g[t], o[t], start, start + length)
                 : FusedCpu.Propose<double>(mPlans[t], dPlans[t], w[t], g[t], o[t], start, start + length);
         });
-        var mSq = new double[segmentCount];
-        var dSq = new double[segmentCount];
-        for (int j = 0; j < items.Count; j++) {
-            mSq[items[j].Segment] += sm[j];
-            dSq[items[j].Segment] += sd[j];
+        void Measure(int from, int to)
+        {
+            // Fixed order, so the norms do not depend on how the work was scheduled.
+            for (int j = from; j < to; j++) {
+                mNorm[items[j].Segment] += sm[j];
+                dNorm[items[j].Segment] += sd[j];
+            }
         }
-        double gm2 = 0, gd2 = 0;
-        var mNorm = new double[segmentCount];
-        var dNorm = new double[segmentCount];
-        var ratio = new double[segmentCount];
-        for (int s = 0; s < segmentCount; s++) {
-            mNorm[s] = Math.Sqrt(mSq[s]);
-            dNorm[s] = Math.Sqrt(dSq[s]);
-            gm2 += mSq[s];
-            gd2 += dSq[s];
-        }
-        double gmNorm = Math.Sqrt(gm2), gdNorm = Math.Sqrt(gd2), gRatio = HostRatio(gmNorm, gdNorm);
-        bool global = Options.Granularity == GraftGranularity.Global;
-        for (int s = 0; s < segmentCount; s++) ratio[s] = global ? gRatio : HostRatio(mNorm[s], dNorm[s]);
-
-        double mu = Options.Momentum;
-        FusedCpu.Run(items.Count, total, j => {
-            var (t, start, length, segment) = items[j];
+        void Apply(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
+            var (t, start, length, segment) = items[from + k];
             if (single[t]) FusedCpu.Apply<float>(w[t], o[t], mom[t], ratio[segment], mu, start, start + length);
             else FusedCpu.Apply<double>(w[t], o[t], mom[t], ratio[segment], mu, start, start + length);
         });
+
+        double gm2 = 0, gd2 = 0;
+        if (interleave) {
+            for (int i = 0; i < n; i++) {
+                if (grads[i] is null) continue;
+                long numel = _params[i].numel();
+                Propose(firstItem[i], firstItem[i + 1], numel);
+                Measure(firstItem[i], firstItem[i + 1]);
+                for (int s = firstSegment[i]; s < firstSegment[i] + segments[i]; s++) {
+                    gm2 += mNorm[s];
+                    gd2 += dNorm[s];
+                    mNorm[s] = Math.Sqrt(mNorm[s]);
+                    dNorm[s] = Math.Sqrt(dNorm[s]);
+                    ratio[s] = HostRatio(mNorm[s], dNorm[s]);
+                }
+                Apply(firstItem[i], firstItem[i + 1], numel);
+            }
+        } else {
+            Propose(0, items.Count, total);
+            Measure(0, items.Count);
+            for (int s = 0; s < segmentCount; s++) {
+                gm2 += mNorm[s];
+                gd2 += dNorm[s];
+                mNorm[s] = Math.Sqrt(mNorm[s]);
+                dNorm[s] = Math.Sqrt(dNorm[s]);
+            }
+        }
+        double gmNorm = Math.Sqrt(gm2), gdNorm = Math.Sqrt(gd2), gRatio = HostRatio(gmNorm, gdNorm);
+        if (!interleave) {
+            Array.Fill(ratio, gRatio);
+            Apply(0, items.Count, total);
+        }
 
         // The same norms as device (here: CPU) tensors, in the dtypes the eager path reports.
         var res = new Measured { M = new Tensor?[n], D = new Tensor?[n], R = new Tensor?[n] };
@@ -436,6 +468,19 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         res.GD = torch.tensor(gdNorm, globalType);
         res.GR = torch.tensor(gRatio, globalType);
         return res;
+    }
+
+    /// <summary>The fused path's ΔD buffer for <paramref name="dtype"/>, as large as the largest such tensor with a gradient.</summary>
+    private Tensor SharedScratch(ScalarType dtype, Tensor?[] grads)
+    {
+        long need = 0;
+        for (int i = 0; i < _params.Length; i++)
+            if (grads[i] is not null && _params[i].dtype == dtype) need = Math.Max(need, _params[i].numel());
+        if (_fusedScratch.TryGetValue(dtype, out var t) && t.numel() >= need) return t;
+        t?.Dispose();
+        t = torch.empty(need, dtype).DetachFromDisposeScope();
+        _fusedScratch[dtype] = t;
+        return t;
     }
 
     /// <summary>ratio = m / d with 0 where d = 0 (or m / (d + ε)), on the host.</summary>
@@ -597,6 +642,8 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
                 if (!ReferenceEquals(_momentum[i], m)) m.Dispose();
             }
         }
+        foreach (var t in _fusedScratch.Values) t.Dispose();
+        _fusedScratch.Clear();
         for (int i = 0; i < _saved.Length; i++) {
             _saved[i]?.Dispose();
             _saved[i] = null;
@@ -818,6 +865,8 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
     {
         if (!_disposed && disposing) {
             foreach (var t in _saved) t?.Dispose();
+            foreach (var t in _fusedScratch.Values) t.Dispose();
+            _fusedScratch.Clear();
             foreach (var t in _work) t?.Dispose();
             foreach (var t in _momentum) t?.Dispose();
             if (_momentumBackup is not null) foreach (var t in _momentumBackup) t?.Dispose();

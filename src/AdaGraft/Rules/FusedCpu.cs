@@ -102,8 +102,10 @@ internal static unsafe class FusedCpu
         public readonly bool Maximize, Coupled, HasM1, Nesterov, Preconditioned, Beta2IsOne, AmsGrad, PseudoInverse, EpsInside, After, HasDecay;
         public readonly T* M1, M2, VMax;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public K(in FusedPlan p) : this(p, (T*)p.M1, (T*)p.M2, (T*)p.VMax) { }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public K(in FusedPlan p, T* m1, T* m2, T* vmax)
         {
             Wd = V(p.WeightDecay);
@@ -132,6 +134,7 @@ internal static unsafe class FusedCpu
             VMax = vmax;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static Vector<T> V(double x) => new(T.CreateChecked(x));
     }
 
