@@ -50,11 +50,20 @@ public class ParityTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void PresetMatchesTorchSharpBuiltInOver100Steps(string name)
+    public void PresetMatchesTorchSharpBuiltInOver100Steps(string name) => AssertParity(name, fused: true);
+
+    /// <summary>The eager path (what CUDA and half precision run) against the same built-ins, on CPU.</summary>
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void EagerPresetMatchesTorchSharpBuiltInOver100Steps(string name) => AssertParity(name, fused: false);
+
+    private static void AssertParity(string name, bool fused)
     {
         var a = Fixtures.MakeParameters(Fixtures.Shapes);
         var b = Fixtures.Clone(a);
         var (ours, theirs) = Make(name, a, b);
+        var generic = (GenericSecondMomentOptimizer)ours;
+        generic.FusedCpuKernel = fused;
         using (ours)
         using (theirs) {
             double worst = 0;
@@ -66,6 +75,7 @@ public class ParityTests
                 worst = Math.Max(worst, Fixtures.MaxRelativeDifference(a, b));
             }
             worst.Should().BeLessThanOrEqualTo(1e-10, $"{name} must reproduce TorchSharp's built-in");
+            generic.FusedTensorSteps.Should().Be(fused ? 100 * Fixtures.Shapes.Length : 0);
             // The parameters must actually have moved (a test that cannot fail is worth nothing).
             Fixtures.MaxRelativeDifference(a, Fixtures.MakeParameters(Fixtures.Shapes)).Should().BeGreaterThan(1e-3);
         }

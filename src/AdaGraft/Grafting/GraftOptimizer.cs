@@ -464,6 +464,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             res.R[i] = torch.tensor(ratio.AsSpan(firstSegment[i], segments[i]).ToArray(), dtype);
         }
         var globalType = anyDouble ? ScalarType.Float64 : ScalarType.Float32;
+        FusedSteps++;
         res.GM = torch.tensor(gmNorm, globalType);
         res.GD = torch.tensor(gdNorm, globalType);
         res.GR = torch.tensor(gRatio, globalType);
@@ -482,6 +483,9 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         _fusedScratch[dtype] = t;
         return t;
     }
+
+    /// <summary>How many steps took the fused CPU path (diagnostics and tests).</summary>
+    internal long FusedSteps { get; private set; }
 
     /// <summary>ratio = m / d with 0 where d = 0 (or m / (d + ε)), on the host.</summary>
     private double HostRatio(double m, double d)

@@ -48,11 +48,15 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
     /// </summary>
     public bool FusedCpuKernel { get; set; } = true;
 
+    /// <summary>How many tensor steps the fused kernel has taken (diagnostics and tests).</summary>
+    internal long FusedTensorSteps { get; private set; }
+
     /// <inheritdoc />
     protected override bool TryFusedStep(SecondMomentOptions options, SecondMomentState state, Parameter parameter, Tensor grad)
     {
         if (!FusedCpuKernel || !SecondMomentRule.CanFuse(state, parameter, grad)) return false;
         FusedCpu.StepTensor(SecondMomentRule.Plan(options, state), parameter, grad);
+        FusedTensorSteps++;
         return true;
     }
 

@@ -1,0 +1,338 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using AdaGraft.Grafting;
+using AdaGraft.Optimizers;
+using AdaGraft.Rules;
+using AdaGraft.Tests.Support;
+using FluentAssertions;
+using TorchSharp;
+using TorchSharp.Modules;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Tests.Fused;
+
+/// <summary>
+/// The fused CPU kernels (one pass per step, two per graft) against the eager TorchSharp path they replace on CPU:
+/// every switch of Algorithm 1, every graft pair, granularity and graft point, sizes around the SIMD width, the
+/// work-chunk size and the block size, float32 and float64, and the fallbacks. The eager path is what CUDA runs, so
+/// these tests also keep it checked on a machine without a GPU.
+/// </summary>
+public class FusedKernelTests
+{
+    /// <summary>Sizes around the SIMD width (8 / 4), the work chunk (32,768) and a multi-chunk tensor with a tail.</summary>
+    private static readonly long[][] Sizes = {
+        new long[] { 7 }, new long[] { 3, 5 }, Array.Empty<long>(), new long[] { 0 }, new long[] { 33 },
+        new long[] { 4099 }, new long[] { 70_001 },
+    };
+
+    private static SecondMomentOptions Base(double lr) => GenericSecondMomentOptimizer.BaseOptions(lr);
+
+    public static readonly Dictionary<string, Func<IEnumerable<Parameter>, GenericSecondMomentOptimizer>> Rules = new() {
+        ["paper-sgd"] = p => GenericSecondMomentOptimizer.Sgd(p, 0.05),
+        ["paper-heavyball"] = p => GenericSecondMomentOptimizer.HeavyBall(p, 0.02),
+        ["paper-adagrad"] = p => GenericSecondMomentOptimizer.AdaGrad(p, 0.1),
+        ["paper-adagrad-no-momentum"] = p => GenericSecondMomentOptimizer.AdaGrad(p, 0.1, momentum: 0),
+        ["paper-rmsprop"] = p => GenericSecondMomentOptimizer.RmsProp(p, 0.01),
+        ["paper-adam"] = p => GenericSecondMomentOptimizer.Adam(p, 0.01),
+        ["torch-sgd-nesterov-wd"] = p => GenericSecondMomentOptimizer.TorchSgd(p, 0.05, momentum: 0.9, weight_decay: 0.01, nesterov: true),
+        ["torch-sgd-dampening-maximize"] = p => GenericSecondMomentOptimizer.TorchSgd(p, 0.05, momentum: 0.8, dampening: 0.3, maximize: true),
+        ["torch-adam"] = p => GenericSecondMomentOptimizer.TorchAdam(p, 0.01),
+        ["torch-adam-wd-maximize"] = p => GenericSecondMomentOptimizer.TorchAdam(p, 0.01, weight_decay: 0.05, maximize: true),
+        ["torch-amsgrad"] = p => GenericSecondMomentOptimizer.AmsGrad(p, 0.01),
+        ["torch-adamw-amsgrad"] = p => GenericSecondMomentOptimizer.TorchAdamW(p, 0.01, weight_decay: 0.1, amsgrad: true),
+        ["torch-adagrad-lr-decay-init"] = p => GenericSecondMomentOptimizer.TorchAdagrad(p, 0.1, lr_decay: 0.01, initial_accumulator_value: 0.5),
+        ["torch-rmsprop-momentum-wd"] = p => GenericSecondMomentOptimizer.TorchRmsProp(p, 0.01, momentum: 0.9, weight_decay: 0.05),
+        ["torch-rmsprop-plain"] = p => GenericSecondMomentOptimizer.TorchRmsProp(p, 0.01),
+        ["eps-inside-root-bias"] = p => {
+            var o = Base(0.01);
+            o.Beta1 = 0.9; o.Beta2 = 0.99; o.Preconditioned = true; o.Epsilon = 1e-3;
+            o.EpsilonPlacement = EpsilonPlacement.InsideRoot; o.ScaleFirstMoment = true; o.ScaleSecondMoment = true; o.BiasCorrection = true;
+            return new GenericSecondMomentOptimizer(p, o);
+        },
+        ["amsgrad-pseudo-inverse-nesterov"] = p => {
+            var o = Base(0.01);
+            o.Beta1 = 0.9; o.Beta2 = 0.99; o.Preconditioned = true; o.AmsGrad = true; o.Nesterov = true;
+            return new GenericSecondMomentOptimizer(p, o);
+        },
+        ["after-preconditioner-pseudo-bias"] = p => {
+            var o = Base(0.01);
+            o.Beta1 = 0.5; o.Beta2 = 0.9; o.Preconditioned = true; o.ScaleSecondMoment = true; o.BiasCorrection = true;
+            o.MomentumPlacement = MomentumPlacement.AfterPreconditioner; o.DecoupledWeightDecay = true; o.WeightDecay = 0.01;
+            return new GenericSecondMomentOptimizer(p, o);
+        },
+    };
+
+    public static TheoryData<string> RuleNames() => new(Rules.Keys);
+
+    private static GenericSecondMomentOptimizer Make(string name, IEnumerable<Parameter> ps, bool fused)
+    {
+        var opt = Rules[name](ps);
+        opt.FusedCpuKernel = fused;
+        return opt;
+    }
+
+    /// <summary>Sets gradients like <see cref="Fixtures.SetGradients"/> and zeroes tensor 1's on every third step.</summary>
+    private static void Gradients(IList<Parameter> ps, int step) => Fixtures.SetGradients(ps, step, zeroAt: (i, s) => i == 1 && s % 3 == 0);
+
+    [Theory]
+    [MemberData(nameof(RuleNames))]
+    public void FusedStepEqualsEagerStepFloat64(string name)
+    {
+        var a = Fixtures.MakeParameters(Sizes);
+        var b = Fixtures.Clone(a);
+        var start = Fixtures.Clone(a);
+        using var fused = Make(name, a, fused: true);
+        using var eager = Make(name, b, fused: false);
+        for (int step = 0; step < 25; step++) {
+            Gradients(a, step);
+            Gradients(b, step);
+            fused.step();
+            eager.step();
+        }
+        fused.FusedTensorSteps.Should().Be(25 * Sizes.Length, "every tensor qualifies for the fused kernel");
+        eager.FusedTensorSteps.Should().Be(0);
+        MaxRel(a, start).Should().BeGreaterThan(1e-3, "the parameters must have moved");
+        MaxRel(a, b).Should().BeLessThanOrEqualTo(1e-12);
+        for (int i = 0; i < a.Count; i++) {
+            var sa = fused.StateOf(a[i]);
+            var sb = eager.StateOf(b[i]);
+            sa.Step.Should().Be(sb.Step);
+            for (int k = 0; k < sa.SlotNames.Length; k++) {
+                (sa.GetSlot(k) is null).Should().Be(sb.GetSlot(k) is null, $"slot {sa.SlotNames[k]} exists in both or neither");
+                if (sa.GetSlot(k) is Tensor x && x.numel() > 0)
+                    RelativeDifference(x, sb.GetSlot(k)!).Should().BeLessThanOrEqualTo(1e-12, $"slot {sa.SlotNames[k]} of tensor {i}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("paper-adagrad")]
+    [InlineData("paper-adam")]
+    [InlineData("torch-adam")]
+    [InlineData("torch-rmsprop-momentum-wd")]
+    [InlineData("torch-sgd-nesterov-wd")]
+    public void FusedStepEqualsEagerStepFloat32(string name)
+    {
+        var a = Fixtures.MakeParameters(Sizes, ScalarType.Float32);
+        var b = Fixtures.Clone(a);
+        using var fused = Make(name, a, fused: true);
+        using var eager = Make(name, b, fused: false);
+        for (int step = 0; step < 20; step++) {
+            Gradients(a, step);
+            Gradients(b, step);
+            fused.step();
+            eager.step();
+        }
+        fused.FusedTensorSteps.Should().BeGreaterThan(0);
+        MaxRel(a, b).Should().BeLessThanOrEqualTo(1e-5);
+    }
+
+    /// <summary>The ε = 0 pseudoinverse: coordinate 0 of every tensor never gets a gradient and must not move.</summary>
+    [Theory]
+    [InlineData("paper-adagrad")]
+    [InlineData("paper-adam")]
+    [InlineData("amsgrad-pseudo-inverse-nesterov")]
+    [InlineData("after-preconditioner-pseudo-bias")]
+    public void FusedPseudoInverseLeavesUntouchedCoordinatesAndMakesNoNaN(string name)
+    {
+        var a = Fixtures.MakeParameters(Sizes);
+        var before = Fixtures.Snapshot(a);
+        using var fused = Make(name, a, fused: true);
+        for (int step = 0; step < 10; step++) {
+            Gradients(a, step);
+            fused.step();
+        }
+        var after = Fixtures.Snapshot(a);
+        after.SelectMany(x => x).Should().OnlyContain(v => double.IsFinite(v));
+        for (int i = 0; i < a.Count; i++) {
+            if (a[i].numel() <= 1) continue;
+            // Decoupled decay still shrinks the coordinate; without decay it stays exactly where it was.
+            if (name == "after-preconditioner-pseudo-bias") Math.Abs(after[i][0]).Should().BeLessThanOrEqualTo(Math.Abs(before[i][0]));
+            else after[i][0].Should().Be(before[i][0], $"tensor {i}'s coordinate 0 never had a gradient");
+        }
+    }
+
+    private static readonly string[] GraftChildren = { "paper-sgd", "paper-heavyball", "paper-adagrad", "paper-rmsprop", "paper-adam", "torch-adam" };
+
+    public static TheoryData<string, string, GraftGranularity> GraftCases()
+    {
+        var data = new TheoryData<string, string, GraftGranularity>();
+        foreach (var m in GraftChildren)
+            foreach (var d in GraftChildren)
+                foreach (var g in new[] { GraftGranularity.PerTensor, GraftGranularity.Global, GraftGranularity.PerBlock })
+                    data.Add(m, d, g);
+        return data;
+    }
+
+    private static GraftOptimizer Graft(string m, string d, List<Parameter> w, GraftOptions options, bool fused) =>
+        new(Make(m, w, fused), Make(d, w, fused), options with { OwnsChildren = true, FusedCpuKernel = fused });
+
+    /// <summary>Fused and eager grafts: the same parameters and the same norms and ratios (per segment and global).</summary>
+    private static void AssertFusedEqualsEager(Func<List<Parameter>, bool, GraftOptimizer> make, long[][] shapes, ScalarType dtype, int steps, double tolerance)
+    {
+        var a = Fixtures.MakeParameters(shapes, dtype);
+        var b = Fixtures.Clone(a);
+        var start = Fixtures.Clone(a);
+        using var fused = make(a, true);
+        using var eager = make(b, false);
+        for (int step = 0; step < steps; step++) {
+            Gradients(a, step);
+            Gradients(b, step);
+            fused.step();
+            eager.step();
+            var nf = fused.LastNorms!;
+            var ne = eager.LastNorms!;
+            for (int i = 0; i < a.Count; i++) {
+                foreach (var (x, y, what) in new[] { (nf.Magnitude[i], ne.Magnitude[i], "‖ΔM‖"), (nf.Direction[i], ne.Direction[i], "‖ΔD‖"), (nf.Ratio[i], ne.Ratio[i], "ratio") }) {
+                    (x is null).Should().Be(y is null);
+                    if (x is null) continue;
+                    x.dtype.Should().Be(y!.dtype, $"{what} of tensor {i} keeps the eager dtype");
+                    x.shape.Should().Equal(y.shape, $"{what} of tensor {i} has one entry per segment");
+                    RelativeDifference(x, y).Should().BeLessThanOrEqualTo(tolerance, $"{what} of tensor {i} at step {step}");
+                }
+            }
+            foreach (var (x, y) in new[] { (nf.GlobalMagnitude, ne.GlobalMagnitude), (nf.GlobalDirection, ne.GlobalDirection), (nf.GlobalRatio, ne.GlobalRatio) }) {
+                x.dtype.Should().Be(y.dtype);
+                RelativeDifference(x, y).Should().BeLessThanOrEqualTo(tolerance);
+            }
+        }
+        fused.FusedSteps.Should().Be(steps, "every step qualifies for the fused path");
+        eager.FusedSteps.Should().Be(0);
+        MaxRel(a, start).Should().BeGreaterThan(1e-3, "the parameters must have moved");
+        MaxRel(a, b).Should().BeLessThanOrEqualTo(tolerance);
+    }
+
+    [Theory]
+    [MemberData(nameof(GraftCases))]
+    public void FusedGraftEqualsEagerGraft(string m, string d, GraftGranularity g) =>
+        AssertFusedEqualsEager((w, fused) => Graft(m, d, w, new GraftOptions { Granularity = g, BlockSize = 1000 }, fused), Sizes, ScalarType.Float64, steps: 12, tolerance: 1e-10);
+
+    [Theory]
+    [InlineData(GraftGranularity.PerTensor)]
+    [InlineData(GraftGranularity.Global)]
+    [InlineData(GraftGranularity.PerBlock)]
+    public void FusedGraftBeforeMomentumEqualsEager(GraftGranularity g) =>
+        AssertFusedEqualsEager((w, fused) => Graft("paper-sgd", "paper-adagrad-no-momentum", w,
+            new GraftOptions { Granularity = g, BlockSize = 1000, Point = GraftPoint.BeforeMomentum, Momentum = 0.8 }, fused), Sizes, ScalarType.Float64, steps: 12, tolerance: 1e-10);
+
+    [Theory]
+    [InlineData(GraftGranularity.PerTensor)]
+    [InlineData(GraftGranularity.Global)]
+    [InlineData(GraftGranularity.PerBlock)]
+    public void FusedGraftEqualsEagerFloat32(GraftGranularity g) =>
+        AssertFusedEqualsEager((w, fused) => Graft("paper-heavyball", "torch-adam", w, new GraftOptions { Granularity = g, BlockSize = 1000 }, fused), Sizes, ScalarType.Float32, steps: 10, tolerance: 2e-5);
+
+    [Fact]
+    public void FusedGraftWithEpsilonEqualsEager() =>
+        AssertFusedEqualsEager((w, fused) => Graft("paper-adagrad", "paper-adam", w, new GraftOptions { Epsilon = 1e-3 }, fused), Sizes, ScalarType.Float64, steps: 8, tolerance: 1e-10);
+
+    [Fact]
+    public void FusedGraftHandlesFloat32AndFloat64TensorsTogether()
+    {
+        Func<List<Parameter>> make = () => {
+            var ps = Fixtures.MakeParameters(new[] { new long[] { 70_001 }, new long[] { 3, 5 } });
+            ps.AddRange(Fixtures.MakeParameters(new[] { new long[] { 4099 }, new long[] { 9 } }, ScalarType.Float32, seed: 2));
+            return ps;
+        };
+        var a = make();
+        var b = make();
+        using var fused = Graft("paper-adagrad", "torch-adam", a, new GraftOptions(), fused: true);
+        using var eager = Graft("paper-adagrad", "torch-adam", b, new GraftOptions(), fused: false);
+        for (int step = 0; step < 10; step++) {
+            Gradients(a, step);
+            Gradients(b, step);
+            fused.step();
+            eager.step();
+        }
+        fused.FusedSteps.Should().Be(10);
+        fused.LastNorms!.GlobalRatio.dtype.Should().Be(ScalarType.Float64);
+        MaxRel(a, b).Should().BeLessThanOrEqualTo(1e-5);
+    }
+
+    /// <summary>Large tensors run in parallel chunks; norms are summed in a fixed order, so two runs agree bit for bit.</summary>
+    [Fact]
+    public void FusedGraftIsDeterministicAcrossRuns()
+    {
+        double[][] Run(out double ratio)
+        {
+            var w = Fixtures.MakeParameters(new[] { new long[] { 300_007 }, new long[] { 150_000 } }, ScalarType.Float32);
+            using var graft = Graft("paper-adagrad", "torch-adam", w, new GraftOptions { Granularity = GraftGranularity.PerBlock, BlockSize = 50_000 }, fused: true);
+            for (int step = 0; step < 5; step++) {
+                Gradients(w, step);
+                graft.step();
+            }
+            graft.FusedSteps.Should().Be(5);
+            ratio = graft.LastNorms!.GlobalRatio.to_type(ScalarType.Float64).item<double>();
+            return Fixtures.Snapshot(w);
+        }
+        var first = Run(out double r1);
+        var second = Run(out double r2);
+        r2.Should().Be(r1);
+        for (int i = 0; i < first.Length; i++) second[i].Should().Equal(first[i]);
+    }
+
+    [Fact]
+    public void NonContiguousParameterTakesTheEagerPath()
+    {
+        Parameter Strided(int seed)
+        {
+            using var gen = new Generator((ulong)seed);
+            return new Parameter(torch.randn(new long[] { 5, 3 }, ScalarType.Float64, generator: gen).t());
+        }
+        var a = new List<Parameter> { Strided(3) };
+        var b = new List<Parameter> { Strided(3) };
+        a[0].is_contiguous().Should().BeFalse("the test needs a strided parameter");
+        using var fused = Make("torch-adam", a, fused: true);
+        using var eager = Make("torch-adam", b, fused: false);
+        for (int step = 0; step < 5; step++) {
+            Gradients(a, step);
+            Gradients(b, step);
+            fused.step();
+            eager.step();
+        }
+        fused.FusedTensorSteps.Should().Be(0, "a strided tensor cannot be fused");
+        MaxRel(a, b).Should().Be(0, "both took the same eager path");
+    }
+
+    [Fact]
+    public void GraftWithAStridedOrHalfPrecisionTensorStaysEagerForTheWholeStep()
+    {
+        var w = Fixtures.MakeParameters(new[] { new long[] { 64 } });
+        w.Add(new Parameter(torch.randn(16, ScalarType.Float16)));
+        using var graft = Graft("paper-heavyball", "paper-adam", w, new GraftOptions(), fused: true);
+        for (int step = 0; step < 3; step++) {
+            foreach (var p in w) p.grad = torch.randn(p.shape, p.dtype);
+            graft.step();
+        }
+        graft.FusedSteps.Should().Be(0);
+        Fixtures.Snapshot(w).SelectMany(x => x).Should().OnlyContain(v => double.IsFinite(v));
+    }
+
+    [Fact]
+    public void SkippingNonFiniteStepsUsesTheGuardedEagerPath()
+    {
+        var w = Fixtures.MakeParameters(Fixtures.Shapes);
+        using var opt = Make("torch-adam", w, fused: true);
+        opt.SkipNonFiniteSteps = true;
+        Gradients(w, 0);
+        opt.step();
+        opt.FusedTensorSteps.Should().Be(0);
+    }
+
+    /// <summary>Largest relative difference over tensor pairs (empty tensors count as equal).</summary>
+    private static double MaxRel(List<Parameter> a, List<Parameter> b) =>
+        a.Select((p, i) => RelativeDifference(p.detach(), b[i].detach())).Max();
+
+    private static double RelativeDifference(Tensor x, Tensor y)
+    {
+        using var scope = torch.NewDisposeScope();
+        var a = x.to_type(ScalarType.Float64);
+        var b = y.to_type(ScalarType.Float64);
+        if (a.numel() == 0) return 0;
+        double diff = (a - b).abs().max().item<double>();
+        double scale = Math.Max(b.abs().max().item<double>(), 1e-300);
+        return diff / scale;
+    }
+}
