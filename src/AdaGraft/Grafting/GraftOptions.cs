@@ -73,7 +73,9 @@ public sealed record GraftOptions
     /// On (default): when both children are <see cref="Optimizers.GenericSecondMomentOptimizer"/>s and every tensor
     /// with a gradient is a contiguous float32/float64 CPU tensor, the closed-form step runs as two fused passes over
     /// memory (propose both and measure; apply) instead of about a dozen eager operations per tensor. The numbers
-    /// agree with the eager path to round-off. Off: always eager (what CUDA and half precision use anyway).
+    /// agree with the eager path to round-off; the norms in <see cref="GraftOptimizer.LastNorms"/> are accumulated in
+    /// float64 and summed in a fixed order (independent of the thread count). Off: always eager (what CUDA and half
+    /// precision use anyway). Both children's own <c>FusedCpuKernel</c> must be on as well.
     /// </summary>
     public bool FusedCpuKernel { get; init; } = true;
 

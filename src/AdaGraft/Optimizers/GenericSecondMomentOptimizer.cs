@@ -45,6 +45,8 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
     /// On (default): contiguous float32/float64 CPU tensors take each step in one fused pass over memory (SIMD, chunks
     /// in parallel) instead of one pass per tensor operation; the numbers agree with the eager path to round-off.
     /// Off: always the eager TorchSharp operations (what CUDA, half-precision and strided tensors use anyway).
+    /// The kernel writes through the tensors' data pointers, so autograd's version counters do not advance: as with
+    /// any optimizer step, do not step between a forward pass and the backward pass that still needs the old values.
     /// </summary>
     public bool FusedCpuKernel { get; set; } = true;
 
