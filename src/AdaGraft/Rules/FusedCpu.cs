@@ -27,7 +27,7 @@ internal struct FusedPlan
 /// <remarks>
 /// Used for contiguous float32/float64 CPU tensors; everything else (CUDA, half precision, strided tensors, device
 /// step counters) takes the eager path, which computes the same numbers. Norms are accumulated per chunk in double and
-/// summed in a fixed order, so results do not depend on the number of threads.
+/// summed in a fixed order, so results do not depend on the number of threads (at most <c>torch.get_num_threads()</c>).
 /// </remarks>
 internal static unsafe class FusedCpu
 {
@@ -60,14 +60,18 @@ internal static unsafe class FusedCpu
     /// <summary>One piece of work: elements [Start, Start + Length) of tensor Tensor, in norm segment Segment.</summary>
     internal readonly record struct WorkItem(int Tensor, long Start, long Length, int Segment);
 
-    /// <summary>Runs <paramref name="body"/> over work items, in parallel when there is enough work.</summary>
+    /// <summary>
+    /// Runs <paramref name="body"/> over work items, in parallel when there is enough work, on at most as many threads
+    /// as libtorch is allowed (<c>torch.set_num_threads</c>), so a user who limits torch limits the kernels too.
+    /// </summary>
     internal static void Run(int count, long totalElements, Action<int> body)
     {
-        if (totalElements < ParallelThreshold || count == 1 || Environment.ProcessorCount == 1) {
+        int threads = totalElements < ParallelThreshold || count == 1 ? 1 : Math.Min(Environment.ProcessorCount, torch.get_num_threads());
+        if (threads <= 1) {
             for (int j = 0; j < count; j++) body(j);
             return;
         }
-        Parallel.For(0, count, body);
+        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
     }
 
     /// <summary>A standalone step of one tensor (chunks in parallel when large).</summary>

@@ -316,6 +316,32 @@ public class FusedKernelTests
             Math.Abs(fusedCurve[step] - eagerCurve[step]).Should().BeLessThanOrEqualTo(1e-4 * eagerCurve[step], $"step {step}");
     }
 
+    /// <summary>The kernels use at most torch.get_num_threads() threads; one thread and many give the same bits.</summary>
+    [Fact]
+    public void FusedGraftGivesTheSameBitsOnOneThreadAndOnMany()
+    {
+        double[][] Run(int threads)
+        {
+            int before = torch.get_num_threads();
+            torch.set_num_threads(threads);
+            try {
+                var w = Fixtures.MakeParameters(new[] { new long[] { 200_003 }, new long[] { 70_001 } }, ScalarType.Float32);
+                using var graft = Graft("paper-heavyball", "torch-adam", w, new GraftOptions { Granularity = GraftGranularity.Global }, fused: true);
+                for (int step = 0; step < 4; step++) {
+                    Gradients(w, step);
+                    graft.step();
+                }
+                graft.FusedSteps.Should().Be(4);
+                return Fixtures.Snapshot(w);
+            } finally {
+                torch.set_num_threads(before);
+            }
+        }
+        var one = Run(1);
+        var many = Run(Math.Max(2, Environment.ProcessorCount));
+        for (int i = 0; i < one.Length; i++) many[i].Should().Equal(one[i]);
+    }
+
     [Fact]
     public void NonContiguousParameterTakesTheEagerPath()
     {
