@@ -25,10 +25,10 @@ pack)
 run)
   tar -xJf .gpu/apps.tar.xz -C .gpu
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
-  timeout 240 bash .gpu/run.sh AdaGraft.Tests/AdaGraft.Tests.dll -class AdaGraft.Tests.CudaTests -class AdaGraft.Tests.Fused.FusedKernelTests 2>&1 | tail -40 | tee "$OUT/cuda-tests.txt" || true
-  timeout 200 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --device-timing cuda 10000000 2>&1 | tail -20 | tee "$OUT/timing.txt" || true
+  timeout 200 bash .gpu/run.sh AdaGraft.Tests/AdaGraft.Tests.dll -class AdaGraft.Tests.CudaTests -class AdaGraft.Tests.Fused.FusedKernelTests 2>&1 | tail -40 | tee "$OUT/cuda-tests.txt" || true
+  timeout 150 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --device-timing cuda 10000000 2>&1 | tail -20 | tee "$OUT/timing.txt" || true
   # The fused CPU kernels on the device host's 16 cores (10 x 1M float32), for comparison with the 2-core VM.
-  timeout 150 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --device-timing cpu 1000000 2>&1 | tail -20 | tee "$OUT/cpu-timing.txt" || true
+  timeout 100 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --device-timing cpu 1000000 2>&1 | tail -20 | tee "$OUT/cpu-timing.txt" || true
   (cd .gpu/AdaGraft.Lab && timeout 120 bash ../run.sh AdaGraft.Lab/AdaGraft.Lab.dll --quick --device cuda --out /tmp/labout 2>&1 | tail -40) | tee "$OUT/lab.txt" || true
   { ls /tmp/labout; head -40 /tmp/labout/report.md; } >> "$OUT/lab.txt" 2>&1 || true
   ;;
