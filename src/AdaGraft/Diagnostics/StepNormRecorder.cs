@@ -131,6 +131,7 @@ public sealed class StepNormRecorder : IDisposable
     /// <summary>[m_0, d_0, r_0, …, m_{n−1}, d_{n−1}, r_{n−1}, m_global, d_global, r_global]; NaN for tensors without a gradient.</summary>
     private Tensor BuildRow(GraftStepNorms norms)
     {
+        if (norms.Host is HostStepNorms host) return torch.tensor(HostRow(host), ScalarType.Float64);
         var device = norms.GlobalMagnitude.device;
         var parts = new List<Tensor>(3 * _names.Length + 3);
         Tensor? missing = null;
@@ -153,6 +154,42 @@ public sealed class StepNormRecorder : IDisposable
         parts.Add(norms.GlobalDirection.to_type(ScalarType.Float64).view(1));
         parts.Add(norms.GlobalRatio.to_type(ScalarType.Float64).view(1));
         return torch.cat(parts.ToArray(), 0);
+    }
+
+    /// <summary>
+    /// The same row from norms a fused CPU step measured on the host, computed as the tensor path computes it (values
+    /// rounded to the reported dtype first), without creating a tensor per value.
+    /// </summary>
+    private double[] HostRow(HostStepNorms h)
+    {
+        var row = new double[3 * _names.Length + 3];
+        for (int i = 0; i < _names.Length; i++) {
+            if (i >= h.Count.Length || h.Count[i] == 0) {
+                row[3 * i] = row[3 * i + 1] = row[3 * i + 2] = double.NaN;
+                continue;
+            }
+            double m2 = 0, d2 = 0;
+            for (int s = h.First[i]; s < h.First[i] + h.Count[i]; s++) {
+                double m = Round(h.Magnitude[s], h.Dtype[i]), d = Round(h.Direction[s], h.Dtype[i]);
+                m2 += m * m;
+                d2 += d * d;
+            }
+            (row[3 * i], row[3 * i + 1]) = (Math.Sqrt(m2), Math.Sqrt(d2));
+            row[3 * i + 2] = RatioOf(row[3 * i], row[3 * i + 1]);
+        }
+        int g = 3 * _names.Length;
+        row[g] = Round(h.GlobalMagnitude, h.GlobalDtype);
+        row[g + 1] = Round(h.GlobalDirection, h.GlobalDtype);
+        row[g + 2] = Round(h.GlobalRatio, h.GlobalDtype);
+        return row;
+
+        static double Round(double x, ScalarType dtype) => dtype == ScalarType.Float32 ? (float)x : x;
+
+        static double RatioOf(double m, double d)
+        {
+            double inv = 1 / d;
+            return (double.IsFinite(inv) ? inv : 0) * m;
+        }
     }
 
     /// <summary>Copies pending device values to the host (one synchronisation).</summary>

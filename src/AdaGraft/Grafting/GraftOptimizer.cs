@@ -222,16 +222,18 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         public Tensor?[] D = Array.Empty<Tensor?>();
         public Tensor?[] R = Array.Empty<Tensor?>();
         public Tensor GM = null!, GD = null!, GR = null!;
+        public HostStepNorms? Host;
 
         public void DetachAll()
         {
+            if (Host is not null) return;
             foreach (var t in M.Concat(D).Concat(R)) t?.DetachFromDisposeScope();
             GM.DetachFromDisposeScope();
             GD.DetachFromDisposeScope();
             GR.DetachFromDisposeScope();
         }
 
-        public GraftStepNorms Build() => new(M, D, R, GM, GD, GR);
+        public GraftStepNorms Build() => Host is null ? new(M, D, R, GM, GD, GR) : new(Host);
     }
 
     private static bool IsLowPrecision(Tensor t) => t.dtype is ScalarType.Float16 or ScalarType.BFloat16;
@@ -452,22 +454,19 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             Apply(0, items.Count, total);
         }
 
-        // The same norms as device (here: CPU) tensors, in the dtypes the eager path reports.
-        var res = new Measured { M = new Tensor?[n], D = new Tensor?[n], R = new Tensor?[n] };
+        // The values stay on the host; GraftStepNorms makes tensors of them (in the eager path's dtypes) only if read.
+        var dtypes = new ScalarType[n];
         bool anyDouble = false;
         for (int i = 0; i < n; i++) {
-            if (grads[i] is null) continue;
-            var dtype = _params[i].dtype;
-            anyDouble |= dtype == ScalarType.Float64;
-            res.M[i] = torch.tensor(mNorm.AsSpan(firstSegment[i], segments[i]).ToArray(), dtype);
-            res.D[i] = torch.tensor(dNorm.AsSpan(firstSegment[i], segments[i]).ToArray(), dtype);
-            res.R[i] = torch.tensor(ratio.AsSpan(firstSegment[i], segments[i]).ToArray(), dtype);
+            dtypes[i] = _params[i].dtype;
+            if (grads[i] is null) segments[i] = 0;
+            else anyDouble |= dtypes[i] == ScalarType.Float64;
         }
-        var globalType = anyDouble ? ScalarType.Float64 : ScalarType.Float32;
         FusedSteps++;
-        res.GM = torch.tensor(gmNorm, globalType);
-        res.GD = torch.tensor(gdNorm, globalType);
-        res.GR = torch.tensor(gRatio, globalType);
+        var res = new Measured {
+            Host = new HostStepNorms(mNorm, dNorm, ratio, firstSegment, segments, dtypes, gmNorm, gdNorm, gRatio,
+                anyDouble ? ScalarType.Float64 : ScalarType.Float32),
+        };
         return res;
     }
 

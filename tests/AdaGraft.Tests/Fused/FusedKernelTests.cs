@@ -342,6 +342,62 @@ public class FusedKernelTests
         for (int i = 0; i < one.Length; i++) many[i].Should().Equal(one[i]);
     }
 
+    /// <summary>
+    /// After a fused step the norms live on the host until read; the tensors made on first access belong to the norms
+    /// object (not to a scope the caller had open) and are freed with it at the next step.
+    /// </summary>
+    [Fact]
+    public void FusedNormsAreMadeWhenReadAndOwnedByTheNormsObject()
+    {
+        var w = Fixtures.MakeParameters(Sizes);
+        using var graft = Graft("paper-heavyball", "paper-adam", w, new GraftOptions(), fused: true);
+        Gradients(w, 0);
+        graft.step();
+        var norms = graft.LastNorms!;
+        double inScope;
+        using (torch.NewDisposeScope()) inScope = norms.Magnitude[6]!.item<double>();
+        norms.Magnitude[6]!.item<double>().Should().Be(inScope, "the tensor outlives the caller's scope");
+        norms.GlobalRatio.dtype.Should().Be(ScalarType.Float64);
+        Gradients(w, 1);
+        graft.step();
+        var act = () => norms.Magnitude;
+        act.Should().Throw<ObjectDisposedException>("the previous step's norms are replaced and freed");
+        graft.LastNorms!.Magnitude[6]!.item<double>().Should().NotBe(inScope);
+    }
+
+    [Theory]
+    [InlineData(GraftGranularity.PerTensor)]
+    [InlineData(GraftGranularity.Global)]
+    [InlineData(GraftGranularity.PerBlock)]
+    public void RecorderOnTheFusedPathEqualsTheEagerPath(GraftGranularity g)
+    {
+        List<AdaGraft.Diagnostics.StepNormRecord> Record(bool fused)
+        {
+            var w = Fixtures.MakeParameters(Sizes, ScalarType.Float32);
+            using var graft = Graft("paper-heavyball", "paper-adagrad", w, new GraftOptions { Granularity = g, BlockSize = 1000 }, fused);
+            using var recorder = new AdaGraft.Diagnostics.StepNormRecorder(graft, new AdaGraft.Diagnostics.RecorderOptions { FlushEvery = 3 });
+            for (int step = 0; step < 8; step++) {
+                Gradients(w, step);
+                if (step == 4) w[2].grad = null;
+                graft.step();
+            }
+            graft.FusedSteps.Should().Be(fused ? 8 : 0);
+            return recorder.Records().ToList();
+        }
+        var f = Record(fused: true);
+        var e = Record(fused: false);
+        f.Should().HaveCount(e.Count);
+        for (int k = 0; k < f.Count; k++) {
+            f[k].Step.Should().Be(e[k].Step);
+            f[k].Tensor.Should().Be(e[k].Tensor);
+            foreach (var (a, b) in new[] { (f[k].MagnitudeNorm, e[k].MagnitudeNorm), (f[k].DirectionNorm, e[k].DirectionNorm), (f[k].Ratio, e[k].Ratio) }) {
+                if (double.IsNaN(b)) double.IsNaN(a).Should().BeTrue($"record {k} has no gradient in both");
+                else a.Should().BeApproximately(b, 1e-5 * Math.Max(Math.Abs(b), 1e-30), $"record {k} ({f[k].Tensor}, step {f[k].Step})");
+            }
+        }
+        f.Should().HaveCount(8 * (Sizes.Length + 1) - 1, "tensor 2 had no gradient at one step and has no record there");
+    }
+
     [Fact]
     public void NonContiguousParameterTakesTheEagerPath()
     {
