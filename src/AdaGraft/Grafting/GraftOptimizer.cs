@@ -375,6 +375,19 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         var items = new List<FusedCpu.WorkItem>();
         long total = 0;
         int segmentCount = 0;
+        // One shared ΔD buffer per dtype, as large as the largest such tensor with a gradient.
+        var scratchNeed = new Dictionary<ScalarType, long>();
+        for (int i = 0; i < n; i++) {
+            if (grads[i] is null) continue;
+            var dt = _params[i].dtype;
+            scratchNeed[dt] = Math.Max(scratchNeed.GetValueOrDefault(dt), _params[i].numel());
+        }
+        var scratch = new Dictionary<ScalarType, IntPtr>();
+        IntPtr ScratchPointer(ScalarType dtype)
+        {
+            if (!scratch.TryGetValue(dtype, out var ptr)) scratch[dtype] = ptr = FusedCpu.Pointer(SharedScratch(dtype, scratchNeed[dtype]));
+            return ptr;
+        }
         for (int i = 0; i < n; i++) {
             firstItem[i] = items.Count;
             if (grads[i] is null) continue;
@@ -384,7 +397,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             long numel = p.numel();
             w[i] = FusedCpu.Pointer(p);
             g[i] = FusedCpu.Pointer(grads[i]!);
-            o[i] = FusedCpu.Pointer(interleave ? SharedScratch(p.dtype, grads) : _saved[i] ??= torch.empty_like(p).DetachFromDisposeScope());
+            o[i] = interleave ? ScratchPointer(p.dtype) : FusedCpu.Pointer(_saved[i] ??= torch.empty_like(p).DetachFromDisposeScope());
             if (beforeMomentum) mom[i] = FusedCpu.Pointer(_momentum[i] ??= torch.zeros_like(p).DetachFromDisposeScope());
             single[i] = p.dtype == ScalarType.Float32;
             firstSegment[i] = segmentCount;
@@ -470,12 +483,9 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         return res;
     }
 
-    /// <summary>The fused path's ΔD buffer for <paramref name="dtype"/>, as large as the largest such tensor with a gradient.</summary>
-    private Tensor SharedScratch(ScalarType dtype, Tensor?[] grads)
+    /// <summary>The fused path's ΔD buffer for <paramref name="dtype"/>, of at least <paramref name="need"/> elements (kept between steps).</summary>
+    private Tensor SharedScratch(ScalarType dtype, long need)
     {
-        long need = 0;
-        for (int i = 0; i < _params.Length; i++)
-            if (grads[i] is not null && _params[i].dtype == dtype) need = Math.Max(need, _params[i].numel());
         if (_fusedScratch.TryGetValue(dtype, out var t) && t.numel() >= need) return t;
         t?.Dispose();
         t = torch.empty(need, dtype).DetachFromDisposeScope();
