@@ -258,10 +258,12 @@ internal static unsafe class FusedCpu
         long i = start;
         // Squares are summed in T over at most 128 vectors, then added in double.
         const int Flush = 128;
+        // w is read here only when a child needs it (weight decay); otherwise the apply pass is its only reader.
+        bool needW = km.Coupled || km.HasDecay || kd.Coupled || kd.HasDecay;
         while (i + width <= end) {
             Vector<T> am = Vector<T>.Zero, ad = Vector<T>.Zero;
             for (int r = 0; r < Flush && i + width <= end; r++, i += width) {
-                var wi = Load(w, i);
+                var wi = needW ? Load(w, i) : Vector<T>.Zero;
                 var gi = Load(g, i);
                 var dm = Delta(km, gi, wi, i);
                 var dd = Delta(kd, gi, wi, i);
