@@ -154,7 +154,10 @@ public class FusedKernelTests
         }
     }
 
-    private static readonly string[] GraftChildren = { "paper-sgd", "paper-heavyball", "paper-adagrad", "paper-rmsprop", "paper-adam", "torch-adam" };
+    private static readonly string[] GraftChildren = {
+        "paper-sgd", "paper-heavyball", "paper-adagrad", "paper-rmsprop", "paper-adam", "torch-adam",
+        "torch-adam-wd-maximize", "after-preconditioner-pseudo-bias",
+    };
 
     public static TheoryData<string, string, GraftGranularity> GraftCases()
     {
