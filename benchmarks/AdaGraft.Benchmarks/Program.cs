@@ -9,6 +9,11 @@ if (args.Length > 0 && args[0] == "--device-timing") {
     DeviceTiming.Run(args.Length > 1 ? args[1] : "cuda", args.Length > 2 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10_000_000);
     return;
 }
+if (args.Length > 0 && args[0] == "--ab-timing") {
+    AbTiming.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 40,
+        args.Length > 2 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 1_000_000);
+    return;
+}
 if (args.Length > 0 && args[0] == "--kernel-timing") {
     KernelTiming.Run(args.Length > 1 ? long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1_000_000);
     return;

@@ -1,0 +1,65 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+using AdaGraft.Grafting;
+using AdaGraft.Optimizers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Benchmarks;
+
+/// <summary>
+/// Development aid for noisy machines: alternates short rounds of each case (A, B, C, A, B, C, …) so that slow
+/// phases of the machine hit every case alike, and reports each case's median round time and the median of the
+/// per-round ratios to the first case. Run with <c>--ab-timing [rounds] [elements]</c> (10 tensors).
+/// </summary>
+internal static class AbTiming
+{
+    public static void Run(int rounds, long elements)
+    {
+        torch.manual_seed(1);
+        var ps = Enumerable.Range(0, 10).Select(_ => {
+            var p = new Parameter(torch.randn(elements));
+            p.grad = torch.randn(elements);
+            return p;
+        }).ToList();
+        using var sgd = GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3);
+        using var adam = GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1e-3);
+        using var perTensor = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3), GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1), new GraftOptions { OwnsChildren = true });
+        using var global = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3), GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1), new GraftOptions { OwnsChildren = true, Granularity = GraftGranularity.Global });
+        var cases = new List<(string name, Action step)> {
+            ("our HeavyBall + our TorchAdam (fused)", () => { sgd.step(); adam.step(); }),
+            ("fused graft SGD#Adam, per tensor", () => perTensor.step()),
+            ("fused graft SGD#Adam, global", () => global.step()),
+        };
+        var times = cases.Select(_ => new List<double>()).ToArray();
+        const int stepsPerRound = 5;
+        foreach (var (_, step) in cases) for (int i = 0; i < 3; i++) step();
+        var sw = new Stopwatch();
+        for (int r = 0; r < rounds; r++) {
+            for (int c = 0; c < cases.Count; c++) {
+                sw.Restart();
+                for (int i = 0; i < stepsPerRound; i++) cases[c].step();
+                times[c].Add(sw.Elapsed.TotalMilliseconds / stepsPerRound);
+            }
+        }
+        Console.WriteLine($"10 x {elements:N0} float32, {rounds} rounds of {stepsPerRound} steps, cases alternated");
+        for (int c = 0; c < cases.Count; c++) {
+            var ratios = times[c].Zip(times[0], (a, b) => a / b).ToList();
+            Console.WriteLine($"{cases[c].name,-42} median {Median(times[c]),8:F3} ms   median ratio to the first {Median(ratios),6:F3}   (ratio quartiles {Quantile(ratios, 0.25):F3}–{Quantile(ratios, 0.75):F3})");
+        }
+        foreach (var p in ps) p.Dispose();
+    }
+
+    private static double Median(List<double> xs) => Quantile(xs, 0.5);
+
+    private static double Quantile(List<double> xs, double q)
+    {
+        var s = xs.OrderBy(x => x).ToArray();
+        double pos = q * (s.Length - 1);
+        int lo = (int)Math.Floor(pos), hi = (int)Math.Ceiling(pos);
+        return s[lo] + (s[hi] - s[lo]) * (pos - lo);
+    }
+}
