@@ -13,7 +13,7 @@ namespace AdaGraft.Benchmarks;
 /// <summary>
 /// Development aid for noisy machines: alternates short rounds of each case (A, B, C, A, B, C, …) so that slow
 /// phases of the machine hit every case alike, and reports each case's median round time and the median of the
-/// per-round ratios to the first case. Run with <c>--ab-timing [rounds] [elements]</c> (10 tensors).
+/// per-round ratios to its reference case. Run with <c>--ab-timing [rounds] [elements]</c> (10 tensors).
 /// </summary>
 internal static class AbTiming
 {
@@ -29,14 +29,27 @@ internal static class AbTiming
         using var adam = GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1e-3);
         using var perTensor = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3), GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1), new GraftOptions { OwnsChildren = true });
         using var global = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3), GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1), new GraftOptions { OwnsChildren = true, Granularity = GraftGranularity.Global });
-        var cases = new List<(string name, Action step)> {
-            ("our HeavyBall + our TorchAdam (fused)", () => { sgd.step(); adam.step(); }),
-            ("fused graft SGD#Adam, per tensor", () => perTensor.step()),
-            ("fused graft SGD#Adam, global", () => global.step()),
+        using var builtInSgd = optim.SGD(ps, 1e-3, momentum: 0.9);
+        using var builtInAdam = optim.Adam(ps, lr: 1e-3);
+        using var blackBox = new GraftOptimizer(optim.SGD(ps, 1e-3, momentum: 0.9), optim.Adam(ps, lr: 1), new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true });
+        var scratch = ps.Select(p => torch.empty_like(p)).ToArray();
+        // (name, step, index of the case it is compared with)
+        var cases = new List<(string name, Action step, int reference)> {
+            ("our HeavyBall + our TorchAdam (fused)", () => { sgd.step(); adam.step(); }, 0),
+            ("fused graft SGD#Adam, per tensor", () => perTensor.step(), 0),
+            ("fused graft SGD#Adam, global", () => global.step(), 0),
+            ("built-in SGD + built-in Adam + 2 copies", () => {
+                builtInSgd.step();
+                builtInAdam.step();
+                using var _ = torch.no_grad();
+                for (int i = 0; i < ps.Count; i++) scratch[i].copy_(ps[i]);
+                for (int i = 0; i < ps.Count; i++) ps[i].copy_(scratch[i]);
+            }, 3),
+            ("black-box graft of the built-ins", () => blackBox.step(), 3),
         };
         var times = cases.Select(_ => new List<double>()).ToArray();
         const int stepsPerRound = 5;
-        foreach (var (_, step) in cases) for (int i = 0; i < 3; i++) step();
+        foreach (var (_, step, _) in cases) for (int i = 0; i < 3; i++) step();
         var sw = new Stopwatch();
         for (int r = 0; r < rounds; r++) {
             for (int c = 0; c < cases.Count; c++) {
@@ -47,9 +60,10 @@ internal static class AbTiming
         }
         Console.WriteLine($"10 x {elements:N0} float32, {rounds} rounds of {stepsPerRound} steps, cases alternated");
         for (int c = 0; c < cases.Count; c++) {
-            var ratios = times[c].Zip(times[0], (a, b) => a / b).ToList();
-            Console.WriteLine($"{cases[c].name,-42} median {Median(times[c]),8:F3} ms   median ratio to the first {Median(ratios),6:F3}   (ratio quartiles {Quantile(ratios, 0.25):F3}–{Quantile(ratios, 0.75):F3})");
+            var ratios = times[c].Zip(times[cases[c].reference], (a, b) => a / b).ToList();
+            Console.WriteLine($"{cases[c].name,-42} median {Median(times[c]),8:F3} ms   median ratio to case {cases[c].reference} {Median(ratios),6:F3}   (quartiles {Quantile(ratios, 0.25):F3}–{Quantile(ratios, 0.75):F3})");
         }
+        foreach (var t in scratch) t.Dispose();
         foreach (var p in ps) p.Dispose();
     }
 
