@@ -284,14 +284,30 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         }
         var dtype = present.Select(i => m[i]!.dtype).Contains(ScalarType.Float64) ? ScalarType.Float64 : ScalarType.Float32;
         // Global norms are gathered on the first tensor's device (a model split over devices still gets one ratio).
-        var device = m[present[0]]!.device;
-        res.GM = torch.cat(present.Select(i => m[i]!.to(dtype, device)).ToArray(), 0).norm();
-        res.GD = torch.cat(present.Select(i => d[i]!.to(dtype, device)).ToArray(), 0).norm();
+        var first = m[present[0]]!;
+        var (deviceType, deviceIndex) = (first.device_type, first.device_index);
+        // The usual case (one dtype, one device) needs no conversions, and the per-tensor ratios are computed in one
+        // go and handed out as views: a few calls per step instead of a few per tensor (what a GPU step's host time is).
+        bool uniform = present.All(i => m[i]!.dtype == dtype && m[i]!.device_type == deviceType && m[i]!.device_index == deviceIndex);
+        var device = first.device;
+        Tensor Gather(Tensor?[] x) => torch.cat(present.Select(i => uniform ? x[i]! : x[i]!.to(dtype, device)).ToArray(), 0);
+        var mAll = Gather(m);
+        var dAll = Gather(d);
+        res.GM = mAll.norm();
+        res.GD = dAll.norm();
         res.GR = Ratio(res.GM, res.GD);
-        foreach (var i in present) {
-            res.R[i] = Options.Granularity == GraftGranularity.Global
-                ? res.GR.to(m[i]!.dtype, m[i]!.device).view(1)
-                : Ratio(m[i]!, d[i]!);
+        if (Options.Granularity == GraftGranularity.Global) {
+            foreach (var i in present) res.R[i] = uniform ? res.GR.view(1) : res.GR.to(m[i]!.dtype, m[i]!.device).view(1);
+        } else if (uniform) {
+            var rAll = Ratio(mAll, dAll);
+            long at = 0;
+            foreach (var i in present) {
+                long len = m[i]!.shape[0];
+                res.R[i] = rAll.narrow(0, at, len);
+                at += len;
+            }
+        } else {
+            foreach (var i in present) res.R[i] = Ratio(m[i]!, d[i]!);
         }
         return res;
     }
@@ -526,7 +542,9 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
                 at += rows;
             }
         } else {
-            target.addcmul_(u, r.view(Array.Empty<long>()).to_type(target.dtype), factor);
+            // A one-element ratio broadcasts against any tensor of rank ≥ 1; a 0-d target needs a 0-d ratio.
+            var rr = target.dim() == 0 ? r.view(Array.Empty<long>()) : r;
+            target.addcmul_(u, rr.dtype == target.dtype ? rr : rr.to_type(target.dtype), factor);
         }
     }
 
