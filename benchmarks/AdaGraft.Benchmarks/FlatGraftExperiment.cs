@@ -13,7 +13,8 @@ namespace AdaGraft.Benchmarks;
 /// Experiment for the CUDA target (not library code): SGD#Adam grafted per tensor over flat buffers that hold all
 /// ten tensors end to end (so each operation is one kernel for all tensors, and per-tensor norms are one reduction over
 /// a [10, N] view), written (a) as eager TorchSharp calls and (b) as one TorchScript function (<c>torch.jit.compile</c>),
-/// whose profiling executor may fuse the out-of-place elementwise chain. Both are first checked against
+/// whose profiling executor may fuse the out-of-place elementwise chain; and (c) over ten separate tensors as one
+/// TorchScript call that loops over them in C++ (no per-operation .NET call). All are first checked against
 /// <see cref="GraftOptimizer"/> (HeavyBall#TorchAdam, per tensor) on identical data, then timed like
 /// <c>--device-timing</c>. Run with <c>--flat-experiment [cuda|cpu] [elements-per-tensor]</c>.
 /// </summary>
@@ -39,6 +40,21 @@ def graft_step(w: Tensor, g: Tensor, mm: Tensor, m1: Tensor, m2: Tensor, lr: flo
     r = torch.where(nu > 0.0, nm / nu, torch.zeros_like(nu)) * lr
     w.view(nseg, -1).sub_(uv * r.unsqueeze(1))
     return r
+
+def graft_step_list(ws: List[Tensor], gs: List[Tensor], mms: List[Tensor], m1s: List[Tensor], m2s: List[Tensor], lr: float, b1: float, b2: float, e: float) -> Tensor:
+    rs: List[Tensor] = []
+    for i in range(len(ws)):
+        g = gs[i]
+        mm = mms[i].mul_(0.9).add_(g)
+        m1 = m1s[i].mul_(b1).add_(g, alpha=1.0 - b1)
+        m2 = m2s[i].mul_(b2).addcmul_(g, g, value=1.0 - b2)
+        u = m1 / (torch.sqrt(m2) + e)
+        nm = torch.sqrt((mm * mm).sum())
+        nu = torch.sqrt((u * u).sum())
+        r = torch.where(nu > 0.0, nm / nu, torch.zeros_like(nu)) * lr
+        ws[i].sub_(u * r)
+        rs.append(r)
+    return torch.stack(rs)
 """ + "\n";
 
     private sealed class Flat : IDisposable
@@ -78,6 +94,36 @@ def graft_step(w: Tensor, g: Tensor, mm: Tensor, m1: Tensor, m2: Tensor, lr: flo
         f.W.view(Segments, -1).addcmul_(u.view(Segments, -1), r.unsqueeze(1), -1);
     }
 
+    /// <summary>Separate tensors (as a model has them), one TorchScript call a step looping over them in C++.</summary>
+    private sealed class Listed : IDisposable
+    {
+        public readonly Tensor[] W, G, Mm, M1, M2;
+        public long T;
+
+        public Listed(Tensor w, Tensor g, long elements)
+        {
+            Tensor[] Split(Tensor x, bool zero) => Enumerable.Range(0, Segments)
+                .Select(i => zero ? torch.zeros(elements, device: x.device) : x.narrow(0, i * elements, elements).clone()).ToArray();
+            W = Split(w, false);
+            G = Split(g, false);
+            Mm = Split(w, true);
+            M1 = Split(w, true);
+            M2 = Split(w, true);
+        }
+
+        public void Dispose()
+        {
+            foreach (var t in W.Concat(G).Concat(Mm).Concat(M1).Concat(M2)) t.Dispose();
+        }
+    }
+
+    private static void ListStep(jit.CompilationUnit cu, Listed l)
+    {
+        l.T++;
+        double e = Eps * Math.Sqrt(1 - Math.Pow(Beta2, l.T));
+        using var r = cu.invoke<Tensor>("graft_step_list", l.W, l.G, l.Mm, l.M1, l.M2, Lr, Beta1, Beta2, e);
+    }
+
     private static void ScriptStep(jit.CompilationUnit cu, Flat f)
     {
         f.T++;
@@ -102,25 +148,31 @@ def graft_step(w: Tensor, g: Tensor, mm: Tensor, m1: Tensor, m2: Tensor, lr: flo
                 GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1, beta1: Beta1, beta2: Beta2, eps: Eps), new GraftOptions { OwnsChildren = true });
             using var eager = new Flat(w0, g0);
             using var script = new Flat(w0, g0);
+            using var listed = new Listed(w0, g0, elements);
             for (int s = 0; s < 3; s++) {
                 graft.step();
                 EagerStep(eager);
                 ScriptStep(cu, script);
+                ListStep(cu, listed);
             }
             using var reference = torch.cat(ps.Select(p => (Tensor)p).ToArray(), 0);
+            using var listedW = torch.cat(listed.W, 0);
             using var moved = (reference - w0).abs().max();
             using var de = (eager.W - reference).abs().max();
             using var ds = (script.W - reference).abs().max();
-            Console.WriteLine($"after 3 steps: max |w − w0| = {moved.item<float>():E3}; max |flat eager − GraftOptimizer| = {de.item<float>():E3}; max |TorchScript − GraftOptimizer| = {ds.item<float>():E3}");
+            using var dl = (listedW - reference).abs().max();
+            Console.WriteLine($"after 3 steps: max |w − w0| = {moved.item<float>():E3}; max difference from GraftOptimizer: flat eager {de.item<float>():E3}, flat TorchScript {ds.item<float>():E3}, per-tensor TorchScript {dl.item<float>():E3}");
             foreach (var p in ps) p.Dispose();
         }
 
         // 2. Timing: 5 warm-up steps (TorchScript's profiling executor specialises and fuses during these), then 30.
         using var flatEager = new Flat(w0, g0);
         using var flatScript = new Flat(w0, g0);
+        using var perTensor = new Listed(w0, g0, elements);
         foreach (var (name, step) in new (string, Action)[] {
             ("flat buffers, eager TorchSharp", () => EagerStep(flatEager)),
             ("flat buffers, one TorchScript function", () => ScriptStep(cu, flatScript)),
+            ("10 tensors, one TorchScript call looping", () => ListStep(cu, perTensor)),
         }) {
             using var _ = torch.no_grad();
             for (int i = 0; i < 5; i++) step();
