@@ -175,7 +175,7 @@ public sealed class StepNormRecorder : IDisposable
                 d2 += d * d;
             }
             (row[3 * i], row[3 * i + 1]) = (Math.Sqrt(m2), Math.Sqrt(d2));
-            row[3 * i + 2] = RatioOf(row[3 * i], row[3 * i + 1]);
+            row[3 * i + 2] = HostStepNorms.RatioOf(row[3 * i], row[3 * i + 1]);
         }
         int g = 3 * _names.Length;
         row[g] = Round(h.GlobalMagnitude, h.GlobalDtype);
@@ -184,12 +184,6 @@ public sealed class StepNormRecorder : IDisposable
         return row;
 
         static double Round(double x, ScalarType dtype) => dtype == ScalarType.Float32 ? (float)x : x;
-
-        static double RatioOf(double m, double d)
-        {
-            double inv = 1 / d;
-            return (double.IsFinite(inv) ? inv : 0) * m;
-        }
     }
 
     /// <summary>Copies pending device values to the host (one synchronisation).</summary>

@@ -360,6 +360,8 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         int n = _params.Length;
         bool beforeMomentum = Options.Point == GraftPoint.BeforeMomentum;
         var grads = new Tensor?[n];
+        var dtypes = new ScalarType[n];
+        var numels = new long[n];
         bool any = false;
         for (int i = 0; i < n; i++) {
             var p = _params[i];
@@ -369,6 +371,8 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             if (beforeMomentum && _momentum[i] is Tensor b && !FusedCpu.Eligible(b, p.dtype)) return null;
             if (_saved[i] is Tensor s && !FusedCpu.Eligible(s, p.dtype)) return null;
             grads[i] = grad;
+            dtypes[i] = p.dtype;
+            numels[i] = p.numel();
             any = true;
         }
         if (!any) return null;
@@ -384,7 +388,6 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         var g = new IntPtr[n];
         var o = new IntPtr[n];
         var mom = new IntPtr[n];
-        var single = new bool[n];
         var firstSegment = new int[n];
         var segments = new int[n];
         var firstItem = new int[n + 1];
@@ -393,11 +396,8 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         int segmentCount = 0;
         // One shared ΔD buffer per dtype, as large as the largest such tensor with a gradient.
         var scratchNeed = new Dictionary<ScalarType, long>();
-        for (int i = 0; i < n; i++) {
-            if (grads[i] is null) continue;
-            var dt = _params[i].dtype;
-            scratchNeed[dt] = Math.Max(scratchNeed.GetValueOrDefault(dt), _params[i].numel());
-        }
+        for (int i = 0; i < n; i++)
+            if (grads[i] is not null) scratchNeed[dtypes[i]] = Math.Max(scratchNeed.GetValueOrDefault(dtypes[i]), numels[i]);
         var scratch = new Dictionary<ScalarType, IntPtr>();
         IntPtr ScratchPointer(ScalarType dtype)
         {
@@ -410,12 +410,11 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             var p = _params[i];
             mPlans[i] = gm.Plan(p);
             dPlans[i] = gd.Plan(p);
-            long numel = p.numel();
+            long numel = numels[i];
             w[i] = FusedCpu.Pointer(p);
             g[i] = FusedCpu.Pointer(grads[i]!);
             o[i] = interleave ? ScratchPointer(p.dtype) : FusedCpu.Pointer(_saved[i] ??= torch.empty_like(p).DetachFromDisposeScope());
             if (beforeMomentum) mom[i] = FusedCpu.Pointer(_momentum[i] ??= torch.zeros_like(p).DetachFromDisposeScope());
-            single[i] = p.dtype == ScalarType.Float32;
             firstSegment[i] = segmentCount;
             segments[i] = BlockSize > 0 && numel > BlockSize ? (int)((numel + BlockSize - 1) / BlockSize) : 1;
             FusedCpu.Split(items, i, numel, BlockSize, segmentCount);
@@ -433,49 +432,44 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         void Propose(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
             int j = from + k;
             var (t, start, length, _) = items[j];
-            (sm[j], sd[j]) = single[t]
+            (sm[j], sd[j]) = dtypes[t] == ScalarType.Float32
                 ? FusedCpu.Propose<float>(mPlans[t], dPlans[t], w[t], g[t], o[t], start, start + length)
                 : FusedCpu.Propose<double>(mPlans[t], dPlans[t], w[t], g[t], o[t], start, start + length);
         });
-        void Measure(int from, int to)
+        double gm2 = 0, gd2 = 0;
+        // Sums the items' squares into their segments (in a fixed order, so the norms do not depend on how the work
+        // was scheduled), adds them to the global sums and turns the segments' sums into norms.
+        void Measure(int from, int to, int firstSeg, int segEnd)
         {
-            // Fixed order, so the norms do not depend on how the work was scheduled.
             for (int j = from; j < to; j++) {
                 mNorm[items[j].Segment] += sm[j];
                 dNorm[items[j].Segment] += sd[j];
             }
-        }
-        void Apply(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
-            var (t, start, length, segment) = items[from + k];
-            if (single[t]) FusedCpu.Apply<float>(w[t], o[t], mom[t], ratio[segment], mu, start, start + length);
-            else FusedCpu.Apply<double>(w[t], o[t], mom[t], ratio[segment], mu, start, start + length);
-        });
-
-        double gm2 = 0, gd2 = 0;
-        if (interleave) {
-            for (int i = 0; i < n; i++) {
-                if (grads[i] is null) continue;
-                long numel = _params[i].numel();
-                Propose(firstItem[i], firstItem[i + 1], numel);
-                Measure(firstItem[i], firstItem[i + 1]);
-                for (int s = firstSegment[i]; s < firstSegment[i] + segments[i]; s++) {
-                    gm2 += mNorm[s];
-                    gd2 += dNorm[s];
-                    mNorm[s] = Math.Sqrt(mNorm[s]);
-                    dNorm[s] = Math.Sqrt(dNorm[s]);
-                    ratio[s] = HostRatio(mNorm[s], dNorm[s]);
-                }
-                Apply(firstItem[i], firstItem[i + 1], numel);
-            }
-        } else {
-            Propose(0, items.Count, total);
-            Measure(0, items.Count);
-            for (int s = 0; s < segmentCount; s++) {
+            for (int s = firstSeg; s < segEnd; s++) {
                 gm2 += mNorm[s];
                 gd2 += dNorm[s];
                 mNorm[s] = Math.Sqrt(mNorm[s]);
                 dNorm[s] = Math.Sqrt(dNorm[s]);
             }
+        }
+        void Apply(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
+            var (t, start, length, segment) = items[from + k];
+            if (dtypes[t] == ScalarType.Float32) FusedCpu.Apply<float>(w[t], o[t], mom[t], ratio[segment], mu, start, start + length);
+            else FusedCpu.Apply<double>(w[t], o[t], mom[t], ratio[segment], mu, start, start + length);
+        });
+
+        if (interleave) {
+            for (int i = 0; i < n; i++) {
+                if (grads[i] is null) continue;
+                int segEnd = firstSegment[i] + segments[i];
+                Propose(firstItem[i], firstItem[i + 1], numels[i]);
+                Measure(firstItem[i], firstItem[i + 1], firstSegment[i], segEnd);
+                for (int s = firstSegment[i]; s < segEnd; s++) ratio[s] = HostRatio(mNorm[s], dNorm[s]);
+                Apply(firstItem[i], firstItem[i + 1], numels[i]);
+            }
+        } else {
+            Propose(0, items.Count, total);
+            Measure(0, items.Count, 0, segmentCount);
         }
         double gmNorm = Math.Sqrt(gm2), gdNorm = Math.Sqrt(gd2), gRatio = HostRatio(gmNorm, gdNorm);
         if (!interleave) {
@@ -484,19 +478,13 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         }
 
         // The values stay on the host; GraftStepNorms makes tensors of them (in the eager path's dtypes) only if read.
-        var dtypes = new ScalarType[n];
-        bool anyDouble = false;
-        for (int i = 0; i < n; i++) {
-            dtypes[i] = _params[i].dtype;
-            if (grads[i] is null) segments[i] = 0;
-            else anyDouble |= dtypes[i] == ScalarType.Float64;
-        }
+        // Tensors without a gradient have 0 segments there.
+        bool anyDouble = Enumerable.Range(0, n).Any(i => grads[i] is not null && dtypes[i] == ScalarType.Float64);
         FusedSteps++;
-        var res = new Measured {
+        return new Measured {
             Host = new HostStepNorms(mNorm, dNorm, ratio, firstSegment, segments, dtypes, gmNorm, gdNorm, gRatio,
                 anyDouble ? ScalarType.Float64 : ScalarType.Float32),
         };
-        return res;
     }
 
     /// <summary>The fused path's ΔD buffer for <paramref name="dtype"/>, of at least <paramref name="need"/> elements (kept between steps).</summary>
@@ -516,8 +504,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
     private double HostRatio(double m, double d)
     {
         if (Options.Epsilon > 0) return m / (d + Options.Epsilon);
-        double inv = 1 / d;
-        return (double.IsFinite(inv) ? inv : 0) * m;
+        return HostStepNorms.RatioOf(m, d);
     }
 
     /// <summary>

@@ -98,4 +98,14 @@ public sealed class GraftStepNorms : IDisposable
 /// </summary>
 internal sealed record HostStepNorms(
     double[] Magnitude, double[] Direction, double[] Ratio, int[] First, int[] Count, ScalarType[] Dtype,
-    double GlobalMagnitude, double GlobalDirection, double GlobalRatio, ScalarType GlobalDtype);
+    double GlobalMagnitude, double GlobalDirection, double GlobalRatio, ScalarType GlobalDtype)
+{
+    /// <summary>
+    /// m / d with 0 where 1/d is not finite: the host form of the tensor path's <c>d.reciprocal().nan_to_num_(0, 0, 0).mul_(m)</c>.
+    /// </summary>
+    public static double RatioOf(double m, double d)
+    {
+        double inv = 1 / d;
+        return (double.IsFinite(inv) ? inv : 0) * m;
+    }
+}
