@@ -76,6 +76,18 @@ public class FusedKernelTests
     /// <summary>Sets gradients like <see cref="Fixtures.SetGradients"/> and zeroes tensor 1's on every third step.</summary>
     private static void Gradients(IList<Parameter> ps, int step) => Fixtures.SetGradients(ps, step, zeroAt: (i, s) => i == 1 && s % 3 == 0);
 
+    /// <summary>Steps two optimizers over two copies of the parameters with the same gradients; <paramref name="check"/> runs after each step.</summary>
+    private static void Lockstep(IList<Parameter> a, IList<Parameter> b, optim.Optimizer fused, optim.Optimizer eager, int steps, Action<int>? check = null)
+    {
+        for (int step = 0; step < steps; step++) {
+            Gradients(a, step);
+            Gradients(b, step);
+            fused.step();
+            eager.step();
+            check?.Invoke(step);
+        }
+    }
+
     [Theory]
     [MemberData(nameof(RuleNames))]
     public void FusedStepEqualsEagerStepFloat64(string name)
@@ -85,16 +97,11 @@ public class FusedKernelTests
         var start = Fixtures.Clone(a);
         using var fused = Make(name, a, fused: true);
         using var eager = Make(name, b, fused: false);
-        for (int step = 0; step < 25; step++) {
-            Gradients(a, step);
-            Gradients(b, step);
-            fused.step();
-            eager.step();
-        }
+        Lockstep(a, b, fused, eager, 25);
         fused.FusedTensorSteps.Should().Be(25 * Sizes.Length, "every tensor qualifies for the fused kernel");
         eager.FusedTensorSteps.Should().Be(0);
-        MaxRel(a, start).Should().BeGreaterThan(1e-3, "the parameters must have moved");
-        MaxRel(a, b).Should().BeLessThanOrEqualTo(1e-12);
+        Fixtures.MaxRelativeDifference(a, start).Should().BeGreaterThan(1e-3, "the parameters must have moved");
+        Fixtures.MaxRelativeDifference(a, b).Should().BeLessThanOrEqualTo(1e-12);
         for (int i = 0; i < a.Count; i++) {
             var sa = fused.StateOf(a[i]);
             var sb = eager.StateOf(b[i]);
@@ -102,7 +109,7 @@ public class FusedKernelTests
             for (int k = 0; k < sa.SlotNames.Length; k++) {
                 (sa.GetSlot(k) is null).Should().Be(sb.GetSlot(k) is null, $"slot {sa.SlotNames[k]} exists in both or neither");
                 if (sa.GetSlot(k) is Tensor x && x.numel() > 0)
-                    RelativeDifference(x, sb.GetSlot(k)!).Should().BeLessThanOrEqualTo(1e-12, $"slot {sa.SlotNames[k]} of tensor {i}");
+                    Fixtures.RelativeDifference(x, sb.GetSlot(k)!).Should().BeLessThanOrEqualTo(1e-12, $"slot {sa.SlotNames[k]} of tensor {i}");
             }
         }
     }
@@ -119,14 +126,9 @@ public class FusedKernelTests
         var b = Fixtures.Clone(a);
         using var fused = Make(name, a, fused: true);
         using var eager = Make(name, b, fused: false);
-        for (int step = 0; step < 20; step++) {
-            Gradients(a, step);
-            Gradients(b, step);
-            fused.step();
-            eager.step();
-        }
+        Lockstep(a, b, fused, eager, 20);
         fused.FusedTensorSteps.Should().BeGreaterThan(0);
-        MaxRel(a, b).Should().BeLessThanOrEqualTo(1e-5);
+        Fixtures.MaxRelativeDifference(a, b).Should().BeLessThanOrEqualTo(1e-5);
     }
 
     /// <summary>The ε = 0 pseudoinverse: coordinate 0 of every tensor never gets a gradient and must not move.</summary>
@@ -180,11 +182,7 @@ public class FusedKernelTests
         var start = Fixtures.Clone(a);
         using var fused = make(a, true);
         using var eager = make(b, false);
-        for (int step = 0; step < steps; step++) {
-            Gradients(a, step);
-            Gradients(b, step);
-            fused.step();
-            eager.step();
+        Lockstep(a, b, fused, eager, steps, step => {
             var nf = fused.LastNorms!;
             var ne = eager.LastNorms!;
             for (int i = 0; i < a.Count; i++) {
@@ -193,18 +191,18 @@ public class FusedKernelTests
                     if (x is null) continue;
                     x.dtype.Should().Be(y!.dtype, $"{what} of tensor {i} keeps the eager dtype");
                     x.shape.Should().Equal(y.shape, $"{what} of tensor {i} has one entry per segment");
-                    RelativeDifference(x, y).Should().BeLessThanOrEqualTo(tolerance, $"{what} of tensor {i} at step {step}");
+                    Fixtures.RelativeDifference(x, y).Should().BeLessThanOrEqualTo(tolerance, $"{what} of tensor {i} at step {step}");
                 }
             }
             foreach (var (x, y) in new[] { (nf.GlobalMagnitude, ne.GlobalMagnitude), (nf.GlobalDirection, ne.GlobalDirection), (nf.GlobalRatio, ne.GlobalRatio) }) {
                 x.dtype.Should().Be(y.dtype);
-                RelativeDifference(x, y).Should().BeLessThanOrEqualTo(tolerance);
+                Fixtures.RelativeDifference(x, y).Should().BeLessThanOrEqualTo(tolerance);
             }
-        }
+        });
         fused.FusedSteps.Should().Be(steps, "every step qualifies for the fused path");
         eager.FusedSteps.Should().Be(0);
-        MaxRel(a, start).Should().BeGreaterThan(1e-3, "the parameters must have moved");
-        MaxRel(a, b).Should().BeLessThanOrEqualTo(tolerance);
+        Fixtures.MaxRelativeDifference(a, start).Should().BeGreaterThan(1e-3, "the parameters must have moved");
+        Fixtures.MaxRelativeDifference(a, b).Should().BeLessThanOrEqualTo(tolerance);
     }
 
     [Theory]
@@ -243,15 +241,10 @@ public class FusedKernelTests
         var b = make();
         using var fused = Graft("paper-adagrad", "torch-adam", a, new GraftOptions(), fused: true);
         using var eager = Graft("paper-adagrad", "torch-adam", b, new GraftOptions(), fused: false);
-        for (int step = 0; step < 10; step++) {
-            Gradients(a, step);
-            Gradients(b, step);
-            fused.step();
-            eager.step();
-        }
+        Lockstep(a, b, fused, eager, 10);
         fused.FusedSteps.Should().Be(10);
         fused.LastNorms!.GlobalRatio.dtype.Should().Be(ScalarType.Float64);
-        MaxRel(a, b).Should().BeLessThanOrEqualTo(1e-5);
+        Fixtures.MaxRelativeDifference(a, b).Should().BeLessThanOrEqualTo(1e-5);
     }
 
     /// <summary>Large tensors run in parallel chunks; norms are summed in a fixed order, so two runs agree bit for bit.</summary>
@@ -414,14 +407,9 @@ public class FusedKernelTests
         a[0].is_contiguous().Should().BeFalse("the test needs a strided parameter");
         using var fused = Make("torch-adam", a, fused: true);
         using var eager = Make("torch-adam", b, fused: false);
-        for (int step = 0; step < 5; step++) {
-            Gradients(a, step);
-            Gradients(b, step);
-            fused.step();
-            eager.step();
-        }
+        Lockstep(a, b, fused, eager, 5);
         fused.FusedTensorSteps.Should().Be(0, "a strided tensor cannot be fused");
-        MaxRel(a, b).Should().Be(0, "both took the same eager path");
+        Fixtures.MaxRelativeDifference(a, b).Should().Be(0, "both took the same eager path");
     }
 
     [Fact]
@@ -447,20 +435,5 @@ public class FusedKernelTests
         Gradients(w, 0);
         opt.step();
         opt.FusedTensorSteps.Should().Be(0);
-    }
-
-    /// <summary>Largest relative difference over tensor pairs (empty tensors count as equal).</summary>
-    private static double MaxRel(List<Parameter> a, List<Parameter> b) =>
-        a.Select((p, i) => RelativeDifference(p.detach(), b[i].detach())).Max();
-
-    private static double RelativeDifference(Tensor x, Tensor y)
-    {
-        using var scope = torch.NewDisposeScope();
-        var a = x.to_type(ScalarType.Float64);
-        var b = y.to_type(ScalarType.Float64);
-        if (a.numel() == 0) return 0;
-        double diff = (a - b).abs().max().item<double>();
-        double scale = Math.Max(b.abs().max().item<double>(), 1e-300);
-        return diff / scale;
     }
 }

@@ -43,18 +43,24 @@ public static class Fixtures
         }
     }
 
-    /// <summary>Largest |a − b| / max(max|b|, tiny) over a list of tensor pairs.</summary>
+    /// <summary>Largest |a − b| / max(max|b|, tiny) over a list of tensor pairs (tensors with no elements count as equal).</summary>
     public static double MaxRelativeDifference(IList<Parameter> a, IList<Parameter> b)
     {
         double worst = 0;
-        for (int i = 0; i < a.Count; i++) {
-            using var diff = (a[i].detach() - b[i].detach()).abs().max();
-            using var scale = b[i].detach().abs().max();
-            double d = diff.to_type(ScalarType.Float64).item<double>();
-            double s = Math.Max(scale.to_type(ScalarType.Float64).item<double>(), 1e-300);
-            worst = Math.Max(worst, d / s);
-        }
+        for (int i = 0; i < a.Count; i++) worst = Math.Max(worst, RelativeDifference(a[i].detach(), b[i].detach()));
         return worst;
+    }
+
+    /// <summary>max|x − y| / max(max|y|, tiny), computed in float64; 0 for tensors with no elements.</summary>
+    public static double RelativeDifference(Tensor x, Tensor y)
+    {
+        using var scope = torch.NewDisposeScope();
+        var a = x.to_type(ScalarType.Float64);
+        var b = y.to_type(ScalarType.Float64);
+        if (a.numel() == 0) return 0;
+        double diff = (a - b).abs().max().item<double>();
+        double scale = Math.Max(b.abs().max().item<double>(), 1e-300);
+        return diff / scale;
     }
 
     /// <summary>A copy of every parameter's values as a double array (for exact comparisons).</summary>
