@@ -19,19 +19,14 @@ internal static class AbTiming
 {
     public static void Run(int rounds, long elements)
     {
-        torch.manual_seed(1);
-        var ps = Enumerable.Range(0, 10).Select(_ => {
-            var p = new Parameter(torch.randn(elements));
-            p.grad = torch.randn(elements);
-            return p;
-        }).ToList();
+        var ps = Workload.Parameters(10, elements);
         using var sgd = GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3);
         using var adam = GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1e-3);
-        using var perTensor = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3), GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1), new GraftOptions { OwnsChildren = true });
-        using var global = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3), GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1), new GraftOptions { OwnsChildren = true, Granularity = GraftGranularity.Global });
+        using var perTensor = Workload.SgdAdamGraft(ps);
+        using var global = Workload.SgdAdamGraft(ps, new GraftOptions { Granularity = GraftGranularity.Global });
         using var builtInSgd = optim.SGD(ps, 1e-3, momentum: 0.9);
         using var builtInAdam = optim.Adam(ps, lr: 1e-3);
-        using var blackBox = new GraftOptimizer(optim.SGD(ps, 1e-3, momentum: 0.9), optim.Adam(ps, lr: 1), new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true });
+        using var blackBox = Workload.BuiltInBlackBox(ps);
         var scratch = ps.Select(p => torch.empty_like(p)).ToArray();
         // (name, step, index of the case it is compared with)
         var cases = new List<(string name, Action step, int reference)> {

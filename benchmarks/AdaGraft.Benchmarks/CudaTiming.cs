@@ -19,7 +19,7 @@ public static class DeviceTiming
 {
     private static GraftOptimizer Recorded(List<Parameter> ps)
     {
-        var graft = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3), GenericSecondMomentOptimizer.AdaGrad(ps, 1), new GraftOptions { OwnsChildren = true });
+        var graft = Workload.SgdAdaGradGraft(ps);
         _ = new AdaGraft.Diagnostics.StepNormRecorder(graft, new AdaGraft.Diagnostics.RecorderOptions { FlushEvery = 100 });
         return graft;
     }
@@ -28,12 +28,7 @@ public static class DeviceTiming
     {
         var device = torch.device(deviceName);
         bool cuda = device.type == DeviceType.CUDA;
-        torch.manual_seed(1);
-        var ps = Enumerable.Range(0, 10).Select(_ => {
-            var p = new Parameter(torch.randn(elements, device: device));
-            p.grad = torch.randn(elements, device: device);
-            return p;
-        }).ToList();
+        var ps = Workload.Parameters(10, elements, device);
         var scratch = ps.Select(p => torch.empty_like(p)).ToArray();
         Console.WriteLine($"device {deviceName}, 10 x {elements:N0} float32 = {10 * elements / 1e6:F0}M parameters");
 
@@ -46,28 +41,21 @@ public static class DeviceTiming
         var cases = new List<(string, Func<optim.Optimizer?>, Action?)> {
             ("our HeavyBall + our TorchAdam", () => null, () => { sgd.step(); adam.step(); }),
             ("our HeavyBall + our TorchAdam, eager", () => null, () => { sgdEager.step(); adamEager.step(); }),
-            ("closed-form graft SGD#Adam, eager", () => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3), GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1), new GraftOptions { OwnsChildren = true, FusedCpuKernel = false }), null),
+            ("closed-form graft SGD#Adam, eager", () => Workload.SgdAdamGraft(ps, new GraftOptions { FusedCpuKernel = false }), null),
             ("copy_ of all parameters", () => null, () => { for (int i = 0; i < ps.Count; i++) scratch[i].copy_(ps[i]); }),
             ("built-in Adam", () => optim.Adam(ps, lr: 1e-3), null),
             ("our TorchAdam", () => GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1e-3), null),
             ("our HeavyBall", () => GenericSecondMomentOptimizer.HeavyBall(ps, lr: 1e-3), null),
-            ("closed-form graft SGD#Adam (per tensor)", () => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3), GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1), new GraftOptions { OwnsChildren = true }), null),
-            ("closed-form graft SGD#Adam (global)", () => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3), GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1), new GraftOptions { Granularity = GraftGranularity.Global, OwnsChildren = true }), null),
+            ("closed-form graft SGD#Adam (per tensor)", () => Workload.SgdAdamGraft(ps), null),
+            ("closed-form graft SGD#Adam (global)", () => Workload.SgdAdamGraft(ps, new GraftOptions { Granularity = GraftGranularity.Global }), null),
             ("closed-form graft SGD#AdaGrad, recorded (flush/100)", () => Recorded(ps), null),
-            ("black-box graft built-in SGD#Adam", () => new GraftOptimizer(optim.SGD(ps, 1e-3, momentum: 0.9), optim.Adam(ps, lr: 1), new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true }), null),
+            ("black-box graft built-in SGD#Adam", () => Workload.BuiltInBlackBox(ps), null),
         };
         foreach (var (name, make, action) in cases) {
             using var opt = make();
             Action step = action ?? (() => opt!.step());
             using (torch.no_grad()) {
-                for (int i = 0; i < 5; i++) step();
-                if (cuda) torch.cuda.synchronize();
-                const int n = 30;
-                var sw = Stopwatch.StartNew();
-                for (int i = 0; i < n; i++) step();
-                double enqueue = sw.Elapsed.TotalMilliseconds / n;
-                if (cuda) torch.cuda.synchronize();
-                double total = sw.Elapsed.TotalMilliseconds / n;
+                var (total, enqueue) = Workload.Time(step, cuda);
                 string busy = "";
                 if (cuda) {
                     // Decisive no-sync check: queue ~0.3 s of GPU work first. A step that waits for the GPU would take

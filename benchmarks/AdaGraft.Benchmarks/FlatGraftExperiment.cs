@@ -1,5 +1,4 @@
 using System;
-using System.Diagnostics;
 using System.Linq;
 using AdaGraft.Grafting;
 using AdaGraft.Optimizers;
@@ -175,14 +174,7 @@ def graft_step_list(ws: List[Tensor], gs: List[Tensor], mms: List[Tensor], m1s: 
             ("10 tensors, one TorchScript call looping", () => ListStep(cu, perTensor)),
         }) {
             using var _ = torch.no_grad();
-            for (int i = 0; i < 5; i++) step();
-            if (cuda) torch.cuda.synchronize();
-            const int n = 30;
-            var sw = Stopwatch.StartNew();
-            for (int i = 0; i < n; i++) step();
-            double enqueue = sw.Elapsed.TotalMilliseconds / n;
-            if (cuda) torch.cuda.synchronize();
-            double total = sw.Elapsed.TotalMilliseconds / n;
+            var (total, enqueue) = Workload.Time(step, cuda);
             Console.WriteLine($"{name,-42} {total,9:F3} ms/step synchronised   {enqueue,9:F3} ms/step enqueue");
         }
     }

@@ -18,10 +18,8 @@ public class RecorderBenchmarks : StepBenchmarkBase
     public void Setup()
     {
         CreateParameters();
-        _plain = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(Parameters, 1e-3), GenericSecondMomentOptimizer.AdaGrad(Parameters, 1),
-            new GraftOptions { OwnsChildren = true });
-        _recorded = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(Parameters, 1e-3), GenericSecondMomentOptimizer.AdaGrad(Parameters, 1),
-            new GraftOptions { OwnsChildren = true });
+        _plain = Workload.SgdAdaGradGraft(Parameters);
+        _recorded = Workload.SgdAdaGradGraft(Parameters);
         _recorder = new StepNormRecorder(_recorded, new RecorderOptions { FlushEvery = 100 });
     }
 

@@ -25,16 +25,7 @@ public abstract class StepBenchmarkBase
 
     protected static string DeviceName => Environment.GetEnvironmentVariable("ADAGRAFT_BENCH_DEVICE") ?? "cpu";
 
-    protected void CreateParameters()
-    {
-        torch.manual_seed(1);
-        var device = torch.device(DeviceName);
-        Parameters = Enumerable.Range(0, Tensors).Select(_ => {
-            var p = new Parameter(torch.randn(Elements, device: device));
-            p.grad = torch.randn(Elements, device: device);
-            return p;
-        }).ToList();
-    }
+    protected void CreateParameters() => Parameters = Workload.Parameters(Tensors, Elements, torch.device(DeviceName));
 
     protected static void Sync()
     {
@@ -121,22 +112,15 @@ public class GraftStepBenchmarks : StepBenchmarkBase
         CreateParameters();
         _sgd = GenericSecondMomentOptimizer.HeavyBall(Parameters, lr: 1e-3);
         _adam = GenericSecondMomentOptimizer.TorchAdam(Parameters, lr: 1e-3);
-        _closed = new GraftOptimizer(
-            GenericSecondMomentOptimizer.HeavyBall(Parameters, lr: 1e-3),
-            GenericSecondMomentOptimizer.TorchAdam(Parameters, lr: 1),
-            new GraftOptions { OwnsChildren = true });
+        _closed = Workload.SgdAdamGraft(Parameters);
         _sgdEager = GenericSecondMomentOptimizer.HeavyBall(Parameters, lr: 1e-3);
         _adamEager = GenericSecondMomentOptimizer.TorchAdam(Parameters, lr: 1e-3);
         _sgdEager.FusedCpuKernel = false;
         _adamEager.FusedCpuKernel = false;
-        _closedEager = new GraftOptimizer(
-            GenericSecondMomentOptimizer.HeavyBall(Parameters, lr: 1e-3),
-            GenericSecondMomentOptimizer.TorchAdam(Parameters, lr: 1),
-            new GraftOptions { OwnsChildren = true, FusedCpuKernel = false });
+        _closedEager = Workload.SgdAdamGraft(Parameters, new GraftOptions { FusedCpuKernel = false });
         _builtInSgd = optim.SGD(Parameters, 1e-3, momentum: 0.9);
         _builtInAdam = optim.Adam(Parameters, lr: 1e-3);
-        _blackBox = new GraftOptimizer(optim.SGD(Parameters, 1e-3, momentum: 0.9), optim.Adam(Parameters, lr: 1),
-            new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true });
+        _blackBox = Workload.BuiltInBlackBox(Parameters);
         _scratch = Parameters.Select(p => torch.empty_like(p)).ToArray();
     }
 
@@ -225,22 +209,15 @@ public class SmallTensorGraftBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        torch.manual_seed(1);
-        _ps = Enumerable.Range(0, Tensors).Select(_ => {
-            var p = new Parameter(torch.randn(Elements));
-            p.grad = torch.randn(Elements);
-            return p;
-        }).ToList();
+        _ps = Workload.Parameters(Tensors, Elements);
         _sgd = GenericSecondMomentOptimizer.HeavyBall(_ps, lr: 1e-3);
         _adam = GenericSecondMomentOptimizer.TorchAdam(_ps, lr: 1e-3);
         _sgdEager = GenericSecondMomentOptimizer.HeavyBall(_ps, lr: 1e-3);
         _adamEager = GenericSecondMomentOptimizer.TorchAdam(_ps, lr: 1e-3);
         _sgdEager.FusedCpuKernel = false;
         _adamEager.FusedCpuKernel = false;
-        _closed = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(_ps, lr: 1e-3), GenericSecondMomentOptimizer.TorchAdam(_ps, lr: 1),
-            new GraftOptions { OwnsChildren = true });
-        _closedEager = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(_ps, lr: 1e-3), GenericSecondMomentOptimizer.TorchAdam(_ps, lr: 1),
-            new GraftOptions { OwnsChildren = true, FusedCpuKernel = false });
+        _closed = Workload.SgdAdamGraft(_ps);
+        _closedEager = Workload.SgdAdamGraft(_ps, new GraftOptions { FusedCpuKernel = false });
     }
 
     [Benchmark(Baseline = true, Description = "our SGD step + our Adam step")]
