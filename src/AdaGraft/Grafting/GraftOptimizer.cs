@@ -367,11 +367,12 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             var p = _params[i];
             var grad = p.grad;
             if (grad is null) continue;
-            if (!gm.CanFuse(p, grad) || !gd.CanFuse(p, grad)) return null;
-            if (beforeMomentum && _momentum[i] is Tensor b && !FusedCpu.Eligible(b, p.dtype)) return null;
-            if (_saved[i] is Tensor s && !FusedCpu.Eligible(s, p.dtype)) return null;
+            var dtype = p.dtype;
+            if (!FusedCpu.Eligible(p, dtype) || !FusedCpu.Eligible(grad, dtype) || !gm.CanFuseState(p, dtype) || !gd.CanFuseState(p, dtype)) return null;
+            if (beforeMomentum && _momentum[i] is Tensor b && !FusedCpu.Eligible(b, dtype)) return null;
+            if (_saved[i] is Tensor s && !FusedCpu.Eligible(s, dtype)) return null;
             grads[i] = grad;
-            dtypes[i] = p.dtype;
+            dtypes[i] = dtype;
             numels[i] = p.numel();
             any = true;
         }

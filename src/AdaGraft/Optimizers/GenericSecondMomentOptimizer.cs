@@ -62,14 +62,17 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
         return true;
     }
 
-    /// <summary>True when the fused kernel can take <paramref name="parameter"/>'s step (used by grafting).</summary>
-    internal bool CanFuse(Parameter parameter, Tensor grad)
+    /// <summary>
+    /// True when this optimizer's side of <paramref name="parameter"/>'s step can be fused (the kernel is on and the
+    /// state qualifies); the caller checks the parameter and gradient themselves (used by grafting, for two children).
+    /// </summary>
+    internal bool CanFuseState(Parameter parameter, ScalarType dtype)
     {
         var (_, state) = EntryOf(parameter);
-        return FusedCpuKernel && SecondMomentRule.CanFuse(state, parameter, grad);
+        return FusedCpuKernel && SecondMomentRule.StateCanFuse(state, dtype);
     }
 
-    /// <summary>Advances <paramref name="parameter"/>'s state counter and returns its fused plan (after <see cref="CanFuse"/>).</summary>
+    /// <summary>Advances <paramref name="parameter"/>'s state counter and returns its fused plan (after <see cref="CanFuseState"/>).</summary>
     internal FusedPlan Plan(Parameter parameter)
     {
         var (options, state) = EntryOf(parameter);

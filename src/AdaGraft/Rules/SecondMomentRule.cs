@@ -266,7 +266,13 @@ public static class SecondMomentRule
     internal static bool CanFuse(SecondMomentState state, Tensor param, Tensor grad)
     {
         var dtype = param.dtype;
-        if (state.AppliedSteps is not null || !FusedCpu.Eligible(param, dtype) || !FusedCpu.Eligible(grad, dtype)) return false;
+        return FusedCpu.Eligible(param, dtype) && FusedCpu.Eligible(grad, dtype) && StateCanFuse(state, dtype);
+    }
+
+    /// <summary>The state half of <see cref="CanFuse"/>: a host-side step count and <paramref name="dtype"/> CPU slots.</summary>
+    internal static bool StateCanFuse(SecondMomentState state, ScalarType dtype)
+    {
+        if (state.AppliedSteps is not null) return false;
         for (int i = 0; i < state.SlotNames.Length; i++) {
             var slot = state.GetSlot(i);
             if (slot is not null && !FusedCpu.Eligible(slot, dtype)) return false;
