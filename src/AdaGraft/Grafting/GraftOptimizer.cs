@@ -383,22 +383,19 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         // scratch buffer per dtype: ΔD is read back while it is still in cache. Global grafting needs every norm
         // before any step, so ΔD goes to a buffer per tensor.
         bool interleave = Options.Granularity != GraftGranularity.Global;
+        var active = Array.ConvertAll(grads, x => x is not null);
+        var layout = new FusedLayout(active, numels, dtypes, BlockSize, HostRatio);
+        var items = layout.Items;
         var mPlans = new FusedPlan[n];
         var dPlans = new FusedPlan[n];
         var w = new IntPtr[n];
         var g = new IntPtr[n];
         var o = new IntPtr[n];
         var mom = new IntPtr[n];
-        var firstSegment = new int[n];
-        var segments = new int[n];
-        var firstItem = new int[n + 1];
-        var items = new List<FusedCpu.WorkItem>();
-        long total = 0;
-        int segmentCount = 0;
         // One shared ΔD buffer per dtype, as large as the largest such tensor with a gradient.
         var scratchNeed = new Dictionary<ScalarType, long>();
         for (int i = 0; i < n; i++)
-            if (grads[i] is not null) scratchNeed[dtypes[i]] = Math.Max(scratchNeed.GetValueOrDefault(dtypes[i]), numels[i]);
+            if (active[i]) scratchNeed[dtypes[i]] = Math.Max(scratchNeed.GetValueOrDefault(dtypes[i]), numels[i]);
         var scratch = new Dictionary<ScalarType, IntPtr>();
         IntPtr ScratchPointer(ScalarType dtype)
         {
@@ -406,86 +403,47 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             return ptr;
         }
         for (int i = 0; i < n; i++) {
-            firstItem[i] = items.Count;
-            if (grads[i] is null) continue;
+            if (!active[i]) continue;
             var p = _params[i];
             mPlans[i] = gm.Plan(p);
             dPlans[i] = gd.Plan(p);
-            long numel = numels[i];
             w[i] = FusedCpu.Pointer(p);
             g[i] = FusedCpu.Pointer(grads[i]!);
             o[i] = interleave ? ScratchPointer(p.dtype) : FusedCpu.Pointer(_saved[i] ??= torch.empty_like(p).DetachFromDisposeScope());
             if (beforeMomentum) mom[i] = FusedCpu.Pointer(_momentum[i] ??= torch.zeros_like(p).DetachFromDisposeScope());
-            firstSegment[i] = segmentCount;
-            segments[i] = BlockSize > 0 && numel > BlockSize ? (int)((numel + BlockSize - 1) / BlockSize) : 1;
-            FusedCpu.Split(items, i, numel, BlockSize, segmentCount);
-            segmentCount += segments[i];
-            total += numel;
         }
-        firstItem[n] = items.Count;
 
-        var sm = new double[items.Count];
-        var sd = new double[items.Count];
-        var mNorm = new double[segmentCount];
-        var dNorm = new double[segmentCount];
-        var ratio = new double[segmentCount];
         double mu = Options.Momentum;
         void Propose(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
             int j = from + k;
             var (t, start, length, _) = items[j];
-            (sm[j], sd[j]) = dtypes[t] == ScalarType.Float32
+            (layout.SumM[j], layout.SumD[j]) = dtypes[t] == ScalarType.Float32
                 ? FusedCpu.Propose<float>(mPlans[t], dPlans[t], w[t], g[t], o[t], start, start + length)
                 : FusedCpu.Propose<double>(mPlans[t], dPlans[t], w[t], g[t], o[t], start, start + length);
         });
-        double gm2 = 0, gd2 = 0;
-        // Sums the items' squares into their segments (in a fixed order, so the norms do not depend on how the work
-        // was scheduled), adds them to the global sums and turns the segments' sums into norms.
-        void Measure(int from, int to, int firstSeg, int segEnd)
-        {
-            for (int j = from; j < to; j++) {
-                mNorm[items[j].Segment] += sm[j];
-                dNorm[items[j].Segment] += sd[j];
-            }
-            for (int s = firstSeg; s < segEnd; s++) {
-                gm2 += mNorm[s];
-                gd2 += dNorm[s];
-                mNorm[s] = Math.Sqrt(mNorm[s]);
-                dNorm[s] = Math.Sqrt(dNorm[s]);
-            }
-        }
         void Apply(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
             var (t, start, length, segment) = items[from + k];
-            if (dtypes[t] == ScalarType.Float32) FusedCpu.Apply<float>(w[t], o[t], mom[t], ratio[segment], mu, start, start + length);
-            else FusedCpu.Apply<double>(w[t], o[t], mom[t], ratio[segment], mu, start, start + length);
+            if (dtypes[t] == ScalarType.Float32) FusedCpu.Apply<float>(w[t], o[t], mom[t], layout.Ratio[segment], mu, start, start + length);
+            else FusedCpu.Apply<double>(w[t], o[t], mom[t], layout.Ratio[segment], mu, start, start + length);
         });
 
         if (interleave) {
             for (int i = 0; i < n; i++) {
-                if (grads[i] is null) continue;
-                int segEnd = firstSegment[i] + segments[i];
-                Propose(firstItem[i], firstItem[i + 1], numels[i]);
-                Measure(firstItem[i], firstItem[i + 1], firstSegment[i], segEnd);
-                for (int s = firstSegment[i]; s < segEnd; s++) ratio[s] = HostRatio(mNorm[s], dNorm[s]);
-                Apply(firstItem[i], firstItem[i + 1], numels[i]);
+                if (!active[i]) continue;
+                var (from, to) = layout.ItemsOf(i);
+                Propose(from, to, numels[i]);
+                layout.Measure(i);
+                Apply(from, to, numels[i]);
             }
+            layout.Finish(global: false);
         } else {
-            Propose(0, items.Count, total);
-            Measure(0, items.Count, 0, segmentCount);
+            Propose(0, items.Count, layout.Total);
+            for (int i = 0; i < n; i++) if (active[i]) layout.Measure(i);
+            layout.Finish(global: true);
+            Apply(0, items.Count, layout.Total);
         }
-        double gmNorm = Math.Sqrt(gm2), gdNorm = Math.Sqrt(gd2), gRatio = HostRatio(gmNorm, gdNorm);
-        if (!interleave) {
-            Array.Fill(ratio, gRatio);
-            Apply(0, items.Count, total);
-        }
-
-        // The values stay on the host; GraftStepNorms makes tensors of them (in the eager path's dtypes) only if read.
-        // Tensors without a gradient have 0 segments there.
-        bool anyDouble = Enumerable.Range(0, n).Any(i => grads[i] is not null && dtypes[i] == ScalarType.Float64);
         FusedSteps++;
-        return new Measured {
-            Host = new HostStepNorms(mNorm, dNorm, ratio, firstSegment, segments, dtypes, gmNorm, gdNorm, gRatio,
-                anyDouble ? ScalarType.Float64 : ScalarType.Float32),
-        };
+        return new Measured { Host = layout.Build() };
     }
 
     /// <summary>The fused path's ΔD buffer for <paramref name="dtype"/>, of at least <paramref name="need"/> elements (kept between steps).</summary>

@@ -1,0 +1,128 @@
+using System;
+using System.Collections.Generic;
+using AdaGraft.Rules;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Grafting;
+
+/// <summary>
+/// The work items and norm segments of one fused CPU graft step over the tensors that have a gradient, and the host
+/// arithmetic that turns the items' sums of squares into per-segment and global norms and ratios. Shared by the fused
+/// closed-form and black-box steps, so both measure exactly alike.
+/// </summary>
+/// <remarks>
+/// Sums are added into their segments in item order, whatever order the items ran in, so the norms do not depend on
+/// the number of threads.
+/// </remarks>
+internal sealed class FusedLayout
+{
+    private readonly int[] _firstItem, _firstSegment, _segments;
+    private readonly Func<double, double, double> _ratioOf;
+    private double _gm2, _gd2;
+
+    /// <param name="active">Which tensors have a gradient (the others get no items and no segments).</param>
+    /// <param name="numels">Each tensor's element count.</param>
+    /// <param name="dtypes">Each active tensor's dtype (float32 or float64).</param>
+    /// <param name="blockSize">Per-block grafting's block size, or 0 for one segment per tensor.</param>
+    /// <param name="ratioOf">The graft's ratio of a magnitude norm to a direction norm.</param>
+    public FusedLayout(bool[] active, long[] numels, ScalarType[] dtypes, long blockSize, Func<double, double, double> ratioOf)
+    {
+        int n = active.Length;
+        Numels = numels;
+        Dtypes = dtypes;
+        _ratioOf = ratioOf;
+        _firstItem = new int[n + 1];
+        _firstSegment = new int[n];
+        _segments = new int[n];
+        int segmentCount = 0;
+        for (int i = 0; i < n; i++) {
+            _firstItem[i] = Items.Count;
+            if (!active[i]) continue;
+            long numel = numels[i];
+            _firstSegment[i] = segmentCount;
+            _segments[i] = blockSize > 0 && numel > blockSize ? (int)((numel + blockSize - 1) / blockSize) : 1;
+            FusedCpu.Split(Items, i, numel, blockSize, segmentCount);
+            segmentCount += _segments[i];
+            Total += numel;
+        }
+        _firstItem[n] = Items.Count;
+        SumM = new double[Items.Count];
+        SumD = new double[Items.Count];
+        MagnitudeNorm = new double[segmentCount];
+        DirectionNorm = new double[segmentCount];
+        Ratio = new double[segmentCount];
+    }
+
+    public List<FusedCpu.WorkItem> Items { get; } = new();
+
+    public long[] Numels { get; }
+
+    public ScalarType[] Dtypes { get; }
+
+    /// <summary>Elements over all active tensors.</summary>
+    public long Total { get; }
+
+    /// <summary>Per item: Σ ΔM² and Σ ΔD² over its elements (written by the kernels).</summary>
+    public double[] SumM { get; }
+
+    /// <inheritdoc cref="SumM"/>
+    public double[] SumD { get; }
+
+    /// <summary>Per segment, once measured.</summary>
+    public double[] MagnitudeNorm { get; }
+
+    /// <inheritdoc cref="MagnitudeNorm"/>
+    public double[] DirectionNorm { get; }
+
+    /// <summary>Per segment: the ratio its elements are scaled by.</summary>
+    public double[] Ratio { get; }
+
+    public double GlobalMagnitude { get; private set; }
+
+    public double GlobalDirection { get; private set; }
+
+    public double GlobalRatio { get; private set; }
+
+    /// <summary>The items of tensor <paramref name="i"/>: [from, to).</summary>
+    public (int from, int to) ItemsOf(int i) => (_firstItem[i], _firstItem[i + 1]);
+
+    /// <summary>
+    /// Sums tensor <paramref name="i"/>'s items into its segments, adds them to the global sums, and turns its
+    /// segments' sums into norms and ratios.
+    /// </summary>
+    public void Measure(int i)
+    {
+        for (int j = _firstItem[i]; j < _firstItem[i + 1]; j++) {
+            MagnitudeNorm[Items[j].Segment] += SumM[j];
+            DirectionNorm[Items[j].Segment] += SumD[j];
+        }
+        for (int s = _firstSegment[i]; s < _firstSegment[i] + _segments[i]; s++) {
+            _gm2 += MagnitudeNorm[s];
+            _gd2 += DirectionNorm[s];
+            MagnitudeNorm[s] = Math.Sqrt(MagnitudeNorm[s]);
+            DirectionNorm[s] = Math.Sqrt(DirectionNorm[s]);
+            Ratio[s] = _ratioOf(MagnitudeNorm[s], DirectionNorm[s]);
+        }
+    }
+
+    /// <summary>
+    /// The global norms and ratio, once every tensor is measured; with <paramref name="global"/> every segment takes
+    /// the global ratio.
+    /// </summary>
+    public void Finish(bool global)
+    {
+        GlobalMagnitude = Math.Sqrt(_gm2);
+        GlobalDirection = Math.Sqrt(_gd2);
+        GlobalRatio = _ratioOf(GlobalMagnitude, GlobalDirection);
+        if (global) Array.Fill(Ratio, GlobalRatio);
+    }
+
+    /// <summary>The step's norms, kept on the host (tensors are made only if read), in the eager path's dtypes.</summary>
+    public HostStepNorms Build()
+    {
+        bool anyDouble = false;
+        for (int i = 0; i < _segments.Length; i++) anyDouble |= _segments[i] > 0 && Dtypes[i] == ScalarType.Float64;
+        return new HostStepNorms(MagnitudeNorm, DirectionNorm, Ratio, _firstSegment, _segments, Dtypes,
+            GlobalMagnitude, GlobalDirection, GlobalRatio, anyDouble ? ScalarType.Float64 : ScalarType.Float32);
+    }
+}
