@@ -17,7 +17,7 @@ namespace AdaGraft.Benchmarks;
 /// </summary>
 internal static class AbTiming
 {
-    public static void Run(int rounds, long elements)
+    public static void Run(int rounds, long elements, int stepsPerRound = 5, int[]? only = null)
     {
         var ps = Workload.Parameters(10, elements);
         using var sgd = GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3);
@@ -42,8 +42,8 @@ internal static class AbTiming
             }, 3),
             ("black-box graft of the built-ins", () => blackBox.step(), 3),
         };
+        if (only is not null) cases = only.Select(i => cases[i] with { reference = Array.IndexOf(only, cases[i].reference) is var r && r >= 0 ? r : 0 }).ToList();
         var times = cases.Select(_ => new List<double>()).ToArray();
-        const int stepsPerRound = 5;
         foreach (var (_, step, _) in cases) for (int i = 0; i < 3; i++) step();
         var sw = new Stopwatch();
         for (int r = 0; r < rounds; r++) {

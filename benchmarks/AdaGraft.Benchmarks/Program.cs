@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using AdaGraft.Benchmarks;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;
@@ -11,7 +12,9 @@ if (args.Length > 0 && args[0] == "--device-timing") {
 }
 if (args.Length > 0 && args[0] == "--ab-timing") {
     AbTiming.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 40,
-        args.Length > 2 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 1_000_000);
+        args.Length > 2 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 1_000_000,
+        args.Length > 3 ? int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 5,
+        args.Length > 4 ? args[4].Split(',').Select(c => int.Parse(c, System.Globalization.CultureInfo.InvariantCulture)).ToArray() : null);
     return;
 }
 if (args.Length > 0 && args[0] == "--flat-experiment") {
@@ -24,12 +27,14 @@ if (args.Length > 0 && args[0] == "--kernel-timing") {
 }
 
 // In-process: BenchmarkDotNet's generated projects would copy an unpatched libLibTorchSharp.so (see README, Older Linux).
-// One step per invocation; 3 warm-up and 10 measured iterations of 4 steps each keep a full run to a few minutes.
+// One step per invocation; BenchmarkDotNet's pilot stage picks how many steps make a 250 ms iteration (its
+// MinIterationTime rule: shorter iterations let one slow phase of a noisy machine dominate a case), then 3 warm-up and
+// 15 measured iterations.
 var job = Job.Default
     .WithToolchain(InProcessEmitToolchain.Instance)
     .WithWarmupCount(3)
-    .WithIterationCount(10)
-    .WithInvocationCount(4)
+    .WithIterationCount(15)
+    .WithIterationTime(Perfolizer.Horology.TimeInterval.FromMilliseconds(250))
     .WithUnrollFactor(1);
 var config = DefaultConfig.Instance.AddJob(job.AsDefault()).WithOptions(ConfigOptions.DisableOptimizationsValidator);
 BenchmarkSwitcher.FromAssembly(typeof(StepBenchmarkBase).Assembly).Run(args, config);
