@@ -207,7 +207,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
 
         using (torch.no_grad())
         using (var scope = torch.NewDisposeScope()) {
-            var next = !IsClosedForm ? BlackBoxStep() : _skipNonFinite ? GuardedClosedFormStep() : TryFusedStep() ?? ClosedFormStep();
+            var next = !IsClosedForm ? TryFusedBlackBoxStep() ?? BlackBoxStep() : _skipNonFinite ? GuardedClosedFormStep() : TryFusedStep() ?? ClosedFormStep();
             next.DetachAll();
             _last?.Dispose();
             _last = next.Build();
@@ -595,6 +595,88 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             if (!ReferenceEquals(delta, p)) p.copy_(delta);
         }
         return measured;
+    }
+
+    /// <summary>
+    /// Algorithm 3 with fused CPU kernels when every parameter with a gradient is a contiguous float32/float64 CPU
+    /// tensor: the children step in place as usual, but measuring M's step and restoring the parameters is one pass,
+    /// and per tensor (or block) measuring D's step and combining run back to back while the tensor is still in cache.
+    /// Returns null (nothing done) otherwise.
+    /// </summary>
+    private Measured? TryFusedBlackBoxStep()
+    {
+        if (!Options.FusedCpuKernel) return null;
+        int n = _params.Length;
+        var active = new bool[n];
+        var dtypes = new ScalarType[n];
+        var numels = new long[n];
+        bool any = false;
+        for (int i = 0; i < n; i++) {
+            var p = _params[i];
+            using var grad = p.grad;
+            if (grad is null) continue;
+            if (!FusedCpu.Eligible(p, p.dtype)) return null;
+            active[i] = true;
+            dtypes[i] = p.dtype;
+            numels[i] = p.numel();
+            any = true;
+        }
+        if (!any) return null;
+
+        var layout = new FusedLayout(active, numels, dtypes, BlockSize, HostRatio);
+        var items = layout.Items;
+        var w = new IntPtr[n];
+        var s = new IntPtr[n];
+        for (int i = 0; i < n; i++) {
+            if (!active[i]) continue;
+            var p = _params[i];
+            if (_saved[i] is not Tensor saved || !FusedCpu.Eligible(saved, dtypes[i]) || saved.numel() != numels[i]) {
+                _saved[i]?.Dispose();
+                _saved[i] = saved = torch.empty_like(p).DetachFromDisposeScope();
+            }
+            saved.copy_(p);
+            w[i] = FusedCpu.Pointer(p);
+            s[i] = FusedCpu.Pointer(saved);
+        }
+
+        _magnitude.step();
+        FusedCpu.Run(items.Count, layout.Total, j => {
+            var (t, start, length, _) = items[j];
+            layout.SumM[j] = dtypes[t] == ScalarType.Float32
+                ? FusedCpu.MeasureAndRestore<float>(w[t], s[t], start, start + length)
+                : FusedCpu.MeasureAndRestore<double>(w[t], s[t], start, start + length);
+        });
+
+        _direction.step();
+        void Measure(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
+            int j = from + k;
+            var (t, start, length, _) = items[j];
+            layout.SumD[j] = dtypes[t] == ScalarType.Float32
+                ? FusedCpu.Measure<float>(w[t], s[t], start, start + length)
+                : FusedCpu.Measure<double>(w[t], s[t], start, start + length);
+        });
+        void Combine(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
+            var (t, start, length, segment) = items[from + k];
+            if (dtypes[t] == ScalarType.Float32) FusedCpu.Combine<float>(w[t], s[t], layout.Ratio[segment], start, start + length);
+            else FusedCpu.Combine<double>(w[t], s[t], layout.Ratio[segment], start, start + length);
+        });
+        if (Options.Granularity != GraftGranularity.Global) {
+            for (int i = 0; i < n; i++) {
+                if (!active[i]) continue;
+                var (from, to) = layout.ItemsOf(i);
+                Measure(from, to, numels[i]);
+                layout.Measure(i);
+                Combine(from, to, numels[i]);
+            }
+            layout.Finish(global: false);
+        } else {
+            Measure(0, items.Count, layout.Total);
+            for (int i = 0; i < n; i++) if (active[i]) layout.Measure(i);
+            layout.Finish(global: true);
+            Combine(0, items.Count, layout.Total);
+        }
+        FusedSteps++;
+        return new Measured { Host = layout.Build() };
     }
 
     /// <summary>p − saved: in place in p for float32/float64, in a float32 temporary for half precision.</summary>

@@ -70,12 +70,14 @@ public sealed record GraftOptions
     public double Momentum { get; init; } = 0.9;
 
     /// <summary>
-    /// On (default): when both children are <see cref="Optimizers.GenericSecondMomentOptimizer"/>s and every tensor
-    /// with a gradient is a contiguous float32/float64 CPU tensor, the closed-form step runs as two fused passes over
-    /// memory (propose both and measure; apply) instead of about a dozen eager operations per tensor. The numbers
-    /// agree with the eager path to round-off; the norms in <see cref="GraftOptimizer.LastNorms"/> are accumulated in
-    /// float64 and summed in a fixed order (independent of the thread count). Off: always eager (what CUDA and half
-    /// precision use anyway). Both children's own <c>FusedCpuKernel</c> must be on as well.
+    /// On (default): when every tensor with a gradient is a contiguous float32/float64 CPU tensor, the graft's own
+    /// passes over memory are fused. Closed form (both children <see cref="Optimizers.GenericSecondMomentOptimizer"/>s
+    /// with their own <c>FusedCpuKernel</c> on): two passes (propose both and measure; apply) instead of about a
+    /// dozen eager operations per tensor. Black box: the children step as usual, measuring M's step and restoring the
+    /// parameters is one pass, and measuring D's step and combining run back to back per tensor (or block) while it
+    /// is still in cache. The numbers agree with the eager path to round-off; the norms in
+    /// <see cref="GraftOptimizer.LastNorms"/> are accumulated in float64 and summed in a fixed order (independent of
+    /// the thread count). Off: always eager (what CUDA and half precision use anyway).
     /// </summary>
     public bool FusedCpuKernel { get; init; } = true;
 

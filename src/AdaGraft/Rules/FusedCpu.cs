@@ -345,4 +345,56 @@ internal static unsafe class FusedCpu
             }
         }
     }
+
+    /// <summary>
+    /// The black-box graft's measure of the magnitude step over [start, end): returns Σ (w − saved)² and restores
+    /// w ← saved in the same pass.
+    /// </summary>
+    internal static double MeasureAndRestore<T>(IntPtr param, IntPtr saved, long start, long end) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Differences<T>(param, saved, start, end, restore: true);
+
+    /// <summary>The black-box graft's measure of the direction step over [start, end): Σ (w − saved)².</summary>
+    internal static double Measure<T>(IntPtr param, IntPtr saved, long start, long end) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Differences<T>(param, saved, start, end, restore: false);
+
+    private static double Differences<T>(IntPtr param, IntPtr saved, long start, long end, bool restore) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T* w = (T*)param, s = (T*)saved;
+        int width = Vector<T>.Count;
+        double sum = 0;
+        long i = start;
+        // As in Propose: squares summed in T over at most 128 vectors, then added in double.
+        const int Flush = 128;
+        while (i + width <= end) {
+            var acc = Vector<T>.Zero;
+            for (int r = 0; r < Flush && i + width <= end; r++, i += width) {
+                var si = Load(s, i);
+                var d = Load(w, i) - si;
+                acc += d * d;
+                if (restore) Store(w, i, si);
+            }
+            sum += double.CreateChecked(Vector.Sum(acc));
+        }
+        for (; i < end; i++) {
+            double d = double.CreateChecked(w[i] - s[i]);
+            sum += d * d;
+            if (restore) w[i] = s[i];
+        }
+        return sum;
+    }
+
+    /// <summary>The black-box graft's combination over [start, end): w ← saved + r·(w − saved).</summary>
+    internal static void Combine<T>(IntPtr param, IntPtr saved, double ratio, long start, long end) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T* w = (T*)param, s = (T*)saved;
+        T r = T.CreateChecked(ratio);
+        var vr = new Vector<T>(r);
+        int width = Vector<T>.Count;
+        long i = start;
+        for (; i + width <= end; i += width) {
+            var si = Load(s, i);
+            Store(w, i, (Load(w, i) - si) * vr + si);
+        }
+        for (; i < end; i++) w[i] = (w[i] - s[i]) * r + s[i];
+    }
 }

@@ -22,7 +22,7 @@ namespace AdaGraft.Tests.Fused;
 public class FusedKernelTests
 {
     /// <summary>Sizes around the SIMD width (8 / 4), the work chunk (32,768) and a multi-chunk tensor with a tail.</summary>
-    private static readonly long[][] Sizes = {
+    internal static readonly long[][] Sizes = {
         new long[] { 7 }, new long[] { 3, 5 }, Array.Empty<long>(), new long[] { 0 }, new long[] { 33 },
         new long[] { 4099 }, new long[] { 70_001 },
     };
@@ -175,7 +175,7 @@ public class FusedKernelTests
         new(Make(m, w, fused), Make(d, w, fused), options with { OwnsChildren = true, FusedCpuKernel = fused });
 
     /// <summary>Fused and eager grafts: the same parameters and the same norms and ratios (per segment and global).</summary>
-    private static void AssertFusedEqualsEager(Func<List<Parameter>, bool, GraftOptimizer> make, long[][] shapes, ScalarType dtype, int steps, double tolerance)
+    internal static void AssertFusedEqualsEager(Func<List<Parameter>, bool, GraftOptimizer> make, long[][] shapes, ScalarType dtype, int steps, double tolerance)
     {
         var a = Fixtures.MakeParameters(shapes, dtype);
         var b = Fixtures.Clone(a);

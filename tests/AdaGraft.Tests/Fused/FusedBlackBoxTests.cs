@@ -1,0 +1,153 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using AdaGraft.Grafting;
+using AdaGraft.Optimizers;
+using AdaGraft.Tests.Support;
+using FluentAssertions;
+using TorchSharp;
+using TorchSharp.Modules;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Tests.Fused;
+
+/// <summary>
+/// The black-box graft (Algorithm 3) with fused CPU kernels for its measuring, restoring and combining, against the
+/// eager black-box path (what CUDA and half precision run): any child optimizer, every granularity, float32 and
+/// float64, tensors without a gradient, and the fallbacks.
+/// </summary>
+public class FusedBlackBoxTests
+{
+    /// <summary>Black-box children: TorchSharp built-ins (opaque in-place steps) and one of ours stepping on its own.</summary>
+    private static optim.Optimizer Child(string name, IEnumerable<Parameter> ps) => name switch {
+        "sgd" => optim.SGD(ps, 0.02),
+        "sgd-momentum-wd" => optim.SGD(ps, 0.02, momentum: 0.9, weight_decay: 0.01),
+        "adam" => optim.Adam(ps, lr: 0.01),
+        "adamw-amsgrad" => optim.AdamW(ps, lr: 0.01, weight_decay: 0.05, amsgrad: true),
+        "adagrad" => optim.Adagrad(ps, lr: 0.1),
+        "rmsprop" => optim.RMSProp(ps, lr: 0.01),
+        "ours-heavyball" => GenericSecondMomentOptimizer.HeavyBall(ps, 0.01),
+        _ => throw new ArgumentOutOfRangeException(nameof(name), name, null),
+    };
+
+    private static readonly string[] Children = { "sgd", "sgd-momentum-wd", "adam", "adamw-amsgrad", "adagrad", "rmsprop", "ours-heavyball" };
+
+    public static TheoryData<string, string, GraftGranularity> Cases()
+    {
+        var data = new TheoryData<string, string, GraftGranularity>();
+        foreach (var m in Children)
+            foreach (var d in Children)
+                foreach (var g in new[] { GraftGranularity.PerTensor, GraftGranularity.Global, GraftGranularity.PerBlock })
+                    data.Add(m, d, g);
+        return data;
+    }
+
+    private static GraftOptimizer Graft(string m, string d, List<Parameter> w, GraftOptions options, bool fused) =>
+        new(Child(m, w), Child(d, w), options with { Path = GraftPath.BlackBox, OwnsChildren = true, FusedCpuKernel = fused });
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void FusedBlackBoxEqualsEagerBlackBox(string m, string d, GraftGranularity g) =>
+        FusedKernelTests.AssertFusedEqualsEager((w, fused) => Graft(m, d, w, new GraftOptions { Granularity = g, BlockSize = 1000 }, fused),
+            FusedKernelTests.Sizes, ScalarType.Float64, steps: 8, tolerance: 1e-10);
+
+    [Theory]
+    [InlineData(GraftGranularity.PerTensor)]
+    [InlineData(GraftGranularity.Global)]
+    [InlineData(GraftGranularity.PerBlock)]
+    public void FusedBlackBoxEqualsEagerFloat32(GraftGranularity g) =>
+        FusedKernelTests.AssertFusedEqualsEager((w, fused) => Graft("sgd-momentum-wd", "adam", w, new GraftOptions { Granularity = g, BlockSize = 1000 }, fused),
+            FusedKernelTests.Sizes, ScalarType.Float32, steps: 8, tolerance: 2e-5);
+
+    [Fact]
+    public void FusedBlackBoxWithEpsilonEqualsEager() =>
+        FusedKernelTests.AssertFusedEqualsEager((w, fused) => Graft("adagrad", "adam", w, new GraftOptions { Epsilon = 1e-3 }, fused),
+            FusedKernelTests.Sizes, ScalarType.Float64, steps: 6, tolerance: 1e-10);
+
+    /// <summary>
+    /// A tensor without a gradient is skipped by both children and by the graft (it does not move and has no norms);
+    /// float32 and float64 tensors mix.
+    /// </summary>
+    [Theory]
+    [InlineData(GraftGranularity.PerTensor)]
+    [InlineData(GraftGranularity.Global)]
+    public void TensorsWithoutAGradientAreSkippedAndDtypesMix(GraftGranularity g)
+    {
+        List<Parameter> Make()
+        {
+            var ps = Fixtures.MakeParameters(new[] { new long[] { 70_001 }, new long[] { 3, 5 } });
+            ps.AddRange(Fixtures.MakeParameters(new[] { new long[] { 4099 }, new long[] { 9 } }, ScalarType.Float32, seed: 2));
+            return ps;
+        }
+        var a = Make();
+        var b = Make();
+        using var fused = Graft("sgd-momentum-wd", "adam", a, new GraftOptions { Granularity = g }, fused: true);
+        using var eager = Graft("sgd-momentum-wd", "adam", b, new GraftOptions { Granularity = g }, fused: false);
+        for (int step = 0; step < 6; step++) {
+            Fixtures.SetGradients(a, step);
+            Fixtures.SetGradients(b, step);
+            if (step is 2 or 3) {
+                a[2].grad = null;
+                b[2].grad = null;
+            }
+            var before = Fixtures.Snapshot(a);
+            fused.step();
+            eager.step();
+            if (step is 2 or 3) {
+                Fixtures.Snapshot(a)[2].Should().Equal(before[2], "a tensor without a gradient does not move");
+                fused.LastNorms!.Magnitude[2].Should().BeNull();
+                eager.LastNorms!.Magnitude[2].Should().BeNull();
+            }
+            Fixtures.RelativeDifference(fused.LastNorms!.GlobalRatio, eager.LastNorms!.GlobalRatio).Should().BeLessThanOrEqualTo(1e-5);
+        }
+        fused.FusedSteps.Should().Be(6);
+        fused.LastNorms!.GlobalRatio.dtype.Should().Be(ScalarType.Float64);
+        Fixtures.MaxRelativeDifference(a, b).Should().BeLessThanOrEqualTo(1e-5);
+    }
+
+    /// <summary>Norms are summed in a fixed order: one thread and many give the same bits.</summary>
+    [Fact]
+    public void FusedBlackBoxGivesTheSameBitsOnOneThreadAndOnMany()
+    {
+        double[][] Run(int threads)
+        {
+            int before = torch.get_num_threads();
+            torch.set_num_threads(threads);
+            try {
+                var w = Fixtures.MakeParameters(new[] { new long[] { 200_003 }, new long[] { 70_001 } }, ScalarType.Float32);
+                using var graft = Graft("sgd-momentum-wd", "adam", w, new GraftOptions { Granularity = GraftGranularity.Global }, fused: true);
+                for (int step = 0; step < 4; step++) {
+                    Fixtures.SetGradients(w, step);
+                    graft.step();
+                }
+                graft.FusedSteps.Should().Be(4);
+                return Fixtures.Snapshot(w);
+            } finally {
+                torch.set_num_threads(before);
+            }
+        }
+        var one = Run(1);
+        var many = Run(Math.Max(2, Environment.ProcessorCount));
+        for (int i = 0; i < one.Length; i++) many[i].Should().Equal(one[i]);
+    }
+
+    [Fact]
+    public void AStridedOrHalfPrecisionTensorKeepsTheWholeStepEager()
+    {
+        foreach (var odd in new Func<Parameter>[] {
+            () => new Parameter(torch.randn(16, ScalarType.Float16)),
+            () => new Parameter(torch.randn(new long[] { 5, 3 }, ScalarType.Float64).t()),
+        }) {
+            var w = Fixtures.MakeParameters(new[] { new long[] { 64 } });
+            w.Add(odd());
+            using var graft = Graft("sgd", "adam", w, new GraftOptions(), fused: true);
+            for (int step = 0; step < 3; step++) {
+                foreach (var p in w) p.grad = torch.randn(p.shape, p.dtype);
+                graft.step();
+            }
+            graft.FusedSteps.Should().Be(0);
+            Fixtures.Snapshot(w).SelectMany(x => x).Should().OnlyContain(v => double.IsFinite(v));
+        }
+    }
+}
