@@ -27,6 +27,8 @@ internal static class AbTiming
         using var builtInSgd = optim.SGD(ps, 1e-3, momentum: 0.9);
         using var builtInAdam = optim.Adam(ps, lr: 1e-3);
         using var blackBox = Workload.BuiltInBlackBox(ps);
+        using var blackBoxGlobal = Workload.BuiltInBlackBox(ps, new GraftOptions { Granularity = GraftGranularity.Global });
+        using var blackBoxEager = Workload.BuiltInBlackBox(ps, new GraftOptions { FusedCpuKernel = false });
         var scratch = ps.Select(p => torch.empty_like(p)).ToArray();
         // (name, step, index of the case it is compared with)
         var cases = new List<(string name, Action step, int reference)> {
@@ -41,6 +43,8 @@ internal static class AbTiming
                 for (int i = 0; i < ps.Count; i++) ps[i].copy_(scratch[i]);
             }, 3),
             ("black-box graft of the built-ins", () => blackBox.step(), 3),
+            ("black-box graft of the built-ins, global", () => blackBoxGlobal.step(), 3),
+            ("black-box graft of the built-ins, eager", () => blackBoxEager.step(), 3),
         };
         if (only is not null) cases = only.Select(i => cases[i] with { reference = Array.IndexOf(only, cases[i].reference) is var r && r >= 0 ? r : 0 }).ToList();
         var times = cases.Select(_ => new List<double>()).ToArray();

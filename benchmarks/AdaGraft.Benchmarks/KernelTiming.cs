@@ -1,5 +1,6 @@
 using System;
 using System.Diagnostics;
+using System.Linq;
 using AdaGraft.Rules;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -53,5 +54,51 @@ internal static class KernelTiming
         Time("step Adam", () => FusedCpu.Step<float>(adam, pw, pg, 0, n));
         Time("graft propose (both, ΔD out, norms)", () => FusedCpu.Propose<float>(hb, adam, pw, pg, po, 0, n));
         Time("graft apply", () => FusedCpu.Apply<float>(pw, po, IntPtr.Zero, 0.5, 0, 0, n));
+    }
+
+    /// <summary>
+    /// The black-box graft's own passes over 10 tensors of <paramref name="n"/> float32 elements, multi-threaded as in
+    /// a step, against the two copies they replace or add to. Run with <c>--kernel-timing-blackbox [elements]</c>.
+    /// </summary>
+    public static void RunBlackBox(long n)
+    {
+        torch.manual_seed(1);
+        var ws = Enumerable.Range(0, 10).Select(_ => torch.randn(n)).ToArray();
+        var ss = ws.Select(w => w.clone()).ToArray();
+        var w = ws.Select(FusedCpu.Pointer).ToArray();
+        var s = ss.Select(FusedCpu.Pointer).ToArray();
+        var items = new System.Collections.Generic.List<FusedCpu.WorkItem>();
+        for (int t = 0; t < 10; t++) FusedCpu.Split(items, t, n, 0, t);
+        int per = items.Count / 10;
+        void All(Action<FusedCpu.WorkItem> body) => FusedCpu.Run(items.Count, 10 * n, j => body(items[j]));
+        var cases = new (string name, Action run)[] {
+            ("torch copy_ w -> s (what the baseline copies cost)", () => { for (int t = 0; t < 10; t++) ss[t].copy_(ws[t]); }),
+            ("measure and restore (all items)", () => All(x => FusedCpu.MeasureAndRestore<float>(w[x.Tensor], s[x.Tensor], x.Start, x.Start + x.Length))),
+            ("measure (all items)", () => All(x => FusedCpu.Measure<float>(w[x.Tensor], s[x.Tensor], x.Start, x.Start + x.Length))),
+            ("combine r = 1 (all items)", () => All(x => FusedCpu.Combine<float>(w[x.Tensor], s[x.Tensor], 1.0, x.Start, x.Start + x.Length))),
+            ("measure then combine r = 1, tensor by tensor", () => {
+                for (int t = 0; t < 10; t++) {
+                    int first = t * per;
+                    FusedCpu.Run(per, n, k => { var x = items[first + k]; FusedCpu.Measure<float>(w[t], s[t], x.Start, x.Start + x.Length); });
+                    FusedCpu.Run(per, n, k => { var x = items[first + k]; FusedCpu.Combine<float>(w[t], s[t], 1.0, x.Start, x.Start + x.Length); });
+                }
+            }),
+        };
+        // Cases alternate (and the first rounds are dropped) so that the machine's slow phases and tier-up hit all alike.
+        var times = cases.Select(_ => new System.Collections.Generic.List<double>()).ToArray();
+        var sw = new Stopwatch();
+        for (int r = 0; r < 160; r++) {
+            for (int c = 0; c < cases.Length; c++) {
+                sw.Restart();
+                cases[c].run();
+                if (r >= 10) times[c].Add(sw.Elapsed.TotalMilliseconds);
+            }
+        }
+        Console.WriteLine($"10 x {n:N0} float32, {torch.get_num_threads()} threads, 150 alternated rounds");
+        for (int c = 0; c < cases.Length; c++) {
+            times[c].Sort();
+            Console.WriteLine($"{cases[c].name,-52} median {times[c][times[c].Count / 2],8:F3} ms  best {times[c][0],8:F3} ms");
+        }
+        foreach (var t in ws.Concat(ss)) t.Dispose();
     }
 }

@@ -103,7 +103,7 @@ public class GraftStepBenchmarks : StepBenchmarkBase
     private GenericSecondMomentOptimizer _sgd = null!, _adam = null!, _sgdEager = null!, _adamEager = null!;
     private GraftOptimizer _closed = null!, _closedEager = null!;
     private optim.Optimizer _builtInSgd = null!, _builtInAdam = null!;
-    private GraftOptimizer _blackBox = null!;
+    private GraftOptimizer _blackBox = null!, _blackBoxEager = null!;
     private Tensor[] _scratch = Array.Empty<Tensor>();
 
     [GlobalSetup]
@@ -121,6 +121,7 @@ public class GraftStepBenchmarks : StepBenchmarkBase
         _builtInSgd = optim.SGD(Parameters, 1e-3, momentum: 0.9);
         _builtInAdam = optim.Adam(Parameters, lr: 1e-3);
         _blackBox = Workload.BuiltInBlackBox(Parameters);
+        _blackBoxEager = Workload.BuiltInBlackBox(Parameters, new GraftOptions { FusedCpuKernel = false });
         _scratch = Parameters.Select(p => torch.empty_like(p)).ToArray();
     }
 
@@ -173,6 +174,13 @@ public class GraftStepBenchmarks : StepBenchmarkBase
         Sync();
     }
 
+    [Benchmark(Description = "black-box graft of built-in SGD#Adam, eager")]
+    public void BlackBoxEager()
+    {
+        _blackBoxEager.step();
+        Sync();
+    }
+
     public override void Cleanup()
     {
         _sgd.Dispose();
@@ -184,6 +192,7 @@ public class GraftStepBenchmarks : StepBenchmarkBase
         _builtInSgd.Dispose();
         _builtInAdam.Dispose();
         _blackBox.Dispose();
+        _blackBoxEager.Dispose();
         foreach (var t in _scratch) t.Dispose();
         base.Cleanup();
     }

@@ -34,8 +34,8 @@ internal static class Workload
         new(GenericSecondMomentOptimizer.HeavyBall(ps, 1e-3), GenericSecondMomentOptimizer.AdaGrad(ps, 1), new GraftOptions { OwnsChildren = true });
 
     /// <summary>The black-box graft of TorchSharp's built-in SGD (momentum 0.9) and Adam (lr 1); children owned.</summary>
-    public static GraftOptimizer BuiltInBlackBox(IEnumerable<Parameter> ps) =>
-        new(optim.SGD(ps, 1e-3, momentum: 0.9), optim.Adam(ps, lr: 1), new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true });
+    public static GraftOptimizer BuiltInBlackBox(IEnumerable<Parameter> ps, GraftOptions? options = null) =>
+        new(optim.SGD(ps, 1e-3, momentum: 0.9), optim.Adam(ps, lr: 1), (options ?? new GraftOptions()) with { Path = GraftPath.BlackBox, OwnsChildren = true });
 
     /// <summary>
     /// Per-step wall time of <paramref name="step"/> over 30 steps after 5 warm-up steps, synchronised and enqueue-only
