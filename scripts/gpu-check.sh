@@ -26,7 +26,7 @@ pack)
 run)
   tar -xJf .gpu/apps.tar.xz -C .gpu
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
-  timeout 180 bash .gpu/run.sh AdaGraft.Tests/AdaGraft.Tests.dll -class AdaGraft.Tests.CudaTests -class AdaGraft.Tests.Fused.FusedKernelTests 2>&1 | tail -40 | tee "$OUT/cuda-tests.txt" || true
+  timeout 180 bash .gpu/run.sh AdaGraft.Tests/AdaGraft.Tests.dll -class AdaGraft.Tests.CudaTests -class AdaGraft.Tests.Fused.FusedKernelTests -class AdaGraft.Tests.Fused.FusedBlackBoxTests 2>&1 | tail -40 | tee "$OUT/cuda-tests.txt" || true
   timeout 150 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --device-timing cuda 10000000 2>&1 | tail -20 | tee "$OUT/timing.txt" || true
   # Experiment: SGD#Adam over flat buffers, eager and as one TorchScript function (checked against GraftOptimizer first).
   timeout 60 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --flat-experiment cuda 10000000 2>&1 | tail -9 | tee "$OUT/flat-experiment.txt" || true
