@@ -90,7 +90,7 @@ internal sealed class FusedLayout
     /// Sums tensor <paramref name="i"/>'s items into its segments, adds them to the global sums, and turns its
     /// segments' sums into norms and ratios.
     /// </summary>
-    public void Measure(int i)
+    private void Measure(int i)
     {
         for (int j = _firstItem[i]; j < _firstItem[i + 1]; j++) {
             MagnitudeNorm[Items[j].Segment] += SumM[j];
@@ -109,12 +109,37 @@ internal sealed class FusedLayout
     /// The global norms and ratio, once every tensor is measured; with <paramref name="global"/> every segment takes
     /// the global ratio.
     /// </summary>
-    public void Finish(bool global)
+    private void Finish(bool global)
     {
         GlobalMagnitude = Math.Sqrt(_gm2);
         GlobalDirection = Math.Sqrt(_gd2);
         GlobalRatio = _ratioOf(GlobalMagnitude, GlobalDirection);
         if (global) Array.Fill(Ratio, GlobalRatio);
+    }
+
+    /// <summary>
+    /// Runs a fused graft's two passes and measures in between. Per tensor or block (<paramref name="global"/> false)
+    /// each tensor's first pass, its norms and its second pass run back to back, so the second pass finds the tensor
+    /// still in cache; globally every first pass runs, then the norms, then every second pass. Each pass gets a range
+    /// of items [from, to) and its element count.
+    /// </summary>
+    public void Sweep(bool global, Action<int, int, long> first, Action<int, int, long> second)
+    {
+        if (!global) {
+            for (int i = 0; i < _segments.Length; i++) {
+                if (_segments[i] == 0) continue;
+                var (from, to) = ItemsOf(i);
+                first(from, to, Numels[i]);
+                Measure(i);
+                second(from, to, Numels[i]);
+            }
+            Finish(global: false);
+            return;
+        }
+        first(0, Items.Count, Total);
+        for (int i = 0; i < _segments.Length; i++) if (_segments[i] > 0) Measure(i);
+        Finish(global: true);
+        second(0, Items.Count, Total);
     }
 
     /// <summary>The step's norms, kept on the host (tensors are made only if read), in the eager path's dtypes.</summary>

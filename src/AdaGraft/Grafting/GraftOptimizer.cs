@@ -427,21 +427,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             else FusedCpu.Apply<double>(w[t], o[t], mom[t], layout.Ratio[segment], mu, start, start + length);
         });
 
-        if (interleave) {
-            for (int i = 0; i < n; i++) {
-                if (!active[i]) continue;
-                var (from, to) = layout.ItemsOf(i);
-                Propose(from, to, numels[i]);
-                layout.Measure(i);
-                Apply(from, to, numels[i]);
-            }
-            layout.Finish(global: false);
-        } else {
-            Propose(0, items.Count, layout.Total);
-            for (int i = 0; i < n; i++) if (active[i]) layout.Measure(i);
-            layout.Finish(global: true);
-            Apply(0, items.Count, layout.Total);
-        }
+        layout.Sweep(global: !interleave, Propose, Apply);
         FusedSteps++;
         return new Measured { Host = layout.Build() };
     }
@@ -660,21 +646,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             if (dtypes[t] == ScalarType.Float32) FusedCpu.Combine<float>(w[t], s[t], layout.Ratio[segment], start, start + length);
             else FusedCpu.Combine<double>(w[t], s[t], layout.Ratio[segment], start, start + length);
         });
-        if (Options.Granularity != GraftGranularity.Global) {
-            for (int i = 0; i < n; i++) {
-                if (!active[i]) continue;
-                var (from, to) = layout.ItemsOf(i);
-                Measure(from, to, numels[i]);
-                layout.Measure(i);
-                Combine(from, to, numels[i]);
-            }
-            layout.Finish(global: false);
-        } else {
-            Measure(0, items.Count, layout.Total);
-            for (int i = 0; i < n; i++) if (active[i]) layout.Measure(i);
-            layout.Finish(global: true);
-            Combine(0, items.Count, layout.Total);
-        }
+        layout.Sweep(global: Options.Granularity == GraftGranularity.Global, Measure, Combine);
         FusedSteps++;
         return new Measured { Host = layout.Build() };
     }

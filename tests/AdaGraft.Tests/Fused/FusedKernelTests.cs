@@ -316,13 +316,19 @@ public class FusedKernelTests
     [Fact]
     public void FusedGraftGivesTheSameBitsOnOneThreadAndOnMany()
     {
+        AssertSameBitsOnOneThreadAndOnMany(w => Graft("paper-heavyball", "torch-adam", w, new GraftOptions { Granularity = GraftGranularity.Global }, fused: true));
+    }
+
+    /// <summary>Four fused steps of <paramref name="make"/>'s graft on 1 torch thread and on many give the same parameter bits.</summary>
+    internal static void AssertSameBitsOnOneThreadAndOnMany(Func<List<Parameter>, GraftOptimizer> make)
+    {
         double[][] Run(int threads)
         {
             int before = torch.get_num_threads();
             torch.set_num_threads(threads);
             try {
                 var w = Fixtures.MakeParameters(new[] { new long[] { 200_003 }, new long[] { 70_001 } }, ScalarType.Float32);
-                using var graft = Graft("paper-heavyball", "torch-adam", w, new GraftOptions { Granularity = GraftGranularity.Global }, fused: true);
+                using var graft = make(w);
                 for (int step = 0; step < 4; step++) {
                     Gradients(w, step);
                     graft.step();
