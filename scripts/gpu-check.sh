@@ -6,7 +6,8 @@
 # Then with the device tool:        run  command: "bash scripts/gpu-check.sh run"  carry: [".gpu"]
 #   runs the CUDA tests (CPU = CUDA for presets, grafts, the zoo; non-finite skipping and recording on the device),
 #   the device timing at 100M float32 parameters (synchronised, enqueue, and enqueue while the GPU is busy: a step
-#   that synchronised would wait for the queued work), the flat-buffer / TorchScript experiment for the 1.3 ms target,
+#   that synchronised would wait for the queued work), the flat-buffer / TorchScript experiment and the NVRTC-kernel
+#   experiment for the 1.3 ms target,
 #   the fused CPU kernels' tests and timing on the host's 16 cores,
 #   and the lab's --quick run with --device cuda.
 set -euo pipefail
@@ -26,12 +27,21 @@ pack)
 run)
   tar -xJf .gpu/apps.tar.xz -C .gpu
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
-  timeout 180 bash .gpu/run.sh AdaGraft.Tests/AdaGraft.Tests.dll -class AdaGraft.Tests.CudaTests -class AdaGraft.Tests.Fused.FusedKernelTests -class AdaGraft.Tests.Fused.FusedBlackBoxTests 2>&1 | tail -40 | tee "$OUT/cuda-tests.txt" || true
-  timeout 150 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --device-timing cuda 10000000 2>&1 | tail -20 | tee "$OUT/timing.txt" || true
+  timeout 170 bash .gpu/run.sh AdaGraft.Tests/AdaGraft.Tests.dll -class AdaGraft.Tests.CudaTests -class AdaGraft.Tests.Fused.FusedKernelTests -class AdaGraft.Tests.Fused.FusedBlackBoxTests 2>&1 | tail -40 | tee "$OUT/cuda-tests.txt" || true
+  timeout 140 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --device-timing cuda 10000000 2>&1 | tail -20 | tee "$OUT/timing.txt" || true
   # Experiment: SGD#Adam over flat buffers, eager and as one TorchScript function (checked against GraftOptimizer first).
-  timeout 60 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --flat-experiment cuda 10000000 2>&1 | tail -9 | tee "$OUT/flat-experiment.txt" || true
+  timeout 50 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --flat-experiment cuda 10000000 2>&1 | tail -9 | tee "$OUT/flat-experiment.txt" || true
+  # Experiment: SGD#Adam as two NVRTC kernels per tensor on libtorch's stream (checked against GraftOptimizer first).
+  # NVRTC comes with PyTorch's CUDA wheels (nvidia-*-nvrtc); its builtins library must be on the loader path.
+  nvrtc=$(python3 -c "import glob, os, site, sys
+roots = site.getsitepackages() + [site.getusersitepackages()]
+hits = [p for r in roots for p in glob.glob(os.path.join(r, '**', 'libnvrtc.so*'), recursive=True) if 'builtins' not in p]
+print(sorted(hits)[0] if hits else '')" 2>/dev/null || true)
+  echo "nvrtc: ${nvrtc:-not found}" | tee "$OUT/cuda-kernel-experiment.txt"
+  ADAGRAFT_NVRTC="$nvrtc" LD_LIBRARY_PATH="$(dirname "${nvrtc:-/nonexistent/x}"):${LD_LIBRARY_PATH:-}" \
+    timeout 60 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --cuda-kernel-experiment 10000000 2>&1 | tail -12 | tee -a "$OUT/cuda-kernel-experiment.txt" || true
   # The fused CPU kernels on the device host's 16 cores (10 x 1M float32), for comparison with the 2-core VM.
-  timeout 80 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --device-timing cpu 1000000 2>&1 | tail -20 | tee "$OUT/cpu-timing.txt" || true
+  timeout 50 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --device-timing cpu 1000000 2>&1 | tail -20 | tee "$OUT/cpu-timing.txt" || true
   (cd .gpu/AdaGraft.Lab && timeout 100 bash ../run.sh AdaGraft.Lab/AdaGraft.Lab.dll --quick --device cuda --out /tmp/labout 2>&1 | tail -40) | tee "$OUT/lab.txt" || true
   { ls /tmp/labout; head -40 /tmp/labout/report.md; } >> "$OUT/lab.txt" 2>&1 || true
   ;;

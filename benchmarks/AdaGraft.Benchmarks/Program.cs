@@ -21,6 +21,10 @@ if (args.Length > 0 && args[0] == "--flat-experiment") {
     FlatGraftExperiment.Run(args.Length > 1 ? args[1] : "cuda", args.Length > 2 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10_000_000);
     return;
 }
+if (args.Length > 0 && args[0] == "--cuda-kernel-experiment") {
+    CudaKernelExperiment.Run(args.Length > 1 ? long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10_000_000);
+    return;
+}
 if (args.Length > 0 && args[0] == "--kernel-timing-blackbox") {
     KernelTiming.RunBlackBox(args.Length > 1 ? long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1_000_000);
     return;
