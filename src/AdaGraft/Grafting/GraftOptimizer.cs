@@ -418,8 +418,8 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             int j = from + k;
             var (t, start, length, _) = items[j];
             (layout.SumM[j], layout.SumD[j]) = dtypes[t] == ScalarType.Float32
-                ? FusedCpu.Propose<float>(mPlans[t], dPlans[t], w[t], g[t], o[t], start, start + length)
-                : FusedCpu.Propose<double>(mPlans[t], dPlans[t], w[t], g[t], o[t], start, start + length);
+                ? FusedCpu.Propose<float>(mPlans[t], dPlans[t], w[t], g[t], o[t], start, start + length, streamOut: !interleave)
+                : FusedCpu.Propose<double>(mPlans[t], dPlans[t], w[t], g[t], o[t], start, start + length, streamOut: !interleave);
         });
         void Apply(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
             var (t, start, length, segment) = items[from + k];

@@ -1,6 +1,8 @@
 using System;
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using System.Threading.Tasks;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -247,7 +249,8 @@ internal static unsafe class FusedCpu
     /// Both children of a graft over elements [start, end): advances both states, writes ΔD to
     /// <paramref name="directionOut"/>, and returns Σ ΔM² and Σ ΔD² (accumulated in double).
     /// </summary>
-    internal static (double m, double d) Propose<T>(in FusedPlan magnitude, in FusedPlan direction, IntPtr param, IntPtr grad, IntPtr directionOut, long start, long end)
+    internal static (double m, double d) Propose<T>(in FusedPlan magnitude, in FusedPlan direction, IntPtr param, IntPtr grad, IntPtr directionOut, long start, long end,
+        bool streamOut = false)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var km = new K<T>(magnitude);
@@ -260,6 +263,9 @@ internal static unsafe class FusedCpu
         const int Flush = 128;
         // w is read here only when a child needs it (weight decay); otherwise the apply pass is its only reader.
         bool needW = km.Coupled || km.HasDecay || kd.Coupled || kd.HasDecay;
+        // ΔD that is read back only after every tensor's first pass (global grafting) is streamed past the cache:
+        // a cached store would first read the line it overwrites.
+        bool nonTemporal = streamOut && Vector<T>.Count * sizeof(T) == 32 && Avx.IsSupported && ((ulong)(o + start) & 31) == 0;
         while (i + width <= end) {
             Vector<T> am = Vector<T>.Zero, ad = Vector<T>.Zero;
             for (int r = 0; r < Flush && i + width <= end; r++, i += width) {
@@ -267,13 +273,15 @@ internal static unsafe class FusedCpu
                 var gi = Load(g, i);
                 var dm = Delta(km, gi, wi, i);
                 var dd = Delta(kd, gi, wi, i);
-                Store(o, i, dd);
+                if (nonTemporal) Vector256.StoreAlignedNonTemporal(dd.AsVector256(), o + i);
+                else Store(o, i, dd);
                 am += dm * dm;
                 ad += dd * dd;
             }
             sm += double.CreateChecked(Vector.Sum(am));
             sd += double.CreateChecked(Vector.Sum(ad));
         }
+        if (nonTemporal) Sse.StoreFence();
         if (i == end) return (sm, sd);
         int count = (int)(end - i);
         T* tw = stackalloc T[width], tg = stackalloc T[width];
