@@ -589,6 +589,31 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
     /// and per tensor (or block) measuring D's step and combining run back to back while the tensor is still in cache.
     /// Returns null (nothing done) otherwise.
     /// </summary>
+    /// <summary>
+    /// After a black-box child's step: re-reads each parameter's address (a child may have given it new storage, and
+    /// the kernels must never write through a stale pointer). A child that left a parameter unfit for the fused
+    /// kernels (another dtype or device, strided) gets the parameters restored from the saved copy and a clear error.
+    /// </summary>
+    private void Repoint(bool[] active, ScalarType[] dtypes, long[] numels, IntPtr[] w, string child)
+    {
+        for (int i = 0; i < _params.Length; i++) {
+            if (!active[i]) continue;
+            var p = _params[i];
+            if (!FusedCpu.Eligible(p, dtypes[i]) || p.numel() != numels[i]) {
+                for (int j = 0; j < _params.Length; j++) {
+                    var q = _params[j];
+                    if (active[j] && q.numel() == numels[j]) q.copy_(_saved[j]!);
+                }
+                throw new InvalidOperationException(
+                    $"The {child} optimizer turned the parameter of shape [{string.Join(", ", p.shape)}] from a contiguous {dtypes[i]} CPU tensor "
+                    + $"into a{(p.is_contiguous() ? " contiguous" : " strided")} {p.dtype} tensor on {p.device}; a black-box graft needs children that "
+                    + "update their parameters in place. The parameters were restored; the child's own state has advanced. "
+                    + "Set GraftOptions.FusedCpuKernel = false to graft such an optimizer on the eager path.");
+            }
+            w[i] = FusedCpu.Pointer(p);
+        }
+    }
+
     private Measured? TryFusedBlackBoxStep()
     {
         if (!Options.FusedCpuKernel) return null;
@@ -626,6 +651,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         }
 
         _magnitude.step();
+        Repoint(active, dtypes, numels, w, "magnitude");
         FusedCpu.Run(items.Count, layout.Total, j => {
             var (t, start, length, _) = items[j];
             layout.SumM[j] = dtypes[t] == ScalarType.Float32
@@ -634,6 +660,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         });
 
         _direction.step();
+        Repoint(active, dtypes, numels, w, "direction");
         void Measure(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
             int j = from + k;
             var (t, start, length, _) = items[j];

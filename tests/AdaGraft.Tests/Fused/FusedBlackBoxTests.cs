@@ -134,4 +134,79 @@ public class FusedBlackBoxTests
             after[1].Should().NotEqual(before[1], "the odd tensor is stepped (eagerly)");
         }
     }
+
+    /// <summary>
+    /// A child may give a parameter new storage during its step (<c>set_</c>); the fused path must follow it (it re-reads
+    /// every address after each child's step) and compute what the eager path computes.
+    /// </summary>
+    [Fact]
+    public void AChildThatGivesParametersNewStorageIsFollowed()
+    {
+        var a = Fixtures.MakeParameters(FusedKernelTests.Sizes);
+        var b = Fixtures.Clone(a);
+        using var fused = new GraftOptimizer(new StorageSwappingSgd(a, 0.02, strided: false), optim.Adam(a, lr: 0.01),
+            new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true });
+        using var eager = new GraftOptimizer(new StorageSwappingSgd(b, 0.02, strided: false), optim.Adam(b, lr: 0.01),
+            new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true, FusedCpuKernel = false });
+        for (int step = 0; step < 5; step++) {
+            Fixtures.SetGradients(a, step);
+            Fixtures.SetGradients(b, step);
+            fused.step();
+            eager.step();
+        }
+        fused.FusedSteps.Should().Be(5);
+        Fixtures.MaxRelativeDifference(a, b).Should().BeLessThanOrEqualTo(1e-10);
+    }
+
+    [Fact]
+    public void AChildThatLeavesAParameterStridedGetsAClearErrorAndTheParametersBack()
+    {
+        var w = Fixtures.MakeParameters(new[] { new long[] { 3, 5 }, new long[] { 70_001 } });
+        using var graft = new GraftOptimizer(new StorageSwappingSgd(w, 0.02, strided: true), optim.Adam(w, lr: 0.01),
+            new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true });
+        Fixtures.SetGradients(w, 0);
+        var before = Fixtures.Snapshot(w);
+        var act = () => graft.step();
+        act.Should().Throw<InvalidOperationException>().WithMessage("*magnitude optimizer*strided*in place*FusedCpuKernel = false*");
+        var after = Fixtures.Snapshot(w);
+        for (int i = 0; i < w.Count; i++) after[i].Should().Equal(before[i], $"parameter {i} is restored");
+    }
+}
+
+/// <summary>A third-party-style optimizer: SGD whose step gives each parameter new storage (optionally strided).</summary>
+internal sealed class StorageSwappingSgd : OptimizerHelper
+{
+    private readonly optim.Optimizer _inner;
+    private readonly List<Parameter> _ps;
+    private readonly bool _strided;
+
+    public StorageSwappingSgd(List<Parameter> ps, double lr, bool strided)
+    {
+        _ps = ps;
+        _strided = strided;
+        _inner = optim.SGD(ps, lr);
+        _parameter_groups = new List<TorchSharp.Modules.ParamGroup>();
+    }
+
+    public override IEnumerable<Parameter> parameters() => _ps;
+
+    public override IEnumerable<optim.ILearningRateController> ParamGroups => _inner.ParamGroups;
+
+    public override Tensor step(Func<Tensor>? closure = null)
+    {
+        _inner.step();
+        using var _ = torch.no_grad();
+        foreach (var p in _ps) {
+            if (p.dim() == 0) continue;
+            using var fresh = _strided ? p.unsqueeze(-1).expand(p.shape.Append(2L).ToArray()).clone().select(-1, 0) : p.clone();
+            p.set_(fresh);
+        }
+        return null!;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _inner.Dispose();
+        base.Dispose(disposing);
+    }
 }
