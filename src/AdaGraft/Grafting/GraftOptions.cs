@@ -77,7 +77,11 @@ public sealed record GraftOptions
     /// parameters is one pass, and measuring D's step and combining run back to back per tensor (or block) while it
     /// is still in cache. The numbers agree with the eager path to round-off; the norms in
     /// <see cref="GraftOptimizer.LastNorms"/> are accumulated in float64 and summed in a fixed order (independent of
-    /// the thread count). Off: always eager (what CUDA and half precision use anyway).
+    /// the thread count). Off: always eager (what CUDA and half precision use anyway). The kernels write through the
+    /// tensors' data pointers, so autograd's version counters do not advance (as with any optimizer step, do not step
+    /// between a forward pass and the backward pass that still needs the old values). A black-box child must update
+    /// its parameters in place; one that leaves a parameter strided or of another dtype is reported (the parameters
+    /// are restored) and can be grafted with this option off.
     /// </summary>
     public bool FusedCpuKernel { get; init; } = true;
 
