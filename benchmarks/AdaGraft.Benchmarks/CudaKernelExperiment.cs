@@ -289,8 +289,12 @@ extern "C" __global__ void graft_apply(float* __restrict__ w, const float* __res
         public readonly ulong PU, PPartial, PRatios;
         public long T;
 
-        public State(Tensor w, Tensor g, long elements, int blocks)
+        public readonly bool Global;
+
+        /// <param name="global">One ratio for all tensors: u is kept per tensor and every tensor's partials are kept.</param>
+        public State(Tensor w, Tensor g, long elements, int blocks, bool global)
         {
+            Global = global;
             Tensor[] Split(Tensor x, bool zero) => Enumerable.Range(0, Segments)
                 .Select(i => zero ? torch.zeros(elements, device: x.device) : x.narrow(0, i * elements, elements).clone()).ToArray();
             W = Split(w, false);
@@ -298,8 +302,8 @@ extern "C" __global__ void graft_apply(float* __restrict__ w, const float* __res
             Mm = Split(w, true);
             M1 = Split(w, true);
             M2 = Split(w, true);
-            U = torch.empty(elements, device: w.device);
-            Partial = torch.zeros(2 * blocks, ScalarType.Float64, device: w.device);
+            U = torch.empty(global ? Segments * elements : elements, device: w.device);
+            Partial = torch.zeros(2 * blocks * Segments, ScalarType.Float64, device: w.device);
             Ratios = torch.zeros(Segments, device: w.device);
             // Device addresses, read once (the tensors never move).
             PW = W.Select(DataPtr).ToArray();
@@ -324,35 +328,49 @@ extern "C" __global__ void graft_apply(float* __restrict__ w, const float* __res
         float mu = (float)Momentum, b1 = (float)Beta1, c1 = (float)(1 - Beta1), b2 = (float)Beta2, c2 = (float)(1 - Beta2);
         float eps = (float)(Eps * Math.Sqrt(1 - Math.Pow(Beta2, s.T))), lr = (float)Lr;
         long n = elements;
-        ulong u = s.PU, partial = s.PPartial;
         int parts = (int)Math.Clamp((n / 4 + Threads - 1) / Threads, 1, k.Blocks);
+        // Per tensor: one u and one partials slot, reused tensor after tensor. Global: each tensor's own u and
+        // partials, and every apply reduces all tensors' partials.
+        int applyParts = s.Global ? parts * Segments : parts;
+        ulong u = 0, partial = 0, w = 0, g = 0, mm = 0, m1 = 0, m2 = 0, ratio = 0;
         void** a = stackalloc void*[13];
+        a[0] = &g;
+        a[1] = &mm;
+        a[2] = &m1;
+        a[3] = &m2;
+        a[4] = &u;
+        a[5] = &partial;
+        a[6] = &n;
+        a[7] = &mu;
+        a[8] = &b1;
+        a[9] = &c1;
+        a[10] = &b2;
+        a[11] = &c2;
+        a[12] = &eps;
         void** b = stackalloc void*[7];
-        for (int i = 0; i < Segments; i++) {
-            ulong g = s.PG[i], mm = s.PMm[i], m1 = s.PM1[i], m2 = s.PM2[i], w = s.PW[i];
-            ulong ratio = s.PRatios + (ulong)(4 * i);
-            a[0] = &g;
-            a[1] = &mm;
-            a[2] = &m1;
-            a[3] = &m2;
-            a[4] = &u;
-            a[5] = &partial;
-            a[6] = &n;
-            a[7] = &mu;
-            a[8] = &b1;
-            a[9] = &c1;
-            a[10] = &b2;
-            a[11] = &c2;
-            a[12] = &eps;
-            k.Launch(k.Propose, n, a);
-            b[0] = &w;
-            b[1] = &u;
-            b[2] = &partial;
-            b[3] = &parts;
-            b[4] = &lr;
-            b[5] = &ratio;
-            b[6] = &n;
-            k.Launch(k.Apply, n, b);
+        b[0] = &w;
+        b[1] = &u;
+        b[2] = &partial;
+        b[3] = &applyParts;
+        b[4] = &lr;
+        b[5] = &ratio;
+        b[6] = &n;
+        // Per tensor: propose i, apply i. Global: every propose, then every apply.
+        for (int pass = 0; pass < (s.Global ? 2 : 1); pass++) {
+            for (int i = 0; i < Segments; i++) {
+                u = s.Global ? s.PU + (ulong)(4 * elements * i) : s.PU;
+                if (!s.Global || pass == 0) {
+                    (g, mm, m1, m2) = (s.PG[i], s.PMm[i], s.PM1[i], s.PM2[i]);
+                    partial = s.Global ? s.PPartial + (ulong)(16 * parts * i) : s.PPartial;
+                    k.Launch(k.Propose, n, a);
+                }
+                if (!s.Global || pass == 1) {
+                    w = s.PW[i];
+                    partial = s.PPartial;
+                    ratio = s.PRatios + (ulong)(4 * i);
+                    k.Launch(k.Apply, n, b);
+                }
+            }
         }
     }
 
@@ -373,39 +391,43 @@ extern "C" __global__ void graft_apply(float* __restrict__ w, const float* __res
         using var g0 = torch.randn(Segments * elements, device: device);
         torch.cuda.synchronize();
         var k = new Kernels();
-        Console.WriteLine($"{Segments} x {elements:N0} float32 tensors, per-tensor SGD#Adam in two NVRTC kernels per tensor");
+        Console.WriteLine($"{Segments} x {elements:N0} float32 tensors, SGD#Adam in two NVRTC kernels per tensor");
 
-        // 1. The same numbers as GraftOptimizer (three steps, fixed gradient).
-        using (torch.no_grad()) {
-            var ps = Enumerable.Range(0, Segments).Select(i => new Parameter(w0.narrow(0, i * elements, elements).clone())).ToList();
-            foreach (var (p, i) in ps.Select((p, i) => (p, i))) p.grad = g0.narrow(0, i * elements, elements).clone();
-            using var graft = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, Lr, Momentum),
-                GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1, beta1: Beta1, beta2: Beta2, eps: Eps), new GraftOptions { OwnsChildren = true });
-            using var s = new State(w0, g0, elements, k.Blocks);
-            for (int step = 0; step < 3; step++) {
-                graft.step();
-                Step(k, s, elements);
+        foreach (bool global in new[] { false, true }) {
+            // 1. The same numbers as GraftOptimizer (three steps, fixed gradient).
+            string name = global ? "global" : "per tensor";
+            using (torch.no_grad()) {
+                var ps = Enumerable.Range(0, Segments).Select(i => new Parameter(w0.narrow(0, i * elements, elements).clone())).ToList();
+                foreach (var (p, i) in ps.Select((p, i) => (p, i))) p.grad = g0.narrow(0, i * elements, elements).clone();
+                using var graft = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, Lr, Momentum),
+                    GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1, beta1: Beta1, beta2: Beta2, eps: Eps),
+                    new GraftOptions { OwnsChildren = true, Granularity = global ? GraftGranularity.Global : GraftGranularity.PerTensor });
+                using var s = new State(w0, g0, elements, k.Blocks, global);
+                for (int step = 0; step < 3; step++) {
+                    graft.step();
+                    Step(k, s, elements);
+                }
+                torch.cuda.synchronize();
+                using var reference = torch.cat(ps.Select(p => (Tensor)p).ToArray(), 0);
+                using var ours = torch.cat(s.W, 0);
+                using var moved = (reference - w0).abs().max();
+                using var diff = (ours - reference).abs().max();
+                using var rel = diff / moved;
+                // GraftOptimizer's ratio is ‖ΔM‖/‖ΔD‖ with ΔD = −c·u, c = √(1 − β2^t)/(1 − β1^t) (D's lr 1); the kernels' is lr·‖m‖/‖u‖.
+                double c = Math.Sqrt(1 - Math.Pow(Beta2, 3)) / (1 - Math.Pow(Beta1, 3));
+                using var refRatio = (global ? graft.LastNorms!.GlobalRatio : graft.LastNorms!.Ratio[0]!).to(ScalarType.Float64).cpu();
+                using var ourRatio = s.Ratios.to(ScalarType.Float64).cpu();
+                Console.WriteLine($"{name}: after 3 steps max |w − w0| = {moved.item<float>():E3}; max |kernels − GraftOptimizer| = {diff.item<float>():E3} ({rel.item<float>():E2} of the move)");
+                Console.WriteLine($"{name}: tensor 0's ratio at step 3: GraftOptimizer × c {refRatio.item<double>() * c:E6}, kernels {ourRatio[0].item<double>():E6}");
+                foreach (var p in ps) p.Dispose();
             }
-            torch.cuda.synchronize();
-            using var reference = torch.cat(ps.Select(p => (Tensor)p).ToArray(), 0);
-            using var ours = torch.cat(s.W, 0);
-            using var moved = (reference - w0).abs().max();
-            using var diff = (ours - reference).abs().max();
-            using var rel = diff / moved;
-            // GraftOptimizer's ratio is ‖ΔM‖/‖ΔD‖ with ΔD = −c·u, c = √(1 − β2^t)/(1 − β1^t) (D's lr 1); the kernels' is lr·‖m‖/‖u‖.
-            double c = Math.Sqrt(1 - Math.Pow(Beta2, 3)) / (1 - Math.Pow(Beta1, 3));
-            using var refRatio = graft.LastNorms!.Ratio[0]!.to(ScalarType.Float64).cpu();
-            using var ourRatio = s.Ratios.to(ScalarType.Float64).cpu();
-            Console.WriteLine($"after 3 steps: max |w − w0| = {moved.item<float>():E3}; max |kernels − GraftOptimizer| = {diff.item<float>():E3} ({rel.item<float>():E2} of the move)");
-            Console.WriteLine($"tensor 0's ratio at step 3: GraftOptimizer × c {refRatio.item<double>() * c:E6}, kernels {ourRatio[0].item<double>():E6}");
-            foreach (var p in ps) p.Dispose();
-        }
 
-        // 2. Timing, as --device-timing: 5 warm-up steps, then 30, synchronised and enqueue-only.
-        using (torch.no_grad()) {
-            using var s = new State(w0, g0, elements, k.Blocks);
-            var (total, enqueue) = Workload.Time(() => Step(k, s, elements), cuda: true);
-            Console.WriteLine($"{"NVRTC kernels, per tensor",-42} {total,9:F3} ms/step synchronised   {enqueue,9:F3} ms/step enqueue");
+            // 2. Timing, as --device-timing: 5 warm-up steps, then 30, synchronised and enqueue-only.
+            using (torch.no_grad()) {
+                using var s = new State(w0, g0, elements, k.Blocks, global);
+                var (total, enqueue) = Workload.Time(() => Step(k, s, elements), cuda: true);
+                Console.WriteLine($"{"NVRTC kernels, " + name,-42} {total,9:F3} ms/step synchronised   {enqueue,9:F3} ms/step enqueue");
+            }
         }
     }
 }
