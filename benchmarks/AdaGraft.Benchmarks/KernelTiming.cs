@@ -73,6 +73,7 @@ internal static class KernelTiming
         void All(Action<FusedCpu.WorkItem> body) => FusedCpu.Run(items.Count, 10 * n, j => body(items[j]));
         var cases = new (string name, Action run)[] {
             ("torch copy_ w -> s (what the baseline copies cost)", () => { for (int t = 0; t < 10; t++) ss[t].copy_(ws[t]); }),
+            ("Save: streamed copy w -> s (all items)", () => All(x => FusedCpu.Save<float>(w[x.Tensor], s[x.Tensor], x.Start, x.Start + x.Length))),
             ("measure and restore (all items)", () => All(x => FusedCpu.MeasureAndRestore<float>(w[x.Tensor], s[x.Tensor], x.Start, x.Start + x.Length))),
             ("measure (all items)", () => All(x => FusedCpu.Measure<float>(w[x.Tensor], s[x.Tensor], x.Start, x.Start + x.Length))),
             ("combine r = 1 (all items)", () => All(x => FusedCpu.Combine<float>(w[x.Tensor], s[x.Tensor], 1.0, x.Start, x.Start + x.Length))),

@@ -645,10 +645,16 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
                 _saved[i]?.Dispose();
                 _saved[i] = saved = torch.empty_like(p).DetachFromDisposeScope();
             }
-            saved.copy_(p);
             w[i] = FusedCpu.Pointer(p);
             s[i] = FusedCpu.Pointer(saved);
         }
+        // The save is a kernel too: streamed stores (the copy is next read after a whole child step), and no switch
+        // from libtorch's OpenMP threads (which spin for a while after each libtorch operation) to ours in between.
+        FusedCpu.Run(items.Count, layout.Total, j => {
+            var (t, start, length, _) = items[j];
+            if (dtypes[t] == ScalarType.Float32) FusedCpu.Save<float>(w[t], s[t], start, start + length);
+            else FusedCpu.Save<double>(w[t], s[t], start, start + length);
+        });
 
         _magnitude.step();
         Repoint(active, dtypes, numels, w, "magnitude");

@@ -414,4 +414,25 @@ internal static unsafe class FusedCpu
         }
         for (; i < end; i++) w[i] = (w[i] - s[i]) * r + s[i];
     }
+
+    /// <summary>
+    /// The black-box graft's save over [start, end): saved ← w, streamed past the cache when aligned (the copy is
+    /// next read only after a whole child step, so caching it, and reading each line before overwriting it, is waste).
+    /// </summary>
+    internal static void Save<T>(IntPtr param, IntPtr saved, long start, long end) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T* w = (T*)param, s = (T*)saved;
+        int width = Vector<T>.Count;
+        long i = start;
+        if (Vector<T>.Count * sizeof(T) == 32 && Avx.IsSupported && ((ulong)(s + start) & 31) == 0) {
+            for (; i + 4 * width <= end; i += 4 * width) {
+                Vector256.StoreAlignedNonTemporal(Load(w, i).AsVector256(), s + i);
+                Vector256.StoreAlignedNonTemporal(Load(w, i + width).AsVector256(), s + i + width);
+                Vector256.StoreAlignedNonTemporal(Load(w, i + 2 * width).AsVector256(), s + i + 2 * width);
+                Vector256.StoreAlignedNonTemporal(Load(w, i + 3 * width).AsVector256(), s + i + 3 * width);
+            }
+            Sse.StoreFence();
+        }
+        if (i < end) new ReadOnlySpan<T>(w + i, (int)(end - i)).CopyTo(new Span<T>(s + i, (int)(end - i)));
+    }
 }
