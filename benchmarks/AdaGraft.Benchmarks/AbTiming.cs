@@ -30,6 +30,7 @@ internal static class AbTiming
         using var blackBoxGlobal = Workload.BuiltInBlackBox(ps, new GraftOptions { Granularity = GraftGranularity.Global });
         using var blackBoxEager = Workload.BuiltInBlackBox(ps, new GraftOptions { FusedCpuKernel = false });
         var scratch = ps.Select(p => torch.empty_like(p)).ToArray();
+        using var probe = torch.zeros(1_000_000);
         // The black-box graft of two of our (allocation-free) fused optimizers isolates the graft's own passes from the
         // built-ins' per-op temporaries, whose page faults swing the built-in cases on this VM.
         using var oursBlackBox = Workload.SgdAdamGraft(ps, new GraftOptions { Path = GraftPath.BlackBox });
@@ -56,6 +57,10 @@ internal static class AbTiming
             ("black-box graft of the built-ins, eager", () => blackBoxEager.step(), 3),
             ("our HeavyBall + our TorchAdam + 2 copies", () => { sgd2.step(); adam2.step(); TwoCopies(); }, 7),
             ("black-box graft of our HeavyBall and TorchAdam", () => oursBlackBox.step(), 7),
+            // What a training loop adds: a libtorch operation (here a 1M-element add, as a backward pass ends with)
+            // right before the step leaves libtorch's OpenMP threads spinning while the fused kernels run.
+            ("libtorch add_ (1M), then nothing", () => { using var _ = torch.no_grad(); probe.add_(1.0); }, 9),
+            ("libtorch add_ (1M), then our two fused steps", () => { using (torch.no_grad()) probe.add_(1.0); sgd.step(); adam.step(); }, 9),
         };
         if (only is not null) cases = only.Select(i => cases[i] with { reference = Array.IndexOf(only, cases[i].reference) is var r && r >= 0 ? r : 0 }).ToList();
         var times = cases.Select(_ => new List<double>()).ToArray();
