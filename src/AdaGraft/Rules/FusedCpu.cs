@@ -73,7 +73,9 @@ internal static unsafe class FusedCpu
             for (int j = 0; j < count; j++) body(j);
             return;
         }
-        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
+        // On libtorch's OpenMP team when there is one (see OpenMpRunner), else on the .NET thread pool.
+        if (!OpenMpRunner.TryRun(count, threads, body))
+            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
     }
 
     /// <summary>A standalone step of one tensor (chunks in parallel when large).</summary>

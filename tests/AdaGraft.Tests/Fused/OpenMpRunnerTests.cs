@@ -1,0 +1,86 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using AdaGraft.Grafting;
+using AdaGraft.Optimizers;
+using AdaGraft.Rules;
+using AdaGraft.Tests.Support;
+using FluentAssertions;
+using TorchSharp;
+using TorchSharp.Modules;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Tests.Fused;
+
+/// <summary>These tests switch a process-wide runner, so nothing else runs beside them.</summary>
+[CollectionDefinition(nameof(ProcessWideRunnerTests), DisableParallelization = true)]
+public sealed class ProcessWideRunnerTests
+{
+}
+
+/// <summary>
+/// The fused kernels' parallel loops run on libtorch's OpenMP team (on Linux, where libtorch loads libgomp), with the
+/// .NET thread pool as the fallback; both give the same bits.
+/// </summary>
+[Collection(nameof(ProcessWideRunnerTests))]
+public class OpenMpRunnerTests
+{
+    private static double[][] FourSteps(Func<List<Parameter>, optim.Optimizer> make)
+    {
+        var w = Fixtures.MakeParameters(new[] { new long[] { 200_003 }, new long[] { 70_001 }, new long[] { 5 } }, ScalarType.Float32);
+        using var opt = make(w);
+        for (int step = 0; step < 4; step++) {
+            Fixtures.SetGradients(w, step);
+            opt.step();
+        }
+        return Fixtures.Snapshot(w);
+    }
+
+    private static readonly Func<List<Parameter>, optim.Optimizer>[] Makers = {
+        w => GenericSecondMomentOptimizer.TorchAdam(w, lr: 0.01),
+        w => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(w, 0.01), GenericSecondMomentOptimizer.TorchAdam(w, lr: 1),
+            new GraftOptions { OwnsChildren = true }),
+        w => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(w, 0.01), GenericSecondMomentOptimizer.AdaGrad(w, 1),
+            new GraftOptions { OwnsChildren = true, Granularity = GraftGranularity.Global }),
+        w => new GraftOptimizer(optim.SGD(w, 0.01, momentum: 0.9), optim.Adam(w, lr: 1),
+            new GraftOptions { OwnsChildren = true, Path = GraftPath.BlackBox }),
+    };
+
+    [Fact]
+    public void OpenMpAndThreadPoolGiveTheSameBits()
+    {
+        Assert.SkipWhen(torch.get_num_threads() < 2, "one torch thread: nothing runs in parallel on either runner");
+        bool before = OpenMpRunner.Enabled;
+        try {
+            foreach (var make in Makers) {
+                OpenMpRunner.Enabled = true;
+                long loops = OpenMpRunner.Loops;
+                var omp = FourSteps(make);
+                if (OperatingSystem.IsLinux()) OpenMpRunner.Loops.Should().BeGreaterThan(loops, "libtorch's libgomp is loaded on Linux: {0}", OpenMpRunner.Library);
+                OpenMpRunner.Enabled = false;
+                loops = OpenMpRunner.Loops;
+                var pool = FourSteps(make);
+                OpenMpRunner.Loops.Should().Be(loops, "switched off, the thread pool runs the loops");
+                for (int i = 0; i < omp.Length; i++) pool[i].Should().Equal(omp[i]);
+            }
+        } finally {
+            OpenMpRunner.Enabled = before;
+        }
+    }
+
+    [Fact]
+    public void AnExceptionInAnItemReachesTheCallerAndStopsTheOthers()
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "libtorch's OpenMP team is used on Linux only");
+        int ran = 0;
+        var act = () => OpenMpRunner.TryRun(1000, 2, j => {
+            System.Threading.Interlocked.Increment(ref ran);
+            if (j == 3) throw new InvalidOperationException("item 3");
+            System.Threading.Thread.Sleep(1);
+        });
+        act.Should().Throw<InvalidOperationException>().WithMessage("item 3");
+        ran.Should().BeLessThan(1000, "the other threads stop claiming items");
+        OpenMpRunner.TryRun(4, 2, _ => { }).Should().BeTrue("the team is usable after an exception");
+    }
+}
