@@ -37,6 +37,19 @@ internal static unsafe class CudaKernelExperiment
     private const int Threads = 256;
 
     internal const string Source = """
+// Sums two shared arrays of blockDim.x doubles into their element 0, in a fixed order.
+__device__ void block_sum2(double* s0, double* s1)
+{
+    __syncthreads();
+    for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) {
+            s0[threadIdx.x] += s0[threadIdx.x + s];
+            s1[threadIdx.x] += s1[threadIdx.x + s];
+        }
+        __syncthreads();
+    }
+}
+
 extern "C" __global__ void graft_propose(const float* __restrict__ g, float* __restrict__ mm, float* __restrict__ m1,
     float* __restrict__ m2, float* __restrict__ u, double* __restrict__ partial, long long n,
     float mu, float b1, float c1, float b2, float c2, float eps)
@@ -84,14 +97,7 @@ extern "C" __global__ void graft_propose(const float* __restrict__ g, float* __r
     __shared__ double s1[256];
     s0[threadIdx.x] = sm;
     s1[threadIdx.x] = su;
-    __syncthreads();
-    for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) {
-            s0[threadIdx.x] += s0[threadIdx.x + s];
-            s1[threadIdx.x] += s1[threadIdx.x + s];
-        }
-        __syncthreads();
-    }
+    block_sum2(s0, s1);
     if (threadIdx.x == 0) {
         partial[2 * blockIdx.x] = s0[0];
         partial[2 * blockIdx.x + 1] = s1[0];
@@ -111,14 +117,7 @@ extern "C" __global__ void graft_apply(float* __restrict__ w, const float* __res
     }
     s0[threadIdx.x] = a;
     s1[threadIdx.x] = b;
-    __syncthreads();
-    for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) {
-            s0[threadIdx.x] += s0[threadIdx.x + s];
-            s1[threadIdx.x] += s1[threadIdx.x + s];
-        }
-        __syncthreads();
-    }
+    block_sum2(s0, s1);
     if (threadIdx.x == 0) {
         const double nu = sqrt(s1[0]);
         r = nu > 0.0 ? (float)(lr * sqrt(s0[0]) / nu) : 0.0f;

@@ -33,15 +33,7 @@ public class FusedBlackBoxTests
 
     private static readonly string[] Children = { "sgd", "sgd-momentum-wd", "adam", "adamw-amsgrad", "adagrad", "rmsprop", "ours-heavyball" };
 
-    public static TheoryData<string, string, GraftGranularity> Cases()
-    {
-        var data = new TheoryData<string, string, GraftGranularity>();
-        foreach (var m in Children)
-            foreach (var d in Children)
-                foreach (var g in new[] { GraftGranularity.PerTensor, GraftGranularity.Global, GraftGranularity.PerBlock })
-                    data.Add(m, d, g);
-        return data;
-    }
+    public static TheoryData<string, string, GraftGranularity> Cases() => FusedKernelTests.EveryPairAndGranularity(Children);
 
     private static GraftOptimizer Graft(string m, string d, List<Parameter> w, GraftOptions options, bool fused) =>
         new(Child(m, w), Child(d, w), options with { Path = GraftPath.BlackBox, OwnsChildren = true, FusedCpuKernel = fused });

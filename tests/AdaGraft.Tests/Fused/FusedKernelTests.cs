@@ -161,11 +161,14 @@ public class FusedKernelTests
         "torch-adam-wd-maximize", "after-preconditioner-pseudo-bias",
     };
 
-    public static TheoryData<string, string, GraftGranularity> GraftCases()
+    public static TheoryData<string, string, GraftGranularity> GraftCases() => EveryPairAndGranularity(GraftChildren);
+
+    /// <summary>Every (magnitude, direction) pair of <paramref name="children"/> with every granularity.</summary>
+    internal static TheoryData<string, string, GraftGranularity> EveryPairAndGranularity(string[] children)
     {
         var data = new TheoryData<string, string, GraftGranularity>();
-        foreach (var m in GraftChildren)
-            foreach (var d in GraftChildren)
+        foreach (var m in children)
+            foreach (var d in children)
                 foreach (var g in new[] { GraftGranularity.PerTensor, GraftGranularity.Global, GraftGranularity.PerBlock })
                     data.Add(m, d, g);
         return data;
