@@ -77,7 +77,9 @@ internal static unsafe class OpenMpRunner
 
     private static bool Available()
     {
-        if (_state != 0) return _state > 0;
+        // Published with a release write after _parallel is set, read with an acquire read (weakly ordered CPUs).
+        int state = Volatile.Read(ref _state);
+        if (state != 0) return state > 0;
         lock (Gate) {
             if (_state != 0) return _state > 0;
             _state = -1;
@@ -98,7 +100,7 @@ internal static unsafe class OpenMpRunner
                 if (!NativeLibrary.TryGetExport(lib, "GOMP_parallel", out var parallel)) return false;
                 _parallel = (delegate* unmanaged<delegate* unmanaged<void*, void>, void*, uint, uint, void>)parallel;
                 Library = path;
-                _state = 1;
+                Volatile.Write(ref _state, 1);
             } catch (IOException) {
             } catch (UnauthorizedAccessException) {
             }
