@@ -69,6 +69,36 @@ public class OpenMpRunnerTests
         }
     }
 
+    /// <summary>
+    /// The kernels run managed code on libtorch's native OpenMP threads: garbage collections forced from another
+    /// thread throughout must neither hang nor change a bit.
+    /// </summary>
+    [Fact]
+    public void GarbageCollectionsDuringTheLoopsChangeNothing()
+    {
+        Assert.SkipWhen(torch.get_num_threads() < 2, "one torch thread: nothing runs on the OpenMP team");
+        var quiet = FourSteps(Makers[1]);
+        int stop = 0;
+        long collections = 0;
+        var collector = new System.Threading.Thread(() => {
+            while (System.Threading.Volatile.Read(ref stop) == 0) {
+                GC.Collect(2, GCCollectionMode.Forced, blocking: true);
+                collections++;
+            }
+        });
+        collector.Start();
+        double[][] busy;
+        try {
+            busy = FourSteps(Makers[1]);
+            for (int k = 0; k < 5; k++) busy = FourSteps(Makers[1]);
+        } finally {
+            System.Threading.Volatile.Write(ref stop, 1);
+            collector.Join();
+        }
+        collections.Should().BeGreaterThan(0);
+        for (int i = 0; i < quiet.Length; i++) busy[i].Should().Equal(quiet[i]);
+    }
+
     [Fact]
     public void AnExceptionInAnItemReachesTheCallerAndStopsTheOthers()
     {
