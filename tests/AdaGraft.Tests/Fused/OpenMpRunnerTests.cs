@@ -84,6 +84,7 @@ public class OpenMpRunnerTests
             while (System.Threading.Volatile.Read(ref stop) == 0) {
                 GC.Collect(2, GCCollectionMode.Forced, blocking: true);
                 collections++;
+                System.Threading.Thread.Sleep(1);
             }
         });
         collector.Start();
