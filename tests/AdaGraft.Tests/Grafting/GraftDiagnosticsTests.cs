@@ -51,18 +51,7 @@ public class GraftDiagnosticsTests
 
         for (int step = 0; step < 4; step++) {
             var before = Fixtures.Snapshot(w);
-            using (torch.no_grad()) {
-                for (int i = 0; i < w.Count; i++) {
-                    wm[i].copy_(w[i]);
-                    wd[i].copy_(w[i]);
-                }
-            }
-            Fixtures.SetGradients(w, step);
-            Fixtures.SetGradients(wm, step);
-            Fixtures.SetGradients(wd, step);
-            graft.step();
-            refM.step();
-            refD.step();
+            GraftHarness.StepAlongside(graft, w, refM, wm, refD, wd, step);
 
             var dm = Deltas(wm, before);
             var dd = Deltas(wd, before);
@@ -116,12 +105,7 @@ public class GraftDiagnosticsTests
         using var refM = ChildCatalog.Make("paper-adam", wm);
         using var refD = ChildCatalog.Make("paper-sgd", wd);
         var before = Fixtures.Snapshot(w);
-        Fixtures.SetGradients(w, 0);
-        Fixtures.SetGradients(wm, 0);
-        Fixtures.SetGradients(wd, 0);
-        graft.step();
-        refM.step();
-        refD.step();
+        GraftHarness.StepAlongside(graft, w, refM, wm, refD, wd, 0);
 
         var dm = Deltas(wm, before);
         var dd = Deltas(wd, before);

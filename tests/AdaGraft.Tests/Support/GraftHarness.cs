@@ -50,18 +50,7 @@ public static class GraftHarness
         for (int step = 0; step < steps; step++) {
             using var scope = torch.NewDisposeScope();
             var before = w.Select(p => p.detach().clone()).ToList();
-            using (torch.no_grad()) {
-                for (int i = 0; i < w.Count; i++) {
-                    wm[i].copy_(w[i]);
-                    wd[i].copy_(w[i]);
-                }
-            }
-            Fixtures.SetGradients(w, step);
-            Fixtures.SetGradients(wm, step);
-            Fixtures.SetGradients(wd, step);
-            g.step();
-            refM.step();
-            refD.step();
+            StepAlongside(g, w, refM, wm, refD, wd, step);
             var applied = w.Select((p, i) => (p.detach() - before[i]).reshape(-1)).ToList();
             var dm = wm.Select((p, i) => (p.detach() - before[i]).reshape(-1)).ToList();
             var dd = wd.Select((p, i) => (p.detach() - before[i]).reshape(-1)).ToList();
@@ -80,6 +69,27 @@ public static class GraftHarness
                 if (na > 0) (a / na - dv / nd).abs().max().item<double>().Should().BeLessThanOrEqualTo(tolerance, $"step {step}: the direction is D's");
             }
         }
+    }
+
+    /// <summary>
+    /// One step of <paramref name="graft"/> over <paramref name="w"/> and of standalone copies of M and D over their own
+    /// parameters, each copy first reset to the graft's iterate; all three get step <paramref name="step"/>'s gradient.
+    /// </summary>
+    public static void StepAlongside(GraftOptimizer graft, List<Parameter> w, optim.Optimizer refM, List<Parameter> wm,
+        optim.Optimizer refD, List<Parameter> wd, int step)
+    {
+        using (torch.no_grad()) {
+            for (int i = 0; i < w.Count; i++) {
+                wm[i].copy_(w[i]);
+                wd[i].copy_(w[i]);
+            }
+        }
+        Fixtures.SetGradients(w, step);
+        Fixtures.SetGradients(wm, step);
+        Fixtures.SetGradients(wd, step);
+        graft.step();
+        refM.step();
+        refD.step();
     }
 
     private static IEnumerable<(Tensor, Tensor, Tensor)> Blocks(Tensor a, Tensor m, Tensor d, long size)
