@@ -208,6 +208,16 @@ internal static unsafe class FusedCpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store<T>(T* p, long i, Vector<T> v) where T : unmanaged => Unsafe.WriteUnaligned(p + i, v);
 
+    /// <summary>
+    /// True when vectors can be stored to <paramref name="p"/> (and on, a vector at a time) past the cache: 256-bit
+    /// vectors, AVX, and <paramref name="p"/> 32-byte aligned. Callers fence (<c>Sse.StoreFence</c>) after such stores.
+    /// </summary>
+    private static bool CanStream<T>(T* p) where T : unmanaged => Vector<T>.Count * sizeof(T) == 32 && Avx.IsSupported && ((ulong)p & 31) == 0;
+
+    /// <summary>A non-temporal store of one vector at element <paramref name="i"/> (see <see cref="CanStream{T}"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreStreamed<T>(T* p, long i, Vector<T> v) where T : unmanaged => Vector256.StoreAlignedNonTemporal(v.AsVector256(), p + i);
+
     /// <summary>A tail of fewer than one vector, copied into zero-padded buffers and back.</summary>
     private static class Tail<T> where T : unmanaged
     {
@@ -267,7 +277,7 @@ internal static unsafe class FusedCpu
         bool needW = km.Coupled || km.HasDecay || kd.Coupled || kd.HasDecay;
         // ΔD that is read back only after every tensor's first pass (global grafting) is streamed past the cache:
         // a cached store would first read the line it overwrites.
-        bool nonTemporal = streamOut && Vector<T>.Count * sizeof(T) == 32 && Avx.IsSupported && ((ulong)(o + start) & 31) == 0;
+        bool nonTemporal = streamOut && CanStream(o + start);
         while (i + width <= end) {
             Vector<T> am = Vector<T>.Zero, ad = Vector<T>.Zero;
             for (int r = 0; r < Flush && i + width <= end; r++, i += width) {
@@ -275,7 +285,7 @@ internal static unsafe class FusedCpu
                 var gi = Load(g, i);
                 var dm = Delta(km, gi, wi, i);
                 var dd = Delta(kd, gi, wi, i);
-                if (nonTemporal) Vector256.StoreAlignedNonTemporal(dd.AsVector256(), o + i);
+                if (nonTemporal) StoreStreamed(o, i, dd);
                 else Store(o, i, dd);
                 am += dm * dm;
                 ad += dd * dd;
@@ -426,12 +436,12 @@ internal static unsafe class FusedCpu
         T* w = (T*)param, s = (T*)saved;
         int width = Vector<T>.Count;
         long i = start;
-        if (Vector<T>.Count * sizeof(T) == 32 && Avx.IsSupported && ((ulong)(s + start) & 31) == 0) {
+        if (CanStream(s + start)) {
             for (; i + 4 * width <= end; i += 4 * width) {
-                Vector256.StoreAlignedNonTemporal(Load(w, i).AsVector256(), s + i);
-                Vector256.StoreAlignedNonTemporal(Load(w, i + width).AsVector256(), s + i + width);
-                Vector256.StoreAlignedNonTemporal(Load(w, i + 2 * width).AsVector256(), s + i + 2 * width);
-                Vector256.StoreAlignedNonTemporal(Load(w, i + 3 * width).AsVector256(), s + i + 3 * width);
+                StoreStreamed(s, i, Load(w, i));
+                StoreStreamed(s, i + width, Load(w, i + width));
+                StoreStreamed(s, i + 2 * width, Load(w, i + 2 * width));
+                StoreStreamed(s, i + 3 * width, Load(w, i + 3 * width));
             }
             Sse.StoreFence();
         }
