@@ -359,24 +359,12 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             return null;
         int n = _params.Length;
         bool beforeMomentum = Options.Point == GraftPoint.BeforeMomentum;
-        var grads = new Tensor?[n];
-        var dtypes = new ScalarType[n];
-        var numels = new long[n];
-        bool any = false;
-        for (int i = 0; i < n; i++) {
-            var p = _params[i];
-            var grad = p.grad;
-            if (grad is null) continue;
-            var dtype = p.dtype;
-            if (!FusedCpu.Eligible(p, dtype) || !FusedCpu.Eligible(grad, dtype) || !gm.CanFuseState(p, dtype) || !gd.CanFuseState(p, dtype)) return null;
-            if (beforeMomentum && _momentum[i] is Tensor b && !FusedCpu.Eligible(b, dtype)) return null;
-            if (_saved[i] is Tensor s && !FusedCpu.Eligible(s, dtype)) return null;
-            grads[i] = grad;
-            dtypes[i] = dtype;
-            numels[i] = p.numel();
-            any = true;
-        }
-        if (!any) return null;
+        // The gradient and both children's states must fit too, and the graft's own buffers where they exist.
+        bool Fits(int i, Parameter p, Tensor grad, ScalarType dtype) =>
+            FusedCpu.Eligible(grad, dtype) && gm.CanFuseState(p, dtype) && gd.CanFuseState(p, dtype)
+            && (!beforeMomentum || _momentum[i] is not Tensor b || FusedCpu.Eligible(b, dtype))
+            && (_saved[i] is not Tensor s || FusedCpu.Eligible(s, dtype));
+        if (FusedCandidates(Fits) is not var (grads, dtypes, numels)) return null;
 
         // Nothing has changed so far; from here on both children advance.
         // Per tensor and per block, each tensor is proposed, measured and applied before the next one, through one
@@ -430,6 +418,32 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         layout.Sweep(global: !interleave, Propose, Apply);
         FusedSteps++;
         return new Measured { Host = layout.Build() };
+    }
+
+    /// <summary>
+    /// The tensors a fused step works on: each parameter with a gradient, its gradient, dtype and size — or null when
+    /// none has a gradient, or when one of them is not a contiguous float32/float64 CPU tensor or fails
+    /// <paramref name="fits"/> (index, parameter, gradient, dtype). Nothing changes here.
+    /// </summary>
+    private (Tensor?[] grads, ScalarType[] dtypes, long[] numels)? FusedCandidates(Func<int, Parameter, Tensor, ScalarType, bool> fits)
+    {
+        int n = _params.Length;
+        var grads = new Tensor?[n];
+        var dtypes = new ScalarType[n];
+        var numels = new long[n];
+        bool any = false;
+        for (int i = 0; i < n; i++) {
+            var p = _params[i];
+            var grad = p.grad;
+            if (grad is null) continue;
+            var dtype = p.dtype;
+            if (!FusedCpu.Eligible(p, dtype) || !fits(i, p, grad, dtype)) return null;
+            grads[i] = grad;
+            dtypes[i] = dtype;
+            numels[i] = p.numel();
+            any = true;
+        }
+        return any ? (grads, dtypes, numels) : null;
     }
 
     /// <summary>The fused path's ΔD buffer for <paramref name="dtype"/>, of at least <paramref name="need"/> elements (kept between steps).</summary>
@@ -616,23 +630,9 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
 
     private Measured? TryFusedBlackBoxStep()
     {
-        if (!Options.FusedCpuKernel) return null;
+        if (!Options.FusedCpuKernel || FusedCandidates((_, _, _, _) => true) is not var (grads, dtypes, numels)) return null;
         int n = _params.Length;
-        var active = new bool[n];
-        var dtypes = new ScalarType[n];
-        var numels = new long[n];
-        bool any = false;
-        for (int i = 0; i < n; i++) {
-            var p = _params[i];
-            using var grad = p.grad;
-            if (grad is null) continue;
-            if (!FusedCpu.Eligible(p, p.dtype)) return null;
-            active[i] = true;
-            dtypes[i] = p.dtype;
-            numels[i] = p.numel();
-            any = true;
-        }
-        if (!any) return null;
+        var active = Array.ConvertAll(grads, x => x is not null);
 
         var layout = new FusedLayout(active, numels, dtypes, BlockSize, HostRatio);
         var items = layout.Items;
