@@ -176,13 +176,13 @@ public class GraftDiagnosticsTests
     {
         t.Should().NotBeNull();
         t!.dim().Should().Be(1, "per-tensor norms are 1-d, one entry per segment");
-        return t.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+        return TestTensors.Values(t);
     }
 
     private static double Scalar(Tensor t)
     {
         t.numel().Should().Be(1);
-        return t.to_type(ScalarType.Float64).cpu().data<double>().ToArray()[0];
+        return TestTensors.Values(t)[0];
     }
 
     private static void ExpectClose(double actual, double expected, string what) =>

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using AdaGraft.Grafting;
 using AdaGraft.Optimizers;
+using AdaGraft.Tests.Support;
 using FluentAssertions;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -166,7 +167,7 @@ public sealed class MixedPrecisionTests : IDisposable
             if (m is GenericSecondMomentOptimizer rule) {
                 foreach (var p in ps) maxFirstMoment = Math.Max(maxFirstMoment, rule.StateOf(p).FirstMoment!.abs().max().to_type(ScalarType.Float64).item<double>());
             }
-            trajectory.Add(ps.SelectMany(p => p.detach().to_type(ScalarType.Float64).data<double>().ToArray()).ToArray());
+            trajectory.Add(ps.SelectMany(p => TestTensors.Values(p)).ToArray());
         }
         double final;
         using (torch.no_grad()) final = Loss(x, y, ps).item<float>();

@@ -65,5 +65,5 @@ public static class Fixtures
 
     /// <summary>A copy of every parameter's values as a double array (for exact comparisons).</summary>
     public static double[][] Snapshot(IEnumerable<Parameter> ps) =>
-        ps.Select(p => p.detach().to_type(ScalarType.Float64).cpu().data<double>().ToArray()).ToArray();
+        ps.Select(p => TestTensors.Values(p)).ToArray();
 }

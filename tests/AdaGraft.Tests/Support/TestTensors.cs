@@ -24,7 +24,16 @@ public static class TestTensors
     }
 
     /// <summary>The values of <paramref name="t"/> as a flat double array.</summary>
-    public static double[] Values(Tensor t) => t.detach().to_type(ScalarType.Float64).cpu().contiguous().data<double>().ToArray();
+    /// <remarks>
+    /// The temporaries stay in a dispose scope until the copy is done: TorchSharp's <c>data&lt;T&gt;().ToArray()</c>
+    /// copies through a raw pointer and does not keep its tensor alive, so a temporary tensor that nothing else
+    /// references can be finalized, and its memory freed, by a garbage collection in the middle of the copy.
+    /// </remarks>
+    public static double[] Values(Tensor t)
+    {
+        using var scope = torch.NewDisposeScope();
+        return t.detach().to_type(ScalarType.Float64).cpu().contiguous().data<double>().ToArray();
+    }
 
     /// <summary>The optimizer's complete saved state (options and per-tensor state) as bytes.</summary>
     public static byte[] SaveState(GenericSecondMomentOptimizer opt)
