@@ -31,7 +31,7 @@ namespace AdaGraft.Grafting;
 /// D's learning rate cancels out; on the black-box path keep it at 1 (or any value where D's step is well above the
 /// parameters' round-off) so that <c>D(w) − w</c> is measured precisely (paper, section C.1).</para>
 /// </remarks>
-public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
+public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas, IOptimizerCheckpoint
 {
     private readonly Optimizer _magnitude;
     private readonly Optimizer _direction;
@@ -106,7 +106,12 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         _work = new Tensor?[pm.Length];
         _momentum = new Tensor?[pm.Length];
         Options = options;
-        _parameter_groups = new List<TorchSharp.Modules.ParamGroup>();
+        // TorchSharp's OptimizerHelper.to(Device) is not virtual: called through an OptimizerHelper reference it walks
+        // _parameter_groups and _state. One internal group over the grafted parameters and one state per parameter,
+        // the first of which moves the whole graft, make that call do what GraftOptimizer.to does (the group is not
+        // exposed: ParamGroups are M's, and state_dict, zero_grad and parameters are overridden).
+        _parameter_groups = new List<TorchSharp.Modules.ParamGroup> { new() { Parameters = pm, Options = new OptimizerOptions { LearningRate = 0 } } };
+        for (int i = 0; i < pm.Length; i++) _state[pm[i].Handle] = new MoveAll(pm[i], i == 0 ? this : null);
     }
 
     /// <summary>The options this graft was built with.</summary>
@@ -197,13 +202,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             using var _ = torch.enable_grad();
             loss = closure();
         }
-        // Rule-based children check the same gradients (and their options) themselves; built-ins check nothing.
-        if (IsClosedForm) {
-            _closedM!.ValidateForStep();
-            _closedD!.ValidateForStep();
-        } else {
-            foreach (var p in _params) GradientChecks.Check(p);
-        }
+        ValidateForStep();
 
         using (torch.no_grad())
         using (var scope = torch.NewDisposeScope()) {
@@ -214,6 +213,46 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         }
         Stepped?.Invoke(this);
         return loss!;
+    }
+
+    /// <summary>
+    /// Everything a step checks before it changes anything, the same for every path: rule-based children check their
+    /// options, the gradients (dtype, device, shape), their states' fit and shared memory themselves; for built-in
+    /// children the graft checks the gradients and shared memory (a built-in child's own state is checked by its own
+    /// step: if that throws, the parameters are restored); and the graft's own momentum must still fit.
+    /// </summary>
+    private void ValidateForStep()
+    {
+        if (IsClosedForm) {
+            _closedM!.ValidateForStep();
+            _closedD!.ValidateForStep();
+        } else {
+            for (int i = 0; i < _params.Length; i++) GradientChecks.Check(_params[i], i);
+            GradientChecks.CheckDisjoint(_params);
+            // A rule-based child on the black-box path checks its own state before the graft saves anything.
+            (_magnitude as IProposingOptimizer)?.ValidateForStep();
+            (_direction as IProposingOptimizer)?.ValidateForStep();
+        }
+        for (int i = 0; i < _params.Length; i++) {
+            if (_momentum[i] is not Tensor m) continue;
+            var p = _params[i];
+            if (m.dtype != p.dtype || m.device_type != p.device_type || m.device_index != p.device_index || !m.shape.SequenceEqual(p.shape))
+                throw new InvalidOperationException(
+                    $"The graft's momentum of the {GradientChecks.Describe(p, i)} is {m.dtype} {GradientChecks.Shape(m.shape)} on {m.device}, but "
+                    + $"the parameter is now {p.dtype} on {p.device}: it was resized, replaced (set_) or converted after the graft was built. "
+                    + "Build a new graft over the changed parameters.");
+        }
+    }
+
+    /// <summary>A scratch buffer of the graft: reused while it still has <paramref name="like"/>'s shape, dtype and device.</summary>
+    private static Tensor Fit(ref Tensor? buffer, Tensor like, ScalarType? dtype = null)
+    {
+        var want = dtype ?? like.dtype;
+        if (buffer is Tensor b && b.dtype == want && b.device_type == like.device_type && b.device_index == like.device_index && b.shape.SequenceEqual(like.shape))
+            return b;
+        buffer?.Dispose();
+        buffer = torch.empty(like.shape, want, like.device).DetachFromDisposeScope();
+        return buffer;
     }
 
     private sealed class Measured
@@ -397,7 +436,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             dPlans[i] = gd.Plan(p);
             w[i] = FusedCpu.Pointer(p);
             g[i] = FusedCpu.Pointer(grads[i]!);
-            o[i] = interleave ? ScratchPointer(p.dtype) : FusedCpu.Pointer(_saved[i] ??= torch.empty_like(p).DetachFromDisposeScope());
+            o[i] = interleave ? ScratchPointer(p.dtype) : FusedCpu.Pointer(Fit(ref _saved[i], p));
             if (beforeMomentum) mom[i] = FusedCpu.Pointer(_momentum[i] ??= torch.zeros_like(p).DetachFromDisposeScope());
         }
 
@@ -416,6 +455,18 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         });
 
         layout.Sweep(global: !interleave, Propose, Apply);
+        // The kernels wrote through data pointers: advance the version counters as eager in-place ops would, and keep
+        // every tensor whose address they used alive until here.
+        for (int i = 0; i < n; i++) {
+            if (!active[i]) continue;
+            FusedCpu.MarkWritten(_params[i]);
+            gm.EntryOf(_params[i]).state.MarkSlotsWritten();
+            gd.EntryOf(_params[i]).state.MarkSlotsWritten();
+            if (beforeMomentum) FusedCpu.MarkWritten(_momentum[i]!);
+        }
+        GC.KeepAlive(grads);
+        GC.KeepAlive(_saved);
+        GC.KeepAlive(_fusedScratch);
         FusedSteps++;
         return new Measured { Host = layout.Build() };
     }
@@ -543,8 +594,8 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         if (prop.Multiplier is not null) return prop.Multiplier;
         if (prop.Divisor is not null) return prop.Divisor;
         // Only needed when a decoupled decay term must be folded in; M and D need distinct buffers.
-        if (forM) return _work[i] ??= torch.empty_like(_params[i]).DetachFromDisposeScope();
-        return _saved[i] ??= torch.empty_like(_params[i]).DetachFromDisposeScope();
+        if (forM) return Fit(ref _work[i], _params[i]);
+        return Fit(ref _saved[i], _params[i]);
     }
 
     private Measured BlackBoxStep()
@@ -556,18 +607,11 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             using var grad = p.grad;
             if (grad is null) continue;
             active[i] = true;
-            var saved = _saved[i];
-            var wantType = IsLowPrecision(p) ? ScalarType.Float32 : p.dtype;
-            if (saved is null || saved.device_type != p.device_type || saved.device_index != p.device_index || saved.dtype != wantType) {
-                saved?.Dispose();
-                saved = torch.empty(p.shape, wantType, p.device).DetachFromDisposeScope();
-                _saved[i] = saved;
-            }
-            saved.copy_(p);
+            Fit(ref _saved[i], p, IsLowPrecision(p) ? ScalarType.Float32 : p.dtype).copy_(p);
         }
 
         var mNorms = new Tensor?[n];
-        _magnitude.step();
+        ChildStep(_magnitude, active);
         for (int i = 0; i < n; i++) {
             if (!active[i]) continue;
             var p = _params[i];
@@ -578,7 +622,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
 
         var dNorms = new Tensor?[n];
         var deltas = new Tensor?[n];
-        _direction.step();
+        ChildStep(_direction, active);
         for (int i = 0; i < n; i++) {
             if (!active[i]) continue;
             deltas[i] = Difference(_params[i], _saved[i]!);
@@ -614,10 +658,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             if (!active[i]) continue;
             var p = _params[i];
             if (!FusedCpu.Eligible(p, dtypes[i]) || p.numel() != numels[i]) {
-                for (int j = 0; j < _params.Length; j++) {
-                    var q = _params[j];
-                    if (active[j] && q.numel() == numels[j]) q.copy_(_saved[j]!);
-                }
+                RestoreSaved(active);
                 throw new InvalidOperationException(
                     $"The {child} optimizer turned the parameter of shape [{string.Join(", ", p.shape)}] from a contiguous {dtypes[i]} CPU tensor "
                     + $"into a{(p.is_contiguous() ? " contiguous" : " strided")} {p.dtype} tensor on {p.device}; a black-box graft needs children that "
@@ -625,6 +666,29 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
                     + "Set GraftOptions.FusedCpuKernel = false to graft such an optimizer on the eager path.");
             }
             w[i] = FusedCpu.Pointer(p);
+        }
+    }
+
+    /// <summary>
+    /// A black-box child's step; if it throws, every parameter the step works on is restored from the saved copy
+    /// (the child's own state may have advanced, as TorchSharp's optimizers leave it) and the exception goes on.
+    /// </summary>
+    private void ChildStep(Optimizer child, bool[] active)
+    {
+        try {
+            child.step();
+        } catch {
+            RestoreSaved(active);
+            throw;
+        }
+    }
+
+    /// <summary>Copies the saved values back into every active parameter that still has the saved copy's size.</summary>
+    private void RestoreSaved(bool[] active)
+    {
+        for (int j = 0; j < _params.Length; j++) {
+            var q = _params[j];
+            if (active[j] && _saved[j] is Tensor saved && q.numel() == saved.numel()) q.copy_(saved.view(q.shape));
         }
     }
 
@@ -656,7 +720,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             else FusedCpu.Save<double>(w[t], s[t], start, start + length);
         });
 
-        _magnitude.step();
+        ChildStep(_magnitude, active);
         Repoint(active, dtypes, numels, w, "magnitude");
         FusedCpu.Run(items.Count, layout.Total, j => {
             var (t, start, length, _) = items[j];
@@ -665,7 +729,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
                 : FusedCpu.MeasureAndRestore<double>(w[t], s[t], start, start + length);
         });
 
-        _direction.step();
+        ChildStep(_direction, active);
         Repoint(active, dtypes, numels, w, "direction");
         void Measure(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
             int j = from + k;
@@ -680,6 +744,8 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             else FusedCpu.Combine<double>(w[t], s[t], layout.Ratio[segment], start, start + length);
         });
         layout.Sweep(global: Options.Granularity == GraftGranularity.Global, Measure, Combine);
+        for (int i = 0; i < n; i++) if (active[i]) FusedCpu.MarkWritten(_params[i]);
+        GC.KeepAlive(_saved);
         FusedSteps++;
         return new Measured { Host = layout.Build() };
     }
@@ -714,6 +780,20 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
             _work[i]?.Dispose();
             _work[i] = null;
         }
+    }
+
+    /// <summary>The per-parameter state TorchSharp's <c>OptimizerHelper.to</c> walks; the first one moves the graft.</summary>
+    private sealed class MoveAll(Parameter parameter, GraftOptimizer? graft) : OptimizerState(parameter)
+    {
+        public override void to(Device device) => graft?.to(device);
+
+        public override void Initialize(OptimizerOptions options) { }
+
+        public override void SaveStateDict(BinaryWriter writer) => throw new NotSupportedException("Save the graft with save_state_dict.");
+
+        public override void LoadStateDict(BinaryReader reader) => throw new NotSupportedException("Load the graft with load_state_dict.");
+
+        public override void LoadStateDict(OptimizerState source) => throw new NotSupportedException("Load the graft with load_state_dict.");
     }
 
     private static void MoveChild(Optimizer child, Device device)
@@ -764,12 +844,18 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         ((OptimizerHelper)_direction).load_state_dict(sdd);
     }
 
-    /// <summary>Writes the graft (both children's states, each under its own type name).</summary>
-    public new void save_state_dict(BinaryWriter writer)
+    /// <summary>
+    /// Writes the graft as a tagged checkpoint (see <see cref="IOptimizerCheckpoint"/>): its settings, both children's
+    /// checkpoints (each under its own type name) and the graft's own momentum.
+    /// </summary>
+    public new void save_state_dict(BinaryWriter writer) => SaveCheckpoint(writer);
+
+    /// <inheritdoc />
+    public void SaveCheckpoint(BinaryWriter writer)
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(writer);
-        writer.Write(nameof(GraftOptimizer));
+        Checkpoint.WriteHeader(writer, nameof(GraftOptimizer));
         writer.Write((int)Options.Granularity);
         writer.Write(Options.BlockSize);
         writer.Write(Options.Epsilon);
@@ -791,18 +877,21 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
     /// Loads what <see cref="save_state_dict(BinaryWriter)"/> wrote. With rule-based children everything is read and
     /// validated before anything changes; built-in children are loaded by their own (per-item validated) code.
     /// </summary>
-    public new void load_state_dict(BinaryReader reader)
+    public new void load_state_dict(BinaryReader reader) => StageCheckpoint(reader)();
+
+    /// <inheritdoc />
+    public Action StageCheckpoint(BinaryReader reader)
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(reader);
-        string name;
-        try {
-            name = reader.ReadString();
-        } catch (EndOfStreamException e) {
-            throw new InvalidDataException("The graft state is empty or truncated.", e);
-        }
-        if (name != nameof(GraftOptimizer))
-            throw new InvalidDataException($"The state was saved by a '{name}' optimizer; it cannot be loaded into a GraftOptimizer.");
+        string? generic = Checkpoint.ReadHeader(reader, nameof(GraftOptimizer));
+        if (generic == nameof(GraftOptimizer))
+            throw new InvalidDataException(
+                "The file holds TorchSharp's generic optimizer format for a GraftOptimizer (what OptimizerHelper.save_state_dict writes "
+                + "when called through a base-class reference): the children's options and states, without the graft's own settings "
+                + "and momentum. Load it through an OptimizerHelper reference, or save through the GraftOptimizer reference.");
+        if (generic is not null)
+            throw new InvalidDataException($"The state was saved by a '{generic}' optimizer; it cannot be loaded into a GraftOptimizer.");
         try {
             var granularity = (GraftGranularity)reader.ReadInt32();
             long block = reader.ReadInt64();
@@ -825,27 +914,36 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
                 foreach (var t in momentum) t?.Dispose();
                 throw;
             }
-            var commitM = StageChild(_magnitude, mBytes);
-            var commitD = StageChild(_direction, dBytes);
-            // Rule-based children were fully validated by staging; built-ins validate while they load, so keep a copy
-            // of both children to roll back to if the second one fails after the first has changed.
-            byte[]? backupM = null, backupD = null;
-            if (_magnitude is not IStagedLoad || _direction is not IStagedLoad) {
-                backupM = ChildBytes(_magnitude);
-                backupD = ChildBytes(_direction);
-            }
+            Action commitM, commitD;
             try {
-                commitM();
-                commitD();
-            } catch (Exception e) when (backupM is not null && e is not OutOfMemoryException) {
-                StageChild(_magnitude, backupM)();
-                StageChild(_direction, backupD!)();
-                throw new InvalidDataException($"A child's saved state is invalid ({e.Message}); both children were restored.", e);
+                commitM = StageChild(_magnitude, mBytes);
+                commitD = StageChild(_direction, dBytes);
+            } catch {
+                foreach (var t in momentum) t?.Dispose();
+                throw;
             }
-            for (int i = 0; i < count; i++) {
-                _momentum[i]?.Dispose();
-                _momentum[i] = momentum[i];
-            }
+            return () => {
+                // Rule-based children were fully validated by staging; built-ins validate while they load, so keep a copy
+                // of both children to roll back to if the second one fails after the first has changed.
+                byte[]? backupM = null, backupD = null;
+                if (_magnitude is not IOptimizerCheckpoint || _direction is not IOptimizerCheckpoint) {
+                    backupM = ChildBytes(_magnitude);
+                    backupD = ChildBytes(_direction);
+                }
+                try {
+                    commitM();
+                    commitD();
+                } catch (Exception e) when (backupM is not null && e is not OutOfMemoryException) {
+                    StageChild(_magnitude, backupM)();
+                    StageChild(_direction, backupD!)();
+                    foreach (var t in momentum) t?.Dispose();
+                    throw new InvalidDataException($"A child's saved state is invalid ({e.Message}); both children were restored.", e);
+                }
+                for (int i = 0; i < count; i++) {
+                    _momentum[i]?.Dispose();
+                    _momentum[i] = momentum[i];
+                }
+            };
         } catch (EndOfStreamException e) {
             throw new InvalidDataException("The graft state ends early: the file is truncated.", e);
         }
@@ -857,28 +955,29 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         ThrowIfDisposed();
         using var stream = File.OpenRead(location);
         using var reader = new BinaryReader(stream);
-        load_state_dict(reader);
+        var commit = StageCheckpoint(reader);
         if (stream.Position != stream.Length)
             throw new InvalidDataException($"{location} has {stream.Length - stream.Position} bytes after the graft state: the file is corrupted.");
+        commit();
     }
 
     private static void SaveChild(BinaryWriter writer, Optimizer child)
     {
-        if (child is not OptimizerHelper helper)
-            throw new NotSupportedException($"{child.GetType().Name} has no managed state dict; grafting can save only OptimizerHelper children.");
-        using var ms = new MemoryStream();
-        using (var w = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true)) {
-            helper.save_state_dict(w);
-        }
+        var bytes = ChildBytes(child);
         writer.Write(child.GetType().Name);
-        writer.Write(ms.Length);
-        writer.Write(ms.GetBuffer(), 0, (int)ms.Length);
+        writer.Write((long)bytes.Length);
+        writer.Write(bytes);
     }
 
+    /// <summary>A child's own checkpoint (AdaGraft's optimizers), or TorchSharp's format for built-ins.</summary>
     private static byte[] ChildBytes(Optimizer child)
     {
         using var ms = new MemoryStream();
-        using (var w = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true)) ((OptimizerHelper)child).save_state_dict(w);
+        using (var w = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true)) {
+            if (child is IOptimizerCheckpoint own) own.SaveCheckpoint(w);
+            else if (child is OptimizerHelper helper) helper.save_state_dict(w);
+            else throw new NotSupportedException($"{child.GetType().Name} has no managed state dict; grafting can save only OptimizerHelper children.");
+        }
         return ms.ToArray();
     }
 
@@ -900,8 +999,8 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         var stream = new MemoryStream(bytes);
         var reader = new BinaryReader(stream);
         string what = $"The saved {child.GetType().Name} section";
-        if (child is IStagedLoad staged) {
-            var commit = staged.Stage(reader);
+        if (child is IOptimizerCheckpoint staged) {
+            var commit = staged.StageCheckpoint(reader);
             if (stream.Position != stream.Length)
                 throw new InvalidDataException($"{what} has {stream.Length - stream.Position} unread bytes: the file is corrupted.");
             return commit;
@@ -945,12 +1044,6 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas
         _disposed = true;
         base.Dispose(disposing);
     }
-}
-
-/// <summary>An optimizer whose saved state can be read and validated before it is applied.</summary>
-internal interface IStagedLoad
-{
-    Action Stage(BinaryReader reader);
 }
 
 /// <summary>An optimizer that knows whether it was disposed.</summary>

@@ -78,8 +78,8 @@ public sealed record GraftOptions
     /// is still in cache. The numbers agree with the eager path to round-off; the norms in
     /// <see cref="GraftOptimizer.LastNorms"/> are accumulated in float64 and summed in a fixed order (independent of
     /// the thread count). Off: always eager (what CUDA and half precision use anyway). The kernels write through the
-    /// tensors' data pointers, so autograd's version counters do not advance (as with any optimizer step, do not step
-    /// between a forward pass and the backward pass that still needs the old values). A black-box child must update
+    /// tensors' data pointers and then advance the autograd version counter of every tensor they wrote, so a backward
+    /// pass through a graph that saw the old values raises, as on the eager path. A black-box child must update
     /// its parameters in place; one that leaves a parameter strided or of another dtype is reported (the parameters
     /// are restored) and can be grafted with this option off.
     /// </summary>

@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Linq;
 using AdaGraft.Rules;
@@ -45,8 +46,8 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
     /// On (default): contiguous float32/float64 CPU tensors take each step in one fused pass over memory (SIMD, chunks
     /// in parallel) instead of one pass per tensor operation; the numbers agree with the eager path to round-off.
     /// Off: always the eager TorchSharp operations (what CUDA, half-precision and strided tensors use anyway).
-    /// The kernel writes through the tensors' data pointers, so autograd's version counters do not advance: as with
-    /// any optimizer step, do not step between a forward pass and the backward pass that still needs the old values.
+    /// The kernel writes through the tensors' data pointers and then advances the autograd version counter of every
+    /// tensor it wrote, so a backward pass through a graph that saw the old values raises, as on the eager path.
     /// </summary>
     public bool FusedCpuKernel { get; set; } = true;
 
@@ -54,12 +55,46 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
     internal long FusedTensorSteps { get; private set; }
 
     /// <inheritdoc />
-    protected override bool TryFusedStep(SecondMomentOptions options, SecondMomentState state, Parameter parameter, Tensor grad)
+    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors)
     {
-        if (!FusedCpuKernel || !SecondMomentRule.CanFuse(state, parameter, grad)) return false;
-        FusedCpu.StepTensor(SecondMomentRule.Plan(options, state), parameter, grad);
-        FusedTensorSteps++;
-        return true;
+        if (!FusedCpuKernel || tensors.Count == 0) return null;
+        int n = tensors.Count;
+        var fused = new bool[n];
+        var plans = new FusedPlan[n];
+        var w = new IntPtr[n];
+        var g = new IntPtr[n];
+        var single = new bool[n];
+        var items = new List<FusedCpu.WorkItem>();
+        long total = 0;
+        for (int i = 0; i < n; i++) {
+            var (options, state, p, grad) = tensors[i];
+            if (!SecondMomentRule.CanFuse(state, p, grad)) continue;
+            fused[i] = true;
+            plans[i] = SecondMomentRule.Plan(options, state);
+            w[i] = FusedCpu.Pointer(p);
+            g[i] = FusedCpu.Pointer(grad);
+            single[i] = p.dtype == ScalarType.Float32;
+            long numel = p.numel();
+            FusedCpu.Split(items, i, numel, 0, 0);
+            total += numel;
+        }
+        if (!Array.Exists(fused, f => f)) return null;
+        // One parallel loop over every fused tensor's chunks: many small tensors share the threads, as one large one does.
+        FusedCpu.Run(items.Count, total, j => {
+            var (t, start, length, _) = items[j];
+            if (single[t]) FusedCpu.Step<float>(plans[t], w[t], g[t], start, start + length);
+            else FusedCpu.Step<double>(plans[t], w[t], g[t], start, start + length);
+        });
+        // The kernels wrote through data pointers: advance the version counters as the eager in-place ops would, and
+        // keep every tensor whose address they used alive until here.
+        for (int i = 0; i < n; i++) {
+            if (!fused[i]) continue;
+            FusedCpu.MarkWritten(tensors[i].Parameter);
+            tensors[i].State.MarkSlotsWritten();
+            FusedTensorSteps++;
+        }
+        GC.KeepAlive(tensors);
+        return fused;
     }
 
     /// <summary>

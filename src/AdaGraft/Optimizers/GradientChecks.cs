@@ -1,21 +1,90 @@
 using System;
+using System.Collections.Generic;
+using System.Linq;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace AdaGraft.Optimizers;
 
-/// <summary>Checks on gradients made before a step changes anything.</summary>
+/// <summary>
+/// Checks made before a step changes anything, the same on the eager and the fused path: every misuse they catch
+/// raises one <see cref="InvalidOperationException"/> (or <see cref="NotSupportedException"/> for sparse gradients)
+/// naming the parameter, and nothing has changed when it does.
+/// </summary>
 internal static class GradientChecks
 {
-    /// <summary>Throws when <paramref name="p"/>'s gradient cannot be used by a dense optimizer.</summary>
-    public static void Check(Parameter p)
+    /// <summary>"parameter 3 of shape [2, 3]": how messages name a parameter (its index in the optimizer's list).</summary>
+    public static string Describe(Tensor p, int index) =>
+        index >= 0 ? $"parameter {index} of shape {Shape(p.shape)}" : $"parameter of shape {Shape(p.shape)}";
+
+    /// <summary>"[2, 3]".</summary>
+    public static string Shape(long[] shape) => "[" + string.Join(", ", shape) + "]";
+
+    /// <summary>
+    /// Throws when <paramref name="p"/>'s gradient cannot be used by a dense optimizer: sparse, another dtype or
+    /// device, or another shape (TorchSharp lets any tensor be assigned to <c>grad</c>).
+    /// </summary>
+    /// <param name="p">The parameter.</param>
+    /// <param name="index">Its index in the optimizer's parameter list (for the message), or −1.</param>
+    /// <returns>True when the parameter has a gradient (and it passed).</returns>
+    public static bool Check(Parameter p, int index = -1)
     {
         using var grad = p.grad;
-        if (grad is null) return;
+        if (grad is null) return false;
         if (grad.is_sparse)
-            throw new NotSupportedException($"The gradient of the parameter of shape [{string.Join(", ", p.shape)}] is sparse; AdaGraft's optimizers need dense gradients (create the embedding with sparse: false).");
+            throw new NotSupportedException($"The gradient of the {Describe(p, index)} is sparse; AdaGraft's optimizers need dense gradients (create the embedding with sparse: false).");
         if (grad.dtype != p.dtype || grad.device_type != p.device_type || grad.device_index != p.device_index)
-            throw new InvalidOperationException($"The gradient of the parameter of shape [{string.Join(", ", p.shape)}] is {grad.dtype} on {grad.device} but the parameter is {p.dtype} on {p.device}; give the parameter a gradient of its own dtype and device (e.g. grad.to(param.dtype, param.device)).");
+            throw new InvalidOperationException($"The gradient of the {Describe(p, index)} is {grad.dtype} on {grad.device} but the parameter is {p.dtype} on {p.device}; give the parameter a gradient of its own dtype and device (e.g. grad.to(param.dtype, param.device)).");
+        if (!grad.shape.SequenceEqual(p.shape))
+            throw new InvalidOperationException($"The gradient of the {Describe(p, index)} has shape {Shape(grad.shape)}; a gradient must have its parameter's shape. Assign p.grad a tensor shaped like p (or call zero_grad() after changing the parameter).");
+        return true;
+    }
+
+    /// <summary>
+    /// Throws when two CPU parameters share memory (views of one tensor whose element ranges overlap): a step writes
+    /// each parameter in place, so it would update the same bytes twice, and the fused kernels would race on them.
+    /// Parameters on other devices are not checked (only the CPU path has fused kernels).
+    /// </summary>
+    public static void CheckDisjoint(IReadOnlyList<Parameter> ps)
+    {
+        List<(ulong start, ulong end, int index)>? spans = null;
+        for (int i = 0; i < ps.Count; i++) {
+            var p = ps[i];
+            if (p.device_type != DeviceType.CPU || p.numel() == 0) continue;
+            var (start, end) = Extent(p);
+            (spans ??= new()).Add((start, end, i));
+        }
+        if (spans is null || spans.Count < 2) return;
+        spans.Sort((a, b) => a.start.CompareTo(b.start));
+        var reach = spans[0];
+        for (int k = 1; k < spans.Count; k++) {
+            var s = spans[k];
+            if (s.start < reach.end) {
+                int a = Math.Min(reach.index, s.index), b = Math.Max(reach.index, s.index);
+                throw new InvalidOperationException(
+                    $"The {Describe(ps[a], a)} and the {Describe(ps[b], b)} share memory (views of one tensor); an optimizer "
+                    + "updates each parameter in place, so shared elements would be stepped twice. Give each parameter its own "
+                    + "storage (e.g. clone() the view), or tie weights by passing the same Parameter object once.");
+            }
+            if (s.end > reach.end) reach = s;
+        }
+    }
+
+    /// <summary>The bytes [start, end) a CPU tensor's elements span (for a strided tensor, from its first to its last element).</summary>
+    private static (ulong start, ulong end) Extent(Tensor p)
+    {
+        long span = 1;
+        var shape = p.shape;
+        var strides = p.stride();
+        for (int d = 0; d < shape.Length; d++) span += (shape[d] - 1) * Math.Abs(strides[d]);
+        ulong start;
+        if (p.is_contiguous()) {
+            start = (ulong)(long)Rules.FusedCpu.Pointer(p);
+        } else {
+            using var first = p.as_strided(new long[] { 1 }, new long[] { 1 }, p.storage_offset());
+            start = (ulong)(long)Rules.FusedCpu.Pointer(first);
+        }
+        return (start, start + (ulong)(span * p.ElementSize));
     }
 }

@@ -61,7 +61,7 @@ internal static class NonFinite
 /// </summary>
 /// <typeparam name="TOptions">The hyperparameter record of one parameter group.</typeparam>
 /// <typeparam name="TState">The per-tensor state.</typeparam>
-public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IProposingOptimizer, Grafting.IStagedLoad, Grafting.IDisposableState, ILoadStager, IGuardedProposer
+public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IProposingOptimizer, IOptimizerCheckpoint, Grafting.IDisposableState, ILoadStager, IGuardedProposer
     where TOptions : RuleOptions, new()
     where TState : RuleState
 {
@@ -111,12 +111,16 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
     /// <summary>The rule's math: update <paramref name="state"/> with <paramref name="grad"/>, return the step.</summary>
     protected abstract Proposal Propose(TOptions options, TState state, Parameter parameter, Tensor grad);
 
+    /// <summary>One tensor of a step: its group's options, its state, the parameter and its gradient.</summary>
+    protected internal readonly record struct TensorStep(TOptions Options, TState State, Parameter Parameter, Tensor Grad);
+
     /// <summary>
-    /// Takes the step of one tensor with a fused kernel when the rule has one for this tensor (e.g. contiguous CPU
-    /// float32/float64), returning false (having changed nothing) when the eager <see cref="Propose(TOptions, TState, Parameter, Tensor)"/>
-    /// path must be used. Never called for guarded (non-finite skipping) steps.
+    /// Takes the step of every tensor the rule has a fused kernel for (e.g. contiguous CPU float32/float64), all in one
+    /// parallel loop, and returns which it took (null or all false: none); the others take the eager
+    /// <see cref="Propose(TOptions, TState, Parameter, Tensor)"/> path. Called after the step's checks passed; never
+    /// for guarded (non-finite skipping) steps.
     /// </summary>
-    protected virtual bool TryFusedStep(TOptions options, TState state, Parameter parameter, Tensor grad) => false;
+    protected virtual bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => null;
 
     /// <summary>The options and state of a managed parameter.</summary>
     internal (TOptions options, TState state) EntryOf(Parameter parameter)
@@ -199,14 +203,30 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
         foreach (var (_, state) in _byHandle.Values) state.UseAppliedSteps(on);
     }
 
-    /// <summary>Validates every group's options and every gradient; throws before anything changes.</summary>
+    /// <summary>
+    /// Validates, before anything changes and on the eager and the fused path alike: every group's options; every
+    /// gradient (dense, the parameter's dtype, device and shape); every state that will be stepped (its slots still fit
+    /// the parameter: no resize, <c>set_</c> or dtype change since it was built); and that no two parameters share memory.
+    /// </summary>
     public void ValidateForStep()
     {
         ThrowIfDisposed();
+        int index = 0;
         foreach (var g in _parameter_groups) {
             ((TOptions)g.Options).Validate();
-            foreach (var p in g.Parameters) GradientChecks.Check(p);
+            foreach (var p in g.Parameters) {
+                if (GradientChecks.Check(p, index)) _byHandle[p.Handle].state.CheckFits(index);
+                index++;
+            }
         }
+        GradientChecks.CheckDisjoint(AllParameters());
+    }
+
+    private List<Parameter> AllParameters()
+    {
+        var all = new List<Parameter>();
+        foreach (var g in _parameter_groups) all.AddRange(g.Parameters);
+        return all;
     }
 
     /// <summary>
@@ -226,16 +246,23 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
             GuardedStep();
             return loss!;
         }
-        using (torch.no_grad()) {
+        using (torch.no_grad())
+        using (var gradients = torch.NewDisposeScope()) {
+            var tensors = new List<TensorStep>();
             foreach (var g in _parameter_groups) {
                 var options = (TOptions)g.Options;
                 foreach (var p in g.Parameters) {
-                    using var scope = torch.NewDisposeScope();
                     var grad = p.grad;
-                    if (grad is null) continue;
-                    var state = _byHandle[p.Handle].state;
-                    if (!TryFusedStep(options, state, p, grad)) Propose(options, state, p, grad).ApplyTo(p);
+                    if (grad is not null) tensors.Add(new TensorStep(options, _byHandle[p.Handle].state, p, grad));
                 }
+            }
+            // Tensors are independent (no two share memory: checked above), so the fused ones may go first, together.
+            var fused = TryFusedSteps(tensors);
+            for (int i = 0; i < tensors.Count; i++) {
+                if (fused is not null && fused[i]) continue;
+                using var scope = torch.NewDisposeScope();
+                var (options, state, p, grad) = tensors[i];
+                Propose(options, state, p, grad).ApplyTo(p);
             }
         }
         return loss!;
@@ -280,12 +307,26 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
     }
 
     /// <summary>
-    /// Writes the optimizer (type, options of every group, state of every tensor) to <paramref name="writer"/>.
+    /// Writes the optimizer as a tagged checkpoint (see <see cref="IOptimizerCheckpoint"/>): the tag and format
+    /// version, then TorchSharp's layout (type, options of every group, state of every tensor).
     /// </summary>
-    public new void save_state_dict(BinaryWriter writer)
+    public new void save_state_dict(BinaryWriter writer) => SaveCheckpoint(writer);
+
+    /// <inheritdoc />
+    public void SaveCheckpoint(BinaryWriter writer)
     {
         ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(writer);
+        Checkpoint.WriteHeader(writer, GetType().Name);
         base.save_state_dict(writer);
+    }
+
+    /// <inheritdoc />
+    public Action StageCheckpoint(BinaryReader reader)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(reader);
+        return Stage(reader);
     }
 
     /// <summary>
@@ -299,8 +340,9 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
     }
 
     /// <summary>
-    /// Loads what <see cref="save_state_dict(BinaryWriter)"/> wrote. Everything is read and validated (type,
-    /// group count, options, shapes, dtypes, length) before any option or state changes.
+    /// Loads what <see cref="save_state_dict(BinaryWriter)"/> wrote, or TorchSharp's generic format (what
+    /// <c>OptimizerHelper.save_state_dict</c> writes through a base-class reference). Everything is read and validated
+    /// (type, group count, options, shapes, dtypes, length) before any option or state changes.
     /// </summary>
     public new void load_state_dict(BinaryReader reader)
     {
@@ -357,8 +399,6 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
         base.load_state_dict(state_dict);
     }
 
-    Action Grafting.IStagedLoad.Stage(BinaryReader reader) => Stage(reader);
-
     void ILoadStager.Stage(RuleOptions target, RuleOptions staged)
     {
         if (ReferenceEquals(target, _parameter_groups[0].Options)) DropPendingLoad();
@@ -385,9 +425,10 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
     /// <summary>Reads a saved optimizer completely and returns the action that applies it.</summary>
     internal Action Stage(BinaryReader reader)
     {
+        // A tagged checkpoint carries TorchSharp's layout after its header; a generic one starts with the type name.
         string name;
         try {
-            name = reader.ReadString();
+            name = Checkpoint.ReadHeader(reader, GetType().Name) ?? reader.ReadString();
         } catch (EndOfStreamException e) {
             throw new InvalidDataException("The optimizer state is empty or truncated.", e);
         }

@@ -1,6 +1,7 @@
 using System;
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using System.Threading.Tasks;
@@ -73,25 +74,29 @@ internal static unsafe class FusedCpu
             for (int j = 0; j < count; j++) body(j);
             return;
         }
-        // On libtorch's OpenMP team when there is one (see OpenMpRunner), else on the .NET thread pool.
-        if (!OpenMpRunner.TryRun(count, threads, body))
+        // On libtorch's OpenMP team when there is one (see OpenMpRunner), else on the .NET thread pool. Either way an
+        // exception thrown by an item reaches the caller as itself (Parallel.For would wrap it in an AggregateException).
+        if (OpenMpRunner.TryRun(count, threads, body)) return;
+        try {
             Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
+        } catch (AggregateException e) when (e.InnerExceptions.Count > 0) {
+            ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
     }
 
-    /// <summary>A standalone step of one tensor (chunks in parallel when large).</summary>
-    internal static void StepTensor(FusedPlan plan, Tensor param, Tensor grad)
+    /// <summary>
+    /// Advances <paramref name="t"/>'s autograd version counter as one in-place operation would, in O(1): a kernel
+    /// that writes through a data pointer does not, so a backward pass through a graph that saved the old values would
+    /// otherwise silently use the new ones (eager in-place operations make it raise). An in-place operation on an
+    /// empty view of <paramref name="t"/> advances the counter the view shares with it. Call inside <c>no_grad</c>.
+    /// </summary>
+    internal static void MarkWritten(Tensor t)
     {
-        long n = param.numel();
-        if (n == 0) return;
-        IntPtr w = Pointer(param), g = Pointer(grad);
-        bool single = param.dtype == ScalarType.Float32;
-        int count = (int)((n + Chunk - 1) / Chunk);
-        Run(count, n, j => {
-            long s = j * Chunk, e = Math.Min(n, s + Chunk);
-            if (single) Step<float>(plan, w, g, s, e);
-            else Step<double>(plan, w, g, s, e);
-        });
+        using var empty = t.as_strided(EmptyShape, UnitStride, t.storage_offset());
+        empty.zero_();
     }
+
+    private static readonly long[] EmptyShape = { 0 }, UnitStride = { 1 };
 
     /// <summary>Splits a tensor of <paramref name="n"/> elements into work items that never straddle a block.</summary>
     internal static void Split(System.Collections.Generic.List<WorkItem> items, int tensor, long n, long blockSize, int firstSegment)

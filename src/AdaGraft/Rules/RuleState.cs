@@ -58,14 +58,14 @@ public abstract class RuleState : OptimizerState, IDisposable
         for (int i = 0; i < _slots.Length; i++) {
             if (_slots[i] is not Tensor s) continue;
             var b = _backup[i];
-            if (b is null || b.device_type != s.device_type || b.device_index != s.device_index) {
+            if (b is null || !Matches(b, s)) {
                 b?.Dispose();
                 b = torch.empty_like(s).DetachFromDisposeScope();
                 _backup[i] = b;
             }
             b.copy_(s);
         }
-        if (_paramBackup is null || _paramBackup.device_type != _parameter.device_type || _paramBackup.device_index != _parameter.device_index) {
+        if (_paramBackup is null || !Matches(_paramBackup, _parameter)) {
             _paramBackup?.Dispose();
             _paramBackup = torch.empty_like(_parameter).DetachFromDisposeScope();
         }
@@ -132,15 +132,54 @@ public abstract class RuleState : OptimizerState, IDisposable
         return shape.Where((_, i) => i != drop).ToArray();
     }
 
-    /// <summary>A scratch buffer shaped like the parameter, allocated once; contents are arbitrary.</summary>
+    /// <summary>
+    /// A scratch buffer shaped like the parameter, allocated once (again when the parameter's shape, dtype or device
+    /// changed); contents are arbitrary.
+    /// </summary>
     protected internal Tensor Scratch(int index)
     {
         var t = _scratch[index];
-        if (t is null) {
+        if (t is null || !Matches(t, _parameter)) {
+            t?.Dispose();
             t = torch.empty_like(_parameter).DetachFromDisposeScope();
             _scratch[index] = t;
         }
         return t;
+    }
+
+    /// <summary>True when <paramref name="t"/> has <paramref name="like"/>'s shape, dtype and device.</summary>
+    private static bool Matches(Tensor t, Tensor like) =>
+        t.dtype == like.dtype && t.device_type == like.device_type && t.device_index == like.device_index && t.shape.SequenceEqual(like.shape);
+
+    /// <summary>
+    /// Throws <see cref="InvalidOperationException"/> when a persistent slot no longer fits the parameter: the
+    /// parameter was resized, given new storage of another size (<c>set_</c>) or another dtype or device since its
+    /// state was built. Called before every step, on the eager and the fused path alike, before anything changes.
+    /// </summary>
+    /// <param name="index">The parameter's index in the optimizer's list (for the message).</param>
+    internal void CheckFits(int index)
+    {
+        ThrowIfDisposed();
+        for (int i = 0; i < _slots.Length; i++) {
+            if (_slots[i] is not Tensor s) continue;
+            var want = ExpectedSlotShape(i);
+            if (s.dtype == _parameter.dtype && s.device_type == _parameter.device_type && s.device_index == _parameter.device_index && s.shape.SequenceEqual(want))
+                continue;
+            throw new InvalidOperationException(
+                $"The optimizer state '{_slotNames[i]}' of the {Optimizers.GradientChecks.Describe(_parameter, index)} is {s.dtype} "
+                + $"{Optimizers.GradientChecks.Shape(s.shape)} on {s.device}, but the parameter now needs {_parameter.dtype} "
+                + $"{Optimizers.GradientChecks.Shape(want)} on {_parameter.device}: the parameter was resized, replaced (set_) or "
+                + "converted after the optimizer was built. Build a new optimizer over the changed parameters (or load a matching state).");
+        }
+    }
+
+    /// <summary>
+    /// Advances the autograd version counter of every allocated slot, as one in-place operation on it would (after a
+    /// fused kernel wrote them through their data pointers).
+    /// </summary>
+    internal void MarkSlotsWritten()
+    {
+        foreach (var s in _slots) if (s is not null) FusedCpu.MarkWritten(s);
     }
 
     /// <summary>Frees every slot and resets the step counter.</summary>

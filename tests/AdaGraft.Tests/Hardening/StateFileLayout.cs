@@ -37,6 +37,7 @@ internal static class StateFileLayout
         int Pos() => (int)reader.BaseStream.Position;
         void Add(string name, int offset, Func<byte, byte> corrupt) => fields.Add(new CorruptibleField(prefix + name, offset, corrupt));
 
+        Header(reader, prefix, fields);
         int nameStart = Pos();
         string type = reader.ReadString();
         Add("type name length", nameStart, FlipLowBit);
@@ -102,9 +103,7 @@ internal static class StateFileLayout
         using var reader = new BinaryReader(new MemoryStream(bytes));
         int Pos() => (int)reader.BaseStream.Position;
 
-        fields.Add(new CorruptibleField("graft: type name length", 0, FlipLowBit));
-        reader.ReadString();
-        fields.Add(new CorruptibleField("graft: type name", 1, FlipCase));
+        Header(reader, "graft: ", fields);
         fields.Add(new CorruptibleField("graft: granularity", Pos(), FlipLowBit));
         reader.ReadInt32();
         fields.Add(new CorruptibleField("graft: block size", Pos(), FlipLowBit));
@@ -133,6 +132,20 @@ internal static class StateFileLayout
         }
         reader.BaseStream.Position.Should().Be(reader.BaseStream.Length, "the walk must cover the whole graft");
         return (fields, sections[0], sections[1]);
+    }
+
+    /// <summary>The checkpoint tag ("AdaGraft checkpoint: {type}") and format version every AdaGraft checkpoint starts with.</summary>
+    private static void Header(BinaryReader reader, string prefix, List<CorruptibleField> fields)
+    {
+        int at = (int)reader.BaseStream.Position;
+        string tag = reader.ReadString();
+        tag.Should().StartWith(AdaGraft.Optimizers.Checkpoint.TagPrefix);
+        fields.Add(new CorruptibleField(prefix + "checkpoint tag length", at, FlipLowBit));
+        fields.Add(new CorruptibleField(prefix + "checkpoint tag", at + 1, FlipCase));
+        fields.Add(new CorruptibleField(prefix + "checkpoint type", at + 1 + AdaGraft.Optimizers.Checkpoint.TagPrefix.Length, FlipCase));
+        fields.Add(new CorruptibleField(prefix + "format version", (int)reader.BaseStream.Position, FlipLowBit));
+        fields.Add(new CorruptibleField(prefix + "format version sign", (int)reader.BaseStream.Position + 3, _ => 0x80));
+        reader.ReadInt32();
     }
 
     private static long Leb128(BinaryReader reader)

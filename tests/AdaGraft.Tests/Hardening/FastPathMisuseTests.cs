@@ -1,0 +1,236 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using AdaGraft.Grafting;
+using AdaGraft.Optimizers;
+using AdaGraft.Tests.Support;
+using FluentAssertions;
+using TorchSharp;
+using TorchSharp.Modules;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Tests.Hardening;
+
+/// <summary>
+/// The fused CPU path is never less safe than the eager one: every misuse TorchSharp lets through (a gradient of
+/// another shape, a parameter given new storage after its state was built, parameters sharing memory, a step between
+/// a forward pass and its backward pass) gets the same exception on both paths, for a single optimizer, a closed-form
+/// graft and black-box grafts, and a step that raises leaves parameters and state as they were.
+/// </summary>
+public sealed class FastPathMisuseTests
+{
+    public enum Kind { OneOptimizer, ClosedForm, BlackBoxRules, BlackBoxBuiltins }
+
+    public static TheoryData<Kind, bool> KindsAndPaths()
+    {
+        var data = new TheoryData<Kind, bool>();
+        foreach (var kind in Enum.GetValues<Kind>()) {
+            data.Add(kind, true);
+            data.Add(kind, false);
+        }
+        return data;
+    }
+
+    public static TheoryData<Kind> Kinds() => new(Enum.GetValues<Kind>());
+
+    /// <summary>An optimizer of one kind over <paramref name="ps"/>, on the fused or the eager path.</summary>
+    private static optim.Optimizer Make(Kind kind, bool fused, IList<Parameter> ps)
+    {
+        GenericSecondMomentOptimizer Rule(GenericSecondMomentOptimizer o)
+        {
+            o.FusedCpuKernel = fused;
+            return o;
+        }
+        var options = new GraftOptions { FusedCpuKernel = fused, OwnsChildren = true };
+        return kind switch {
+            Kind.OneOptimizer => Rule(GenericSecondMomentOptimizer.TorchAdam(ps, 0.01)),
+            Kind.ClosedForm => new GraftOptimizer(Rule(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02)), Rule(GenericSecondMomentOptimizer.TorchAdam(ps, 0.01)), options),
+            Kind.BlackBoxRules => new GraftOptimizer(Rule(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02)), Rule(GenericSecondMomentOptimizer.TorchAdam(ps, 0.01)),
+                new GraftOptions { FusedCpuKernel = fused, OwnsChildren = true, Path = GraftPath.BlackBox }),
+            _ => new GraftOptimizer(optim.SGD(ps, 0.02, momentum: 0.9), optim.Adam(ps, 0.01), options),
+        };
+    }
+
+    /// <summary>How many steps (or tensor steps) took the fused path so far.</summary>
+    private static long FusedCount(optim.Optimizer opt) => opt switch {
+        GraftOptimizer g => g.FusedSteps,
+        GenericSecondMomentOptimizer o => o.FusedTensorSteps,
+        _ => throw new ArgumentException("unknown optimizer"),
+    };
+
+    private static byte[] StateBytes(optim.Optimizer opt)
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) {
+            if (opt is GraftOptimizer g) g.save_state_dict(writer);
+            else ((GenericSecondMomentOptimizer)opt).save_state_dict(writer);
+        }
+        return stream.ToArray();
+    }
+
+    /// <summary>Two float32 parameters ([64] and [4, 4]) with gradients, after one healthy step (the state exists).</summary>
+    private static (List<Parameter> ps, optim.Optimizer opt) Warm(Kind kind, bool fused)
+    {
+        var ps = Fixtures.MakeParameters(new[] { new long[] { 64 }, new long[] { 4, 4 } }, ScalarType.Float32);
+        var opt = Make(kind, fused, ps);
+        Fixtures.SetGradients(ps, 0);
+        opt.step();
+        Fixtures.SetGradients(ps, 1);
+        return (ps, opt);
+    }
+
+    private static Exception? Capture(Action act)
+    {
+        try {
+            act();
+            return null;
+        } catch (Exception e) {
+            return e;
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(KindsAndPaths))]
+    public void AHealthyStepTakesThePathTheseTestsCompare(Kind kind, bool fused)
+    {
+        if (kind == Kind.BlackBoxBuiltins && !fused) return; // the eager black box has no counter; nothing to compare
+        var (_, opt) = Warm(kind, fused);
+        using (opt) {
+            long before = FusedCount(opt);
+            opt.step();
+            (FusedCount(opt) > before).Should().Be(fused, "the fused flag decides the path these misuse tests compare");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(KindsAndPaths))]
+    public void AGradientOfAnotherShapeRaisesBeforeAnythingChanges(Kind kind, bool fused)
+    {
+        foreach (long elements in new long[] { 8, 1_000_000 }) {
+            var (ps, opt) = Warm(kind, fused);
+            using (opt) {
+                using (var g = torch.randn(elements)) ps[0].grad = g;
+                var before = Fixtures.Snapshot(ps);
+                var state = StateBytes(opt);
+                var ex = opt.Invoking(o => o.step()).Should().Throw<InvalidOperationException>().Which;
+                ex.Message.Should().Contain("parameter 0 of shape [64]").And.Contain($"[{elements}]");
+                TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(ps), before, "a step that raises changes no parameter");
+                StateBytes(opt).Should().Equal(state, "a step that raises changes no state");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(KindsAndPaths))]
+    public void NewStorageOfAnotherSizeRaisesBeforeAnythingChanges(Kind kind, bool fused)
+    {
+        foreach (long size in new long[] { 4096, 8 }) {
+            var (ps, opt) = Warm(kind, fused);
+            using (opt) {
+                using (torch.no_grad())
+                using (var storage = torch.zeros(size)) ps[0].set_(storage);
+                var before = Fixtures.Snapshot(ps);
+                var state = StateBytes(opt);
+
+                // The old gradient no longer fits: caught by the gradient check.
+                opt.Invoking(o => o.step()).Should().Throw<InvalidOperationException>().Which.Message.Should().Contain($"[{size}]");
+
+                // A gradient that fits the new storage: the state, built at 64 elements, no longer does.
+                using (var g = torch.ones(size)) ps[0].grad = g;
+                var ex = Capture(() => opt.step());
+                ex.Should().NotBeNull();
+                TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(ps), before, "a step that raises changes no parameter (a black box restores them)");
+                if (kind != Kind.BlackBoxBuiltins) {
+                    ex.Should().BeOfType<InvalidOperationException>().Which.Message.Should().Contain("parameter 0 of shape").And.Contain("set_");
+                    StateBytes(opt).Should().Equal(state, "a step that raises changes no state");
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void EveryMisuseRaisesTheSameExceptionTypeOnBothPaths(Kind kind)
+    {
+        Type? Run(bool fused, Action<List<Parameter>> misuse)
+        {
+            var (ps, opt) = Warm(kind, fused);
+            using (opt) {
+                misuse(ps);
+                return Capture(() => opt.step())?.GetType();
+            }
+        }
+        var misuses = new Dictionary<string, Action<List<Parameter>>> {
+            ["gradient of 8 elements"] = ps => {
+                using var g = torch.randn(8);
+                ps[0].grad = g;
+            },
+            ["larger storage, fitting gradient"] = ps => {
+                using (torch.no_grad()) using (var s = torch.zeros(4096)) ps[0].set_(s);
+                using var g = torch.ones(4096);
+                ps[0].grad = g;
+            },
+            ["smaller storage, fitting gradient"] = ps => {
+                using (torch.no_grad()) using (var s = torch.zeros(8)) ps[0].set_(s);
+                using var g = torch.ones(8);
+                ps[0].grad = g;
+            },
+        };
+        foreach (var (name, misuse) in misuses) {
+            var eager = Run(false, misuse);
+            var fast = Run(true, misuse);
+            eager.Should().NotBeNull($"'{name}' raises on the eager path");
+            fast.Should().Be(eager, $"'{name}' raises the same exception on the fused path as on the eager one");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(KindsAndPaths))]
+    public void ParametersThatShareMemoryRaiseBeforeAnythingChanges(Kind kind, bool fused)
+    {
+        using var baseTensor = torch.randn(128);
+        var ps = new List<Parameter> { new(baseTensor.narrow(0, 0, 64)), new(baseTensor.narrow(0, 32, 64)) };
+        using (torch.no_grad()) baseTensor[40] = torch.tensor(123f);
+        ps[0][40].item<float>().Should().Be(123f, "the parameters are views of one tensor (the case under test)");
+        using var opt = Make(kind, fused, ps);
+        Fixtures.SetGradients(ps, 0);
+        var before = Fixtures.Snapshot(ps);
+        var ex = opt.Invoking(o => o.step()).Should().Throw<InvalidOperationException>().Which;
+        ex.Message.Should().Contain("parameter 0 of shape [64]").And.Contain("parameter 1 of shape [64]").And.Contain("share memory");
+        TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(ps), before, "a step that raises changes no parameter");
+    }
+
+    [Theory]
+    [MemberData(nameof(KindsAndPaths))]
+    public void ViewsOfOneTensorThatDoNotOverlapAreSteppedAsSeparateTensors(Kind kind, bool fused)
+    {
+        using var baseTensor = torch.randn(128, ScalarType.Float64);
+        var views = new List<Parameter> { new(baseTensor.narrow(0, 0, 64)), new(baseTensor.narrow(0, 64, 64)) };
+        var separate = views.Select(v => new Parameter(v.detach().clone())).ToList();
+        using var a = Make(kind, fused, views);
+        using var b = Make(kind, fused, separate);
+        for (int t = 0; t < 3; t++) {
+            Fixtures.SetGradients(views, t);
+            Fixtures.SetGradients(separate, t);
+            a.step();
+            b.step();
+        }
+        TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(views), Fixtures.Snapshot(separate), "disjoint views are ordinary parameters");
+    }
+
+    [Theory]
+    [MemberData(nameof(KindsAndPaths))]
+    public void SteppingBetweenForwardAndBackwardMakesBackwardRaise(Kind kind, bool fused)
+    {
+        var (ps, opt) = Warm(kind, fused);
+        using (opt) {
+            var y = (ps[0] * ps[0]).sum() + (ps[1] * ps[1]).sum();
+            opt.step();
+            var ex = Capture(() => y.backward());
+            ex.Should().NotBeNull("the step changed tensors the graph saved, in place, and autograd must notice (as after an eager step)");
+            ex!.Message.Should().Contain("modified by an inplace operation");
+        }
+    }
+}
