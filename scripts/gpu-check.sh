@@ -27,7 +27,12 @@ pack)
 run)
   tar -xJf .gpu/apps.tar.xz -C .gpu
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
-  timeout 170 bash .gpu/run.sh AdaGraft.Tests/AdaGraft.Tests.dll -class AdaGraft.Tests.CudaTests -class AdaGraft.Tests.Fused.FusedKernelTests -class AdaGraft.Tests.Fused.FusedBlackBoxTests 2>&1 | tail -40 | tee "$OUT/cuda-tests.txt" || true
+  # The tests decide the exit code (the timings and experiments after them are reports): a failed or timed-out test
+  # run makes the script exit non-zero once everything else has run.
+  tests_rc=0
+  timeout 170 bash .gpu/run.sh AdaGraft.Tests/AdaGraft.Tests.dll -class AdaGraft.Tests.CudaTests -class AdaGraft.Tests.Fused.FusedKernelTests -class AdaGraft.Tests.Fused.FusedBlackBoxTests -class AdaGraft.Tests.Hardening.FastPathMisuseTests > "$OUT/cuda-tests-full.txt" 2>&1 || tests_rc=$?
+  tail -40 "$OUT/cuda-tests-full.txt" | tee "$OUT/cuda-tests.txt"
+  echo "test exit code: $tests_rc" | tee -a "$OUT/cuda-tests.txt"
   timeout 140 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --device-timing cuda 10000000 2>&1 | tail -20 | tee "$OUT/timing.txt" || true
   # Experiment: SGD#Adam over flat buffers, eager and as one TorchScript function (checked against GraftOptimizer first).
   timeout 50 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --flat-experiment cuda 10000000 2>&1 | tail -9 | tee "$OUT/flat-experiment.txt" || true
@@ -44,6 +49,10 @@ print(sorted(hits)[0] if hits else '')" 2>/dev/null || true)
   timeout 50 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --device-timing cpu 1000000 2>&1 | tail -20 | tee "$OUT/cpu-timing.txt" || true
   (cd .gpu/AdaGraft.Lab && timeout 100 bash ../run.sh AdaGraft.Lab/AdaGraft.Lab.dll --quick --device cuda --out /tmp/labout 2>&1 | tail -40) | tee "$OUT/lab.txt" || true
   { ls /tmp/labout; head -40 /tmp/labout/report.md; } >> "$OUT/lab.txt" 2>&1 || true
+  if [ "$tests_rc" -ne 0 ]; then
+    echo "CUDA/fused tests failed (exit $tests_rc): see cuda-tests-full.txt" >&2
+    exit 1
+  fi
   ;;
 *)
   echo "usage: bash scripts/gpu-check.sh pack|run" >&2

@@ -61,6 +61,18 @@ internal static class AbTiming
             // right before the step leaves libtorch's OpenMP threads spinning while the fused kernels run.
             ("libtorch add_ (1M), then nothing", () => { using var _ = torch.no_grad(); probe.add_(1.0); }, 9),
             ("libtorch add_ (1M), then our two fused steps", () => { using (torch.no_grad()) probe.add_(1.0); sgd.step(); adam.step(); }, 9),
+            // What the fast path's safety costs: the checks every step makes before anything changes (gradients, state
+            // extents, shared memory) and the version-counter bumps after the kernels, against the two fused steps.
+            ("checks of our two optimizers (per step)", () => { sgd.ValidateForStep(); adam.ValidateForStep(); }, 0),
+            ("version bumps of our two optimizers", () => {
+                using var _ = torch.no_grad();
+                foreach (var p in ps) {
+                    Rules.FusedCpu.MarkWritten(p);
+                    sgd.StateOf(p).MarkSlotsWritten();
+                    Rules.FusedCpu.MarkWritten(p);
+                    adam.StateOf(p).MarkSlotsWritten();
+                }
+            }, 0),
         };
         if (only is not null) cases = only.Select(i => cases[i] with { reference = Array.IndexOf(only, cases[i].reference) is var r && r >= 0 ? r : 0 }).ToList();
         var times = cases.Select(_ => new List<double>()).ToArray();
