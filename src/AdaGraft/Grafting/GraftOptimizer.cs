@@ -866,7 +866,10 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas, IOptimi
         foreach (var t in _momentum) TensorIO.WriteOptional(writer, t);
     }
 
-    /// <summary>Saves atomically to <paramref name="location"/> (temporary file, then rename).</summary>
+    /// <summary>
+    /// Saves atomically to <paramref name="location"/> (temporary file, then rename), and deletes the temporary files
+    /// of <paramref name="location"/> left by writers that were killed and no longer run.
+    /// </summary>
     public new void save_state_dict(string location)
     {
         ThrowIfDisposed();

@@ -331,7 +331,8 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
 
     /// <summary>
     /// Saves to a file atomically: the state is written to a temporary file beside <paramref name="location"/> that
-    /// then replaces it, so a crash during the save leaves the previous file intact.
+    /// then replaces it, so a crash during the save leaves the previous file intact. The save also deletes the
+    /// temporary files of <paramref name="location"/> left by writers that were killed and no longer run.
     /// </summary>
     public new void save_state_dict(string location)
     {
