@@ -81,7 +81,9 @@ public sealed record GraftOptions
     /// tensors' data pointers, so autograd's version counters do not advance (as with any optimizer step, do not step
     /// between a forward pass and the backward pass that still needs the old values). A black-box child must update
     /// its parameters in place; one that leaves a parameter strided or of another dtype is reported (the parameters
-    /// are restored) and can be grafted with this option off.
+    /// are restored) and can be grafted with this option off. The process-wide switch
+    /// <see cref="Rules.CpuSwitches.FusedKernels"/> (<c>ADAGRAFT_FUSED_CPU=0</c>) turns the fused passes off for every
+    /// graft, whatever this says.
     /// </summary>
     public bool FusedCpuKernel { get; init; } = true;
 

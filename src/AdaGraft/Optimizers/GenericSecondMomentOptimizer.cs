@@ -45,10 +45,15 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
     /// On (default): contiguous float32/float64 CPU tensors take each step in one fused pass over memory (SIMD, chunks
     /// in parallel) instead of one pass per tensor operation; the numbers agree with the eager path to round-off.
     /// Off: always the eager TorchSharp operations (what CUDA, half-precision and strided tensors use anyway).
+    /// The process-wide switch <see cref="CpuSwitches.FusedKernels"/> (<c>ADAGRAFT_FUSED_CPU=0</c>) turns the kernel
+    /// off for every instance, whatever this says.
     /// The kernel writes through the tensors' data pointers, so autograd's version counters do not advance: as with
     /// any optimizer step, do not step between a forward pass and the backward pass that still needs the old values.
     /// </summary>
     public bool FusedCpuKernel { get; set; } = true;
+
+    /// <summary>The one place this optimizer decides: its own option and the process-wide switch.</summary>
+    private bool Fused => CpuSwitches.Fused(FusedCpuKernel);
 
     /// <summary>How many tensor steps the fused kernel has taken (diagnostics and tests).</summary>
     internal long FusedTensorSteps { get; private set; }
@@ -56,7 +61,7 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
     /// <inheritdoc />
     protected override bool TryFusedStep(SecondMomentOptions options, SecondMomentState state, Parameter parameter, Tensor grad)
     {
-        if (!FusedCpuKernel || !SecondMomentRule.CanFuse(state, parameter, grad)) return false;
+        if (!Fused || !SecondMomentRule.CanFuse(state, parameter, grad)) return false;
         FusedCpu.StepTensor(SecondMomentRule.Plan(options, state), parameter, grad);
         FusedTensorSteps++;
         return true;
@@ -69,7 +74,7 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
     internal bool CanFuseState(Parameter parameter, ScalarType dtype)
     {
         var (_, state) = EntryOf(parameter);
-        return FusedCpuKernel && SecondMomentRule.StateCanFuse(state, dtype);
+        return Fused && SecondMomentRule.StateCanFuse(state, dtype);
     }
 
     /// <summary>Advances <paramref name="parameter"/>'s state counter and returns its fused plan (after <see cref="CanFuseState"/>).</summary>

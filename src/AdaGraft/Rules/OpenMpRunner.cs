@@ -15,7 +15,7 @@ namespace AdaGraft.Rules;
 /// for the next one. A step that runs right after a backward pass on other threads competes with them for the cores
 /// (measured: +3.1–3.2 ms on a 10.7 ms fused step of 10 × 1M parameters on 2 cores); on libtorch's team the spinning
 /// threads take the work at once. Linux only, and only when libgomp is already loaded in the process (libtorch's CPU
-/// and CUDA builds for Linux use it); otherwise, or with the environment variable <c>ADAGRAFT_CPU_PARALLEL=dotnet</c>,
+/// and CUDA builds for Linux use it); otherwise, or with <see cref="CpuSwitches.OpenMpRunner"/> off (<c>ADAGRAFT_CPU_PARALLEL=dotnet</c>),
 /// <see cref="FusedCpu.Run"/> uses <c>Parallel.For</c>. Work items are claimed one at a time from a shared counter,
 /// so which thread runs an item never changes a result.
 /// </remarks>
@@ -24,9 +24,6 @@ internal static unsafe class OpenMpRunner
     private static readonly object Gate = new();
     private static int _state; // 0: not looked for yet, 1: found, -1: not available
     private static delegate* unmanaged<delegate* unmanaged<void*, void>, void*, uint, uint, void> _parallel;
-
-    /// <summary>Off when <c>ADAGRAFT_CPU_PARALLEL=dotnet</c>; tests switch it to compare both runners.</summary>
-    internal static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("ADAGRAFT_CPU_PARALLEL") != "dotnet";
 
     /// <summary>How many parallel loops ran on the OpenMP team (diagnostics and tests).</summary>
     internal static long Loops;
@@ -40,7 +37,7 @@ internal static unsafe class OpenMpRunner
     /// </summary>
     public static bool TryRun(int count, int threads, Action<int> body)
     {
-        if (!Enabled || !Available()) return false;
+        if (!CpuSwitches.OpenMpRunner || !Available()) return false;
         var job = new Job(body, count);
         var handle = GCHandle.Alloc(job);
         try {
@@ -85,6 +82,9 @@ internal static unsafe class OpenMpRunner
             _state = -1;
             try {
                 if (!OperatingSystem.IsLinux()) return false;
+                // libtorch (and so its libgomp) must be loaded before the maps are read: a first call may come before
+                // any other torch call (seen: a filtered test run marked the team unavailable for the whole process).
+                _ = TorchSharp.torch.get_num_threads();
                 string? path = null;
                 foreach (var line in File.ReadLines("/proc/self/maps")) {
                     int slash = line.IndexOf('/', StringComparison.Ordinal);
