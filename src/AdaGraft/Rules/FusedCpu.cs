@@ -73,7 +73,8 @@ internal static unsafe class FusedCpu
             for (int j = 0; j < count; j++) body(j);
             return;
         }
-        // On libtorch's OpenMP team when there is one (see OpenMpRunner), else on the .NET thread pool.
+        // On libtorch's OpenMP team when it is identified and not switched off (see OpenMpRunner, CpuSwitches), else on
+        // the .NET thread pool.
         if (!OpenMpRunner.TryRun(count, threads, body))
             Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
     }

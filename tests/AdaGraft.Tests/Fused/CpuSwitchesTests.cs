@@ -116,6 +116,7 @@ public class CpuSwitchesTests
 
             CpuSwitches.OpenMpRunner = true;
             if (OperatingSystem.IsLinux()) {
+                OpenMpRunner.IsAvailable.Should().BeTrue(OpenMpRunner.Reason);
                 var team = Loop();
                 team.Loops.Should().Be(1);
                 team.Tasks.Should().HaveCount(Items);
