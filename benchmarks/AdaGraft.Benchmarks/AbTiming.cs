@@ -85,10 +85,12 @@ internal static class AbTiming
                 times[c].Add(sw.Elapsed.TotalMilliseconds / stepsPerRound);
             }
         }
-        Console.WriteLine($"10 x {elements:N0} float32, {rounds} rounds of {stepsPerRound} steps, cases alternated");
+        Console.WriteLine($"10 x {elements:N0} float32, {rounds} rounds of {stepsPerRound} steps, cases alternated; fused kernels "
+            + (AdaGraft.Rules.CpuSwitches.FusedKernels ? "on" : "off") + ", parallel loops on "
+            + (AdaGraft.Rules.OpenMpRunner.IsAvailable ? $"libtorch's OpenMP team ({AdaGraft.Rules.OpenMpRunner.Library})" : $"Parallel.For ({AdaGraft.Rules.OpenMpRunner.Reason ?? "switched off"})"));
         for (int c = 0; c < cases.Count; c++) {
             var ratios = times[c].Zip(times[cases[c].reference], (a, b) => a / b).ToList();
-            Console.WriteLine($"{cases[c].name,-42} median {Median(times[c]),8:F3} ms   median ratio to case {cases[c].reference} {Median(ratios),6:F3}   (quartiles {Quantile(ratios, 0.25):F3}–{Quantile(ratios, 0.75):F3})");
+            Console.WriteLine($"{cases[c].name,-42} median {Median(times[c]),8:F3} ms (quartiles {Quantile(times[c], 0.25):F3}–{Quantile(times[c], 0.75):F3})   median ratio to case {cases[c].reference} {Median(ratios),6:F3}   (quartiles {Quantile(ratios, 0.25):F3}–{Quantile(ratios, 0.75):F3})");
         }
         foreach (var t in scratch) t.Dispose();
         foreach (var p in ps) p.Dispose();

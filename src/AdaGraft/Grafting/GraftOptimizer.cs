@@ -394,7 +394,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas, IOptimi
     /// </summary>
     private Measured? TryFusedStep()
     {
-        if (!Options.FusedCpuKernel || _magnitude is not GenericSecondMomentOptimizer gm || _direction is not GenericSecondMomentOptimizer gd)
+        if (!Fused || _magnitude is not GenericSecondMomentOptimizer gm || _direction is not GenericSecondMomentOptimizer gd)
             return null;
         int n = _params.Length;
         bool beforeMomentum = Options.Point == GraftPoint.BeforeMomentum;
@@ -509,6 +509,9 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas, IOptimi
 
     /// <summary>How many steps took the fused CPU path (diagnostics and tests).</summary>
     internal long FusedSteps { get; private set; }
+
+    /// <summary>The one place the graft decides: its option and the process-wide switch (<see cref="CpuSwitches.FusedKernels"/>).</summary>
+    private bool Fused => CpuSwitches.Fused(Options.FusedCpuKernel);
 
     /// <summary>ratio = m / d with 0 where d = 0 (or m / (d + ε)), on the host.</summary>
     private double HostRatio(double m, double d)
@@ -694,7 +697,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas, IOptimi
 
     private Measured? TryFusedBlackBoxStep()
     {
-        if (!Options.FusedCpuKernel || FusedCandidates((_, _, _, _) => true) is not var (grads, dtypes, numels)) return null;
+        if (!Fused || FusedCandidates((_, _, _, _) => true) is not var (grads, dtypes, numels)) return null;
         int n = _params.Length;
         var active = Array.ConvertAll(grads, x => x is not null);
 

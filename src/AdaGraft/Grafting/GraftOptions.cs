@@ -81,7 +81,9 @@ public sealed record GraftOptions
     /// tensors' data pointers and then advance the autograd version counter of every tensor they wrote, so a backward
     /// pass through a graph that saw the old values raises, as on the eager path. A black-box child must update
     /// its parameters in place; one that leaves a parameter strided or of another dtype is reported (the parameters
-    /// are restored) and can be grafted with this option off.
+    /// are restored) and can be grafted with this option off. The process-wide switch
+    /// <see cref="Rules.CpuSwitches.FusedKernels"/> (<c>ADAGRAFT_FUSED_CPU=0</c>) turns the fused passes off for every
+    /// graft, whatever this says.
     /// </summary>
     public bool FusedCpuKernel { get; init; } = true;
 

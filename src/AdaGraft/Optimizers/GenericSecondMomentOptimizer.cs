@@ -46,10 +46,15 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
     /// On (default): contiguous float32/float64 CPU tensors take each step in one fused pass over memory (SIMD, chunks
     /// in parallel) instead of one pass per tensor operation; the numbers agree with the eager path to round-off.
     /// Off: always the eager TorchSharp operations (what CUDA, half-precision and strided tensors use anyway).
+    /// The process-wide switch <see cref="CpuSwitches.FusedKernels"/> (<c>ADAGRAFT_FUSED_CPU=0</c>) turns the kernel
+    /// off for every instance, whatever this says.
     /// The kernel writes through the tensors' data pointers and then advances the autograd version counter of every
     /// tensor it wrote, so a backward pass through a graph that saw the old values raises, as on the eager path.
     /// </summary>
     public bool FusedCpuKernel { get; set; } = true;
+
+    /// <summary>The one place this optimizer decides: its own option and the process-wide switch.</summary>
+    private bool Fused => CpuSwitches.Fused(FusedCpuKernel);
 
     /// <summary>How many tensor steps the fused kernel has taken (diagnostics and tests).</summary>
     internal long FusedTensorSteps { get; private set; }
@@ -57,7 +62,7 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
     /// <inheritdoc />
     protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors)
     {
-        if (!FusedCpuKernel || tensors.Count == 0) return null;
+        if (!Fused || tensors.Count == 0) return null;
         int n = tensors.Count;
         var fused = new bool[n];
         var plans = new FusedPlan[n];
@@ -104,7 +109,7 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
     internal bool CanFuseState(Parameter parameter, ScalarType dtype)
     {
         var (_, state) = EntryOf(parameter);
-        return FusedCpuKernel && SecondMomentRule.StateCanFuse(state, dtype);
+        return Fused && SecondMomentRule.StateCanFuse(state, dtype);
     }
 
     /// <summary>Advances <paramref name="parameter"/>'s state counter and returns its fused plan (after <see cref="CanFuseState"/>).</summary>

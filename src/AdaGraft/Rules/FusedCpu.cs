@@ -74,8 +74,9 @@ internal static unsafe class FusedCpu
             for (int j = 0; j < count; j++) body(j);
             return;
         }
-        // On libtorch's OpenMP team when there is one (see OpenMpRunner), else on the .NET thread pool. Either way an
-        // exception thrown by an item reaches the caller as itself (Parallel.For would wrap it in an AggregateException).
+        // On libtorch's OpenMP team when it is identified and not switched off (see OpenMpRunner, CpuSwitches), else on
+        // the .NET thread pool. Either way an exception thrown by an item reaches the caller as itself (Parallel.For
+        // would wrap it in an AggregateException).
         if (OpenMpRunner.TryRun(count, threads, body)) return;
         try {
             Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);

@@ -51,21 +51,21 @@ public class OpenMpRunnerTests
     public void OpenMpAndThreadPoolGiveTheSameBits()
     {
         Assert.SkipWhen(torch.get_num_threads() < 2, "one torch thread: nothing runs in parallel on either runner");
-        bool before = OpenMpRunner.Enabled;
+        bool before = CpuSwitches.OpenMpRunner;
         try {
             foreach (var make in Makers) {
-                OpenMpRunner.Enabled = true;
+                CpuSwitches.OpenMpRunner = true;
                 long loops = OpenMpRunner.Loops;
                 var omp = FourSteps(make);
                 if (OperatingSystem.IsLinux()) OpenMpRunner.Loops.Should().BeGreaterThan(loops, "libtorch's libgomp is loaded on Linux: {0}", OpenMpRunner.Library);
-                OpenMpRunner.Enabled = false;
+                CpuSwitches.OpenMpRunner = false;
                 loops = OpenMpRunner.Loops;
                 var pool = FourSteps(make);
                 OpenMpRunner.Loops.Should().Be(loops, "switched off, the thread pool runs the loops");
                 for (int i = 0; i < omp.Length; i++) pool[i].Should().Equal(omp[i]);
             }
         } finally {
-            OpenMpRunner.Enabled = before;
+            CpuSwitches.OpenMpRunner = before;
         }
     }
 
@@ -127,7 +127,7 @@ public class OpenMpRunnerTests
     [Fact]
     public void AnExceptionInAnItemReachesTheCallerAndStopsTheOthers()
     {
-        Assert.SkipUnless(OperatingSystem.IsLinux() && OpenMpRunner.Enabled, "libtorch's OpenMP team is used on Linux only, unless ADAGRAFT_CPU_PARALLEL=dotnet");
+        Assert.SkipUnless(OperatingSystem.IsLinux() && CpuSwitches.OpenMpRunner, "libtorch's OpenMP team is used on Linux only, unless ADAGRAFT_CPU_PARALLEL=dotnet");
         int ran = 0;
         var act = () => OpenMpRunner.TryRun(1000, 2, j => {
             System.Threading.Interlocked.Increment(ref ran);
