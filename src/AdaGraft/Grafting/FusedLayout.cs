@@ -25,7 +25,12 @@ internal sealed class FusedLayout
     /// <param name="dtypes">Each active tensor's dtype (float32 or float64).</param>
     /// <param name="blockSize">Per-block grafting's block size, or 0 for one segment per tensor.</param>
     /// <param name="ratioOf">The graft's ratio of a magnitude norm to a direction norm.</param>
-    public FusedLayout(bool[] active, long[] numels, ScalarType[] dtypes, long blockSize, Func<double, double, double> ratioOf)
+    /// <param name="groupElements">
+    /// Per tensor or block, consecutive tensors of one dtype are swept together while their elements add up to at most
+    /// this many (a larger tensor is a group of its own): many small tensors then share one parallel loop per pass
+    /// instead of running one small loop each on one thread. 0: one tensor per group.
+    /// </param>
+    public FusedLayout(bool[] active, long[] numels, ScalarType[] dtypes, long blockSize, Func<double, double, double> ratioOf, long groupElements = 0)
     {
         int n = active.Length;
         Numels = numels;
@@ -46,6 +51,23 @@ internal sealed class FusedLayout
             Total += numel;
         }
         _firstItem[n] = Items.Count;
+        // Groups of consecutive active tensors of one dtype, and each tensor's element offset inside its group.
+        OffsetInGroup = new long[n];
+        long groupSize = 0;
+        int groupStart = -1;
+        for (int i = 0; i < n; i++) {
+            if (!active[i]) continue;
+            bool fits = groupStart >= 0 && dtypes[i] == dtypes[groupStart] && groupSize + numels[i] <= groupElements;
+            if (!fits) {
+                if (groupStart >= 0) _groups.Add((groupStart, i));
+                groupStart = i;
+                groupSize = 0;
+            }
+            OffsetInGroup[i] = groupSize;
+            groupSize += numels[i];
+            LargestGroup[dtypes[i]] = Math.Max(LargestGroup.GetValueOrDefault(dtypes[i]), groupSize);
+        }
+        if (groupStart >= 0) _groups.Add((groupStart, n));
         SumM = new double[Items.Count];
         SumD = new double[Items.Count];
         MagnitudeNorm = new double[segmentCount];
@@ -54,6 +76,14 @@ internal sealed class FusedLayout
     }
 
     public List<FusedCpu.WorkItem> Items { get; } = new();
+
+    /// <summary>Per tensor: its first element's offset in its group (see the constructor's groupElements).</summary>
+    public long[] OffsetInGroup { get; }
+
+    /// <summary>Per dtype: the most elements one group of that dtype has (the size a per-group buffer needs).</summary>
+    public Dictionary<ScalarType, long> LargestGroup { get; } = new();
+
+    private readonly List<(int from, int to)> _groups = new();
 
     public long[] Numels { get; }
 
@@ -119,19 +149,19 @@ internal sealed class FusedLayout
 
     /// <summary>
     /// Runs a fused graft's two passes and measures in between. Per tensor or block (<paramref name="global"/> false)
-    /// each tensor's first pass, its norms and its second pass run back to back, so the second pass finds the tensor
-    /// still in cache; globally every first pass runs, then the norms, then every second pass. Each pass gets a range
+    /// each group's first pass (a group: one tensor, or several small ones), its tensors' norms and its second pass run
+    /// back to back, so the second pass finds the group still in cache; globally every first pass runs, then the norms, then every second pass. Each pass gets a range
     /// of items [from, to) and its element count.
     /// </summary>
     public void Sweep(bool global, Action<int, int, long> first, Action<int, int, long> second)
     {
         if (!global) {
-            for (int i = 0; i < _segments.Length; i++) {
-                if (_segments[i] == 0) continue;
-                var (from, to) = ItemsOf(i);
-                first(from, to, Numels[i]);
-                Measure(i);
-                second(from, to, Numels[i]);
+            foreach (var (from, to) in _groups) {
+                long elements = 0;
+                for (int i = from; i < to; i++) if (_segments[i] > 0) elements += Numels[i];
+                first(_firstItem[from], _firstItem[to], elements);
+                for (int i = from; i < to; i++) if (_segments[i] > 0) Measure(i);
+                second(_firstItem[from], _firstItem[to], elements);
             }
             Finish(global: false);
             return;

@@ -42,6 +42,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas, IOptimi
     private readonly Tensor?[] _work;
     private readonly Tensor?[] _momentum;
     private readonly Dictionary<ScalarType, Tensor> _fusedScratch = new();
+    private readonly FusedCpu.WriteMark?[] _marks;
     private Tensor?[]? _momentumBackup;
     private bool _skipNonFinite;
     private Tensor? _skipped;
@@ -105,6 +106,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas, IOptimi
         _saved = new Tensor?[pm.Length];
         _work = new Tensor?[pm.Length];
         _momentum = new Tensor?[pm.Length];
+        _marks = new FusedCpu.WriteMark?[pm.Length];
         Options = options;
         // TorchSharp's OptimizerHelper.to(Device) is not virtual: called through an OptimizerHelper reference it walks
         // _parameter_groups and _state. One internal group over the grafted parameters and one state per parameter,
@@ -411,7 +413,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas, IOptimi
         // before any step, so ΔD goes to a buffer per tensor.
         bool interleave = Options.Granularity != GraftGranularity.Global;
         var active = Array.ConvertAll(grads, x => x is not null);
-        var layout = new FusedLayout(active, numels, dtypes, BlockSize, HostRatio);
+        var layout = new FusedLayout(active, numels, dtypes, BlockSize, HostRatio, interleave ? GroupElements : 0);
         var items = layout.Items;
         var mPlans = new FusedPlan[n];
         var dPlans = new FusedPlan[n];
@@ -419,15 +421,13 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas, IOptimi
         var g = new IntPtr[n];
         var o = new IntPtr[n];
         var mom = new IntPtr[n];
-        // One shared ΔD buffer per dtype, as large as the largest such tensor with a gradient.
-        var scratchNeed = new Dictionary<ScalarType, long>();
-        for (int i = 0; i < n; i++)
-            if (active[i]) scratchNeed[dtypes[i]] = Math.Max(scratchNeed.GetValueOrDefault(dtypes[i]), numels[i]);
+        // One shared ΔD buffer per dtype, as large as the largest group of such tensors (a group: one tensor, or several
+        // small ones swept together); each tensor writes at its offset in its group.
         var scratch = new Dictionary<ScalarType, IntPtr>();
-        IntPtr ScratchPointer(ScalarType dtype)
+        IntPtr ScratchPointer(ScalarType dtype, long offset)
         {
-            if (!scratch.TryGetValue(dtype, out var ptr)) scratch[dtype] = ptr = FusedCpu.Pointer(SharedScratch(dtype, scratchNeed[dtype]));
-            return ptr;
+            if (!scratch.TryGetValue(dtype, out var ptr)) scratch[dtype] = ptr = FusedCpu.Pointer(SharedScratch(dtype, layout.LargestGroup[dtype]));
+            return ptr + (nint)(offset * (dtype == ScalarType.Float32 ? sizeof(float) : sizeof(double)));
         }
         for (int i = 0; i < n; i++) {
             if (!active[i]) continue;
@@ -436,7 +436,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas, IOptimi
             dPlans[i] = gd.Plan(p);
             w[i] = FusedCpu.Pointer(p);
             g[i] = FusedCpu.Pointer(grads[i]!);
-            o[i] = interleave ? ScratchPointer(p.dtype) : FusedCpu.Pointer(Fit(ref _saved[i], p));
+            o[i] = interleave ? ScratchPointer(dtypes[i], layout.OffsetInGroup[i]) : FusedCpu.Pointer(Fit(ref _saved[i], p));
             if (beforeMomentum) mom[i] = FusedCpu.Pointer(_momentum[i] ??= torch.zeros_like(p).DetachFromDisposeScope());
         }
 
@@ -459,8 +459,9 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas, IOptimi
         // every tensor whose address they used alive until here.
         for (int i = 0; i < n; i++) {
             if (!active[i]) continue;
-            FusedCpu.MarkWritten(_params[i]);
-            gm.EntryOf(_params[i]).state.MarkSlotsWritten();
+            var mState = gm.EntryOf(_params[i]).state;
+            mState.MarkParameterWritten(w[i]);
+            mState.MarkSlotsWritten();
             gd.EntryOf(_params[i]).state.MarkSlotsWritten();
             if (beforeMomentum) FusedCpu.MarkWritten(_momentum[i]!);
         }
@@ -506,6 +507,12 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas, IOptimi
         _fusedScratch[dtype] = t;
         return t;
     }
+
+    /// <summary>
+    /// Per tensor or block, small consecutive tensors are swept together up to this many elements (1 MiB of float32):
+    /// one parallel loop per pass for many small tensors, and the group's ΔD still in cache when it is applied.
+    /// </summary>
+    private const long GroupElements = 1 << 18;
 
     /// <summary>How many steps took the fused CPU path (diagnostics and tests).</summary>
     internal long FusedSteps { get; private set; }
@@ -701,7 +708,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas, IOptimi
         int n = _params.Length;
         var active = Array.ConvertAll(grads, x => x is not null);
 
-        var layout = new FusedLayout(active, numels, dtypes, BlockSize, HostRatio);
+        var layout = new FusedLayout(active, numels, dtypes, BlockSize, HostRatio, GroupElements);
         var items = layout.Items;
         var w = new IntPtr[n];
         var s = new IntPtr[n];
@@ -747,7 +754,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas, IOptimi
             else FusedCpu.Combine<double>(w[t], s[t], layout.Ratio[segment], start, start + length);
         });
         layout.Sweep(global: Options.Granularity == GraftGranularity.Global, Measure, Combine);
-        for (int i = 0; i < n; i++) if (active[i]) FusedCpu.MarkWritten(_params[i]);
+        for (int i = 0; i < n; i++) if (active[i]) (_marks[i] ??= new()).Mark(_params[i], w[i]);
         GC.KeepAlive(_saved);
         FusedSteps++;
         return new Measured { Host = layout.Build() };
@@ -1038,6 +1045,7 @@ public sealed class GraftOptimizer : OptimizerHelper, IMomentum, IBetas, IOptimi
             _fusedScratch.Clear();
             foreach (var t in _work) t?.Dispose();
             foreach (var t in _momentum) t?.Dispose();
+            foreach (var m in _marks) m?.Dispose();
             if (_momentumBackup is not null) foreach (var t in _momentumBackup) t?.Dispose();
             _skipped?.Dispose();
             _last?.Dispose();

@@ -94,7 +94,7 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
         // keep every tensor whose address they used alive until here.
         for (int i = 0; i < n; i++) {
             if (!fused[i]) continue;
-            FusedCpu.MarkWritten(tensors[i].Parameter);
+            tensors[i].State.MarkParameterWritten(w[i]);
             tensors[i].State.MarkSlotsWritten();
             FusedTensorSteps++;
         }

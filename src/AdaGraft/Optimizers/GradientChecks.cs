@@ -74,17 +74,17 @@ internal static class GradientChecks
     /// <summary>The bytes [start, end) a CPU tensor's elements span (for a strided tensor, from its first to its last element).</summary>
     private static (ulong start, ulong end) Extent(Tensor p)
     {
+        if (p.is_contiguous()) {
+            ulong first = (ulong)(long)Rules.FusedCpu.Pointer(p);
+            return (first, first + (ulong)(p.numel() * p.ElementSize));
+        }
         long span = 1;
         var shape = p.shape;
         var strides = p.stride();
         for (int d = 0; d < shape.Length; d++) span += (shape[d] - 1) * Math.Abs(strides[d]);
         ulong start;
-        if (p.is_contiguous()) {
-            start = (ulong)(long)Rules.FusedCpu.Pointer(p);
-        } else {
-            using var first = p.as_strided(new long[] { 1 }, new long[] { 1 }, p.storage_offset());
+        using (var first = p.as_strided(new long[] { 1 }, new long[] { 1 }, p.storage_offset()))
             start = (ulong)(long)Rules.FusedCpu.Pointer(first);
-        }
         return (start, start + (ulong)(span * p.ElementSize));
     }
 }

@@ -97,6 +97,36 @@ internal static unsafe class FusedCpu
         empty.zero_();
     }
 
+    /// <summary>
+    /// <see cref="MarkWritten(Tensor)"/> for a tensor written every step: the empty view is made once and kept (one
+    /// native call a step instead of four), and made again when the tensor object or its data address changes (so an
+    /// old storage is not kept alive). Views share their base's version counter, also across a <c>set_</c>.
+    /// </summary>
+    internal sealed class WriteMark : IDisposable
+    {
+        private Tensor? _view, _of;
+        private IntPtr _at;
+
+        /// <summary>Advances <paramref name="t"/>'s version counter; <paramref name="address"/> is its data address now.</summary>
+        public void Mark(Tensor t, IntPtr address)
+        {
+            if (_view is null || !ReferenceEquals(_of, t) || _at != address) {
+                _view?.Dispose();
+                _view = t.as_strided(EmptyShape, UnitStride, t.storage_offset()).DetachFromDisposeScope();
+                _of = t;
+                _at = address;
+            }
+            _view.zero_();
+        }
+
+        public void Dispose()
+        {
+            _view?.Dispose();
+            _view = null;
+            _of = null;
+        }
+    }
+
     private static readonly long[] EmptyShape = { 0 }, UnitStride = { 1 };
 
     /// <summary>Splits a tensor of <paramref name="n"/> elements into work items that never straddle a block.</summary>

@@ -179,8 +179,18 @@ public abstract class RuleState : OptimizerState, IDisposable
     /// </summary>
     internal void MarkSlotsWritten()
     {
-        foreach (var s in _slots) if (s is not null) FusedCpu.MarkWritten(s);
+        _slotMarks ??= new FusedCpu.WriteMark?[_slots.Length];
+        for (int i = 0; i < _slots.Length; i++) {
+            // A slot is this state's own tensor: its object identity tells whether it was replaced.
+            if (_slots[i] is Tensor s) (_slotMarks[i] ??= new()).Mark(s, IntPtr.Zero);
+        }
     }
+
+    /// <summary>Advances the parameter's version counter after a kernel wrote it at <paramref name="address"/>.</summary>
+    internal void MarkParameterWritten(IntPtr address) => (_parameterMark ??= new()).Mark(_parameter, address);
+
+    private FusedCpu.WriteMark?[]? _slotMarks;
+    private FusedCpu.WriteMark? _parameterMark;
 
     /// <summary>Frees every slot and resets the step counter.</summary>
     protected void ClearSlots()
@@ -324,6 +334,8 @@ public abstract class RuleState : OptimizerState, IDisposable
         if (_backup is not null) foreach (var t in _backup) t?.Dispose();
         _paramBackup?.Dispose();
         AppliedSteps?.Dispose();
+        if (_slotMarks is not null) foreach (var m in _slotMarks) m?.Dispose();
+        _parameterMark?.Dispose();
         _disposed = true;
     }
 }
