@@ -36,8 +36,18 @@ internal static class GradientChecks
             throw new NotSupportedException($"The gradient of the {Describe(p, index)} is sparse; AdaGraft's optimizers need dense gradients (create the embedding with sparse: false).");
         if (grad.dtype != p.dtype || grad.device_type != p.device_type || grad.device_index != p.device_index)
             throw new InvalidOperationException($"The gradient of the {Describe(p, index)} is {grad.dtype} on {grad.device} but the parameter is {p.dtype} on {p.device}; give the parameter a gradient of its own dtype and device (e.g. grad.to(param.dtype, param.device)).");
-        if (!grad.shape.SequenceEqual(p.shape))
+        if (!SameShape(grad, p))
             throw new InvalidOperationException($"The gradient of the {Describe(p, index)} has shape {Shape(grad.shape)}; a gradient must have its parameter's shape. Assign p.grad a tensor shaped like p (or call zero_grad() after changing the parameter).");
+        return true;
+    }
+
+    /// <summary>True when <paramref name="a"/> and <paramref name="b"/> have one shape (read dimension by dimension: reading
+    /// a whole shape allocates, and this runs for every tensor of every step).</summary>
+    public static bool SameShape(Tensor a, Tensor b)
+    {
+        long rank = a.dim();
+        if (b.dim() != rank) return false;
+        for (int d = 0; d < rank; d++) if (a.size(d) != b.size(d)) return false;
         return true;
     }
 

@@ -98,6 +98,9 @@ public sealed class AdafactorState : RuleState
     }
 
     /// <inheritdoc />
+    protected override bool SlotsShapedLikeParameter => false;
+
+    /// <inheritdoc />
     protected override long[] ExpectedSlotShape(int index) => index switch {
         Row when Factored => ShapeWithout(Parameter.shape, -1),
         Col when Factored => ShapeWithout(Parameter.shape, -2),

@@ -57,6 +57,9 @@ public sealed class NovoGradState : RuleState
     }
 
     /// <inheritdoc />
+    protected override bool SlotsShapedLikeParameter => false;
+
+    /// <inheritdoc />
     protected override long[] ExpectedSlotShape(int index) => index == V ? Array.Empty<long>() : base.ExpectedSlotShape(index);
 
     internal Tensor Moment() => EnsureSlot(M);

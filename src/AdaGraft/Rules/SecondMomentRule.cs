@@ -274,7 +274,7 @@ public static class SecondMomentRule
     {
         if (state.AppliedSteps is not null) return false;
         for (int i = 0; i < state.SlotNames.Length; i++) {
-            var slot = state.GetSlot(i);
+            var slot = state.SlotAt(i);
             if (slot is not null && !FusedCpu.Eligible(slot, dtype)) return false;
         }
         return true;

@@ -233,4 +233,23 @@ public sealed class FastPathMisuseTests
             ex!.Message.Should().Contain("modified by an inplace operation");
         }
     }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AStateSlotHandedOutAndUsedInAGraphMakesBackwardRaiseAfterAStep(bool fused)
+    {
+        var ps = Fixtures.MakeParameters(new[] { new long[] { 64 } }, ScalarType.Float32);
+        using var opt = (GenericSecondMomentOptimizer)Make(Kind.OneOptimizer, fused, ps);
+        Fixtures.SetGradients(ps, 0);
+        opt.step();
+        var m1 = opt.StateOf(ps[0]).FirstMoment!;
+        using var x = torch.ones(64).requires_grad_(true);
+        var y = (x * m1).sum(); // saves m1 for x's gradient
+        Fixtures.SetGradients(ps, 1);
+        opt.step();
+        var ex = Capture(() => y.backward());
+        ex.Should().NotBeNull("the step wrote the first moment in place after the graph saved it");
+        ex!.Message.Should().Contain("modified by an inplace operation");
+    }
 }
