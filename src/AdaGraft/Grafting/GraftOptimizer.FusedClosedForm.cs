@@ -1,0 +1,146 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using AdaGraft.Optimizers;
+using AdaGraft.Rules;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
+
+namespace AdaGraft.Grafting;
+
+/// <summary>The fused closed-form path: two fused CPU passes (propose both and measure; apply) over work items grouped by tensor.</summary>
+public sealed partial class GraftOptimizer
+{
+    /// <summary>
+    /// The closed-form step in two fused CPU passes (see <see cref="GraftOptions.FusedCpuKernel"/>), or null, having
+    /// changed nothing, when some tensor or child does not qualify.
+    /// </summary>
+    private Measured? TryFusedClosedFormStep()
+    {
+        if (!Fused || _magnitude is not GenericSecondMomentOptimizer gm || _direction is not GenericSecondMomentOptimizer gd)
+            return null;
+        int n = _params.Length;
+        bool beforeMomentum = Options.Point == GraftPoint.BeforeMomentum;
+        // The gradient and both children's states must fit too, and the graft's own buffers where they exist.
+        bool Fits(int i, Parameter p, Tensor grad, ScalarType dtype) =>
+            FusedCpu.Eligible(grad, dtype) && gm.CanFuseState(p, dtype) && gd.CanFuseState(p, dtype)
+            && (!beforeMomentum || _momentum[i] is not Tensor b || FusedCpu.Eligible(b, dtype))
+            && (_saved[i] is not Tensor s || FusedCpu.Eligible(s, dtype));
+        if (FusedCandidates(Fits) is not var (grads, dtypes, numels)) return null;
+
+        // Nothing has changed so far; from here on both children advance.
+        // Per tensor and per block, each tensor is proposed, measured and applied before the next one, through one
+        // scratch buffer per dtype: ΔD is read back while it is still in cache. Global grafting needs every norm
+        // before any step, so ΔD goes to a buffer per tensor.
+        bool interleave = Options.Granularity != GraftGranularity.Global;
+        var active = Array.ConvertAll(grads, x => x is not null);
+        var layout = new FusedLayout(active, numels, dtypes, BlockSize, HostRatio, interleave ? GroupElements : 0);
+        var items = layout.Items;
+        var mPlans = new FusedPlan[n];
+        var dPlans = new FusedPlan[n];
+        var w = new IntPtr[n];
+        var g = new IntPtr[n];
+        var o = new IntPtr[n];
+        var mom = new IntPtr[n];
+        // One shared ΔD buffer per dtype, as large as the largest group of such tensors (a group: one tensor, or several
+        // small ones swept together); each tensor writes at its offset in its group.
+        var scratch = new Dictionary<ScalarType, IntPtr>();
+        IntPtr ScratchPointer(ScalarType dtype, long offset)
+        {
+            if (!scratch.TryGetValue(dtype, out var ptr)) scratch[dtype] = ptr = FusedCpu.Pointer(SharedScratch(dtype, layout.LargestGroup[dtype]));
+            return ptr + (nint)(offset * (dtype == ScalarType.Float32 ? sizeof(float) : sizeof(double)));
+        }
+        for (int i = 0; i < n; i++) {
+            if (!active[i]) continue;
+            var p = _params[i];
+            mPlans[i] = gm.Plan(p);
+            dPlans[i] = gd.Plan(p);
+            w[i] = FusedCpu.Pointer(p);
+            g[i] = FusedCpu.Pointer(grads[i]!);
+            o[i] = interleave ? ScratchPointer(dtypes[i], layout.OffsetInGroup[i]) : FusedCpu.Pointer(Fit(ref _saved[i], p));
+            if (beforeMomentum) mom[i] = FusedCpu.Pointer(_momentum[i] ??= torch.zeros_like(p).DetachFromDisposeScope());
+        }
+
+        double mu = Options.Momentum;
+        void Propose(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
+            int j = from + k;
+            var (t, start, length, _) = items[j];
+            (layout.SumM[j], layout.SumD[j]) = dtypes[t] == ScalarType.Float32
+                ? FusedCpu.Propose<float>(mPlans[t], dPlans[t], w[t], g[t], o[t], start, start + length, streamOut: !interleave)
+                : FusedCpu.Propose<double>(mPlans[t], dPlans[t], w[t], g[t], o[t], start, start + length, streamOut: !interleave);
+        });
+        void Apply(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
+            var (t, start, length, segment) = items[from + k];
+            if (dtypes[t] == ScalarType.Float32) FusedCpu.Apply<float>(w[t], o[t], mom[t], layout.Ratio[segment], mu, start, start + length);
+            else FusedCpu.Apply<double>(w[t], o[t], mom[t], layout.Ratio[segment], mu, start, start + length);
+        });
+
+        layout.Sweep(global: !interleave, Propose, Apply);
+        // The kernels wrote through data pointers: advance the version counters as eager in-place ops would, and keep
+        // every tensor whose address they used alive until here.
+        for (int i = 0; i < n; i++) {
+            if (!active[i]) continue;
+            var mState = gm.EntryOf(_params[i]).state;
+            mState.MarkParameterWritten(w[i]);
+            mState.MarkSlotsWritten();
+            gd.EntryOf(_params[i]).state.MarkSlotsWritten();
+            if (beforeMomentum) FusedCpu.MarkWritten(_momentum[i]!);
+        }
+        GC.KeepAlive(grads);
+        GC.KeepAlive(_saved);
+        GC.KeepAlive(_fusedScratch);
+        FusedSteps++;
+        return new Measured { Host = layout.Build() };
+    }
+
+    /// <summary>
+    /// The tensors a fused step works on: each parameter with a gradient, its gradient, dtype and size — or null when
+    /// none has a gradient, or when one of them is not a contiguous float32/float64 CPU tensor or fails
+    /// <paramref name="fits"/> (index, parameter, gradient, dtype). Nothing changes here.
+    /// </summary>
+    private (Tensor?[] grads, ScalarType[] dtypes, long[] numels)? FusedCandidates(Func<int, Parameter, Tensor, ScalarType, bool> fits)
+    {
+        int n = _params.Length;
+        var grads = new Tensor?[n];
+        var dtypes = new ScalarType[n];
+        var numels = new long[n];
+        bool any = false;
+        for (int i = 0; i < n; i++) {
+            var p = _params[i];
+            var grad = p.grad;
+            if (grad is null) continue;
+            var dtype = p.dtype;
+            if (!FusedCpu.Eligible(p, dtype) || !fits(i, p, grad, dtype)) return null;
+            grads[i] = grad;
+            dtypes[i] = dtype;
+            numels[i] = p.numel();
+            any = true;
+        }
+        return any ? (grads, dtypes, numels) : null;
+    }
+
+    /// <summary>The fused path's ΔD buffer for <paramref name="dtype"/>, of at least <paramref name="need"/> elements (kept between steps).</summary>
+    private Tensor SharedScratch(ScalarType dtype, long need)
+    {
+        if (_fusedScratch.TryGetValue(dtype, out var t) && t.numel() >= need) return t;
+        t?.Dispose();
+        t = torch.empty(need, dtype).DetachFromDisposeScope();
+        _fusedScratch[dtype] = t;
+        return t;
+    }
+
+    /// <summary>
+    /// Per tensor or block, small consecutive tensors are swept together up to this many elements (1 MiB of float32):
+    /// one parallel loop per pass for many small tensors, and the group's ΔD still in cache when it is applied.
+    /// </summary>
+    private const long GroupElements = 1 << 18;
+
+    /// <summary>How many steps took the fused CPU path (diagnostics and tests).</summary>
+    internal long FusedSteps { get; private set; }
+
+    /// <summary>The one place the graft decides: its option and the process-wide switch (<see cref="CpuSwitches.FusedKernels"/>).</summary>
+    private bool Fused => CpuSwitches.Fused(Options.FusedCpuKernel);
+}

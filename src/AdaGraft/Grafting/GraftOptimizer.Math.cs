@@ -1,0 +1,175 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using AdaGraft.Optimizers;
+using AdaGraft.Rules;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
+
+namespace AdaGraft.Grafting;
+
+/// <summary>The norm, ratio (0 where ‖ΔD‖ = 0), zero rule and combination math every eager path shares.</summary>
+public sealed partial class GraftOptimizer
+{
+    private sealed class Measured
+    {
+        public Tensor?[] M = Array.Empty<Tensor?>();
+        public Tensor?[] D = Array.Empty<Tensor?>();
+        public Tensor?[] R = Array.Empty<Tensor?>();
+        public Tensor GM = null!, GD = null!, GR = null!;
+        public HostStepNorms? Host;
+
+        public void DetachAll()
+        {
+            if (Host is not null) return;
+            foreach (var t in M.Concat(D).Concat(R)) t?.DetachFromDisposeScope();
+            GM.DetachFromDisposeScope();
+            GD.DetachFromDisposeScope();
+            GR.DetachFromDisposeScope();
+        }
+
+        public GraftStepNorms Build() => Host is null ? new(M, D, R, GM, GD, GR) : new(Host);
+    }
+
+    private static bool IsLowPrecision(Tensor t) => t.dtype is ScalarType.Float16 or ScalarType.BFloat16;
+
+    private long BlockSize => Options.Granularity == GraftGranularity.PerBlock ? Options.BlockSize : 0;
+
+    /// <summary>The 2-d views [segments, elements] of a flat tensor: one row, or full blocks plus a tail.</summary>
+    private static Tensor[] Segments(Tensor flat, long blockSize)
+    {
+        long n = flat.shape[0];
+        if (blockSize <= 0 || n <= blockSize) return new[] { flat.view(1, n) };
+        long k = n / blockSize, r = n % blockSize;
+        var full = flat.narrow(0, 0, k * blockSize).view(k, blockSize);
+        return r == 0 ? new[] { full } : new[] { full, flat.narrow(0, k * blockSize, r).view(1, r) };
+    }
+
+    /// <summary>|factor|·‖u‖ per segment, as a 1-d tensor (float32 or wider).</summary>
+    private Tensor SegmentNorms(Tensor u, double factor)
+    {
+        var x = IsLowPrecision(u) ? u.to_type(ScalarType.Float32) : u;
+        Tensor norms;
+        if (BlockSize > 0) {
+            var views = Segments(x.reshape(-1), BlockSize);
+            norms = views.Length == 1 ? views[0].norm(1) : torch.cat(views.Select(v => v.norm(1)).ToArray(), 0);
+        } else {
+            norms = x.norm().view(1);
+        }
+        return factor == 1 ? norms : norms.mul_(Math.Abs(factor));
+    }
+
+    /// <summary>ratio = m / d with 0 where d = 0 (or m / (d + ε)).</summary>
+    private Tensor Ratio(Tensor m, Tensor d)
+    {
+        if (Options.Epsilon > 0) return m / (d + Options.Epsilon);
+        return d.reciprocal().nan_to_num_(0, 0, 0).mul_(m);
+    }
+
+    /// <summary>Per-tensor and global norms and ratios from per-tensor segment norms.</summary>
+    private Measured Combine(Tensor?[] m, Tensor?[] d)
+    {
+        var present = Enumerable.Range(0, m.Length).Where(i => m[i] is not null).ToArray();
+        var res = new Measured { M = m, D = d, R = new Tensor?[m.Length] };
+        if (present.Length == 0) {
+            res.GM = torch.zeros(1);
+            res.GD = torch.zeros(1);
+            res.GR = torch.zeros(1);
+            return res;
+        }
+        var dtype = present.Select(i => m[i]!.dtype).Contains(ScalarType.Float64) ? ScalarType.Float64 : ScalarType.Float32;
+        // Global norms are gathered on the first tensor's device (a model split over devices still gets one ratio).
+        var first = m[present[0]]!;
+        var (deviceType, deviceIndex) = (first.device_type, first.device_index);
+        // The usual case (one dtype, one device) needs no conversions, and the per-tensor ratios are computed in one
+        // go and handed out as views: a few calls per step instead of a few per tensor (what a GPU step's host time is).
+        bool uniform = present.All(i => m[i]!.dtype == dtype && m[i]!.device_type == deviceType && m[i]!.device_index == deviceIndex);
+        var device = first.device;
+        Tensor Gather(Tensor?[] x) => torch.cat(present.Select(i => uniform ? x[i]! : x[i]!.to(dtype, device)).ToArray(), 0);
+        var mAll = Gather(m);
+        var dAll = Gather(d);
+        res.GM = mAll.norm();
+        res.GD = dAll.norm();
+        res.GR = Ratio(res.GM, res.GD);
+        if (Options.Granularity == GraftGranularity.Global) {
+            foreach (var i in present) res.R[i] = uniform ? res.GR.view(1) : res.GR.to(m[i]!.dtype, m[i]!.device).view(1);
+        } else if (uniform) {
+            var rAll = Ratio(mAll, dAll);
+            long at = 0;
+            foreach (var i in present) {
+                long len = m[i]!.shape[0];
+                res.R[i] = rAll.narrow(0, at, len);
+                at += len;
+            }
+        } else {
+            foreach (var i in present) res.R[i] = Ratio(m[i]!, d[i]!);
+        }
+        return res;
+    }
+
+    /// <summary>The ratio to multiply a whole tensor with (0-d), or the per-segment column for blocks.</summary>
+    private static Tensor Column(Tensor ratio) => ratio.unsqueeze(1);
+
+    /// <summary>ratio = m / d with 0 where d = 0 (or m / (d + ε)), on the host.</summary>
+    private double HostRatio(double m, double d)
+    {
+        if (Options.Epsilon > 0) return m / (d + Options.Epsilon);
+        return HostStepNorms.RatioOf(m, d);
+    }
+
+    /// <summary>
+    /// target += factor · ratio ⊙ u, the ratio taken per tensor or per block. Half-precision targets get the step
+    /// computed in float32 (one temporary) and rounded once.
+    /// </summary>
+    private void AddScaled(Tensor target, Tensor u, Tensor r, double factor)
+    {
+        if (IsLowPrecision(target)) {
+            using var u32 = u.to_type(ScalarType.Float32);
+            ScaleSegments(u32, r);
+            target.add_(u32, factor);
+            return;
+        }
+        if (BlockSize > 0) {
+            var tv = Segments(target.view(-1), BlockSize);
+            var uv = Segments(u.reshape(-1), BlockSize);
+            long at = 0;
+            for (int s = 0; s < tv.Length; s++) {
+                long rows = tv[s].shape[0];
+                tv[s].addcmul_(uv[s], Column(r.narrow(0, at, rows)).to_type(target.dtype), factor);
+                at += rows;
+            }
+        } else {
+            // A one-element ratio broadcasts against any tensor of rank ≥ 1; a 0-d target needs a 0-d ratio.
+            var rr = target.dim() == 0 ? r.view(Array.Empty<long>()) : r;
+            target.addcmul_(u, rr.dtype == target.dtype ? rr : rr.to_type(target.dtype), factor);
+        }
+    }
+
+    /// <summary>x ⊙= ratio, per tensor or per block (x contiguous, float32 or wider).</summary>
+    private void ScaleSegments(Tensor x, Tensor r)
+    {
+        if (BlockSize > 0) {
+            long at = 0;
+            foreach (var v in Segments(x.view(-1), BlockSize)) {
+                long rows = v.shape[0];
+                v.mul_(Column(r.narrow(0, at, rows)).to_type(x.dtype));
+                at += rows;
+            }
+        } else {
+            x.mul_(r.view(Array.Empty<long>()).to_type(x.dtype));
+        }
+    }
+
+    /// <summary>p − saved: in place in p for float32/float64, in a float32 temporary for half precision.</summary>
+    private static Tensor Difference(Parameter p, Tensor saved)
+    {
+        if (!IsLowPrecision(p)) {
+            p.sub_(saved);
+            return p;
+        }
+        return p.to_type(ScalarType.Float32).sub_(saved);
+    }
+}
