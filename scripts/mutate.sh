@@ -53,7 +53,9 @@ run_tests() {
   set -e
   local line
   line=$(grep -E "^(Passed|Failed)!" test.log | tail -1 || true)
-  if [ -z "$line" ]; then
+  if grep -qiE "test run aborted|active test run was aborted|crashed" test.log; then
+    echo "crashed: the test host died (exit $rc) after ${line:-no summary}" | sed -E 's/(Passed|Failed)! *- *//'
+  elif [ -z "$line" ]; then
     echo "crashed (exit $rc, no summary)"
   else
     echo "$line" | sed -E 's/.*Failed: *([0-9]+), Passed: *([0-9]+).*/\1 failed, \2 passed/'
