@@ -252,4 +252,62 @@ public sealed class FastPathMisuseTests
         ex.Should().NotBeNull("the step wrote the first moment in place after the graph saved it");
         ex!.Message.Should().Contain("modified by an inplace operation");
     }
+
+    /// <summary>The misuses that crashed the process (or read and wrote past a buffer) before the checks existed.</summary>
+    private static readonly (string name, Action<List<Parameter>> misuse)[] CrashCandidates = {
+        ("gradient of 1,000,000 elements", ps => {
+            using var g = torch.randn(1_000_000);
+            ps[0].grad = g;
+        }),
+        ("gradient of 8 elements", ps => {
+            using var g = torch.randn(8);
+            ps[0].grad = g;
+        }),
+        ("storage of 4096 elements, fitting gradient", ps => {
+            using (torch.no_grad()) using (var s = torch.zeros(4096)) ps[0].set_(s);
+            using var g = torch.ones(4096);
+            ps[0].grad = g;
+        }),
+        ("storage of 8 elements, fitting gradient", ps => {
+            using (torch.no_grad()) using (var s = torch.zeros(8)) ps[0].set_(s);
+            using var g = torch.ones(8);
+            ps[0].grad = g;
+        }),
+    };
+
+    /// <summary>Child process: every crash candidate on the fused path of every kind; one line each, "kind | misuse | exception".</summary>
+    [ChildScenario("fused-crash-candidates")]
+    public static int RunCrashCandidates(string[] args)
+    {
+        foreach (var kind in Enum.GetValues<Kind>()) {
+            foreach (var (name, misuse) in CrashCandidates) {
+                var (ps, opt) = Warm(kind, fused: true);
+                using (opt) {
+                    misuse(ps);
+                    var ex = Capture(() => opt.step());
+                    Console.WriteLine($"{kind} | {name} | {ex?.GetType().Name ?? "none"}");
+                }
+            }
+        }
+        return 0;
+    }
+
+    [Fact]
+    public void CrashCandidatesOnTheFusedPathRaiseInsteadOfCrashingAChildProcess()
+    {
+        // In a child process, so that a regression shows as this test failing, not as the whole test run dying.
+        var result = ChildProcess.Run("fused-crash-candidates", TimeSpan.FromMinutes(3));
+        string log = result.Output + result.Error;
+        result.TimedOut.Should().BeFalse(log);
+        result.Signal.Should().BeNull($"no misuse may crash the process:\n{log}");
+        result.ExitCode.Should().Be(0, log);
+        var lines = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        lines.Should().HaveCount(Enum.GetValues<Kind>().Length * CrashCandidates.Length, log);
+        foreach (var line in lines) {
+            var parts = line.Split(" | ");
+            parts[2].Should().NotBe("none", $"'{line}' must raise");
+            if (parts[0] != nameof(Kind.BlackBoxBuiltins) || parts[1].StartsWith("gradient", StringComparison.Ordinal))
+                parts[2].Should().Be(nameof(InvalidOperationException), line);
+        }
+    }
 }
