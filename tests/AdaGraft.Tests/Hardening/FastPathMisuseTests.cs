@@ -310,4 +310,52 @@ public sealed class FastPathMisuseTests
                 parts[2].Should().Be(nameof(InvalidOperationException), line);
         }
     }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void FusedEqualsEagerWithMissingGradientsAndALayerFrozenAndUnfrozen(Kind kind)
+    {
+        // As PyTorch's optimizer tests do: no gradient at all at step 2; tensor 1 frozen (grad = null) at steps 3
+        // and 4, trained again from step 5.
+        var shapes = new[] { new long[] { 40_000 }, new long[] { 3, 5 }, new long[] { 0 }, Array.Empty<long>() };
+        var fusedPs = Fixtures.MakeParameters(shapes);
+        var eagerPs = Fixtures.Clone(fusedPs);
+        using var fused = Make(kind, true, fusedPs);
+        using var eager = Make(kind, false, eagerPs);
+        for (int t = 0; t < 7; t++) {
+            foreach (var ps in new[] { fusedPs, eagerPs }) {
+                Fixtures.SetGradients(ps, t);
+                if (t == 2) foreach (var p in ps) p.grad = null;
+                if (t is 3 or 4) ps[1].grad = null;
+            }
+            fused.step();
+            eager.step();
+        }
+        Fixtures.MaxRelativeDifference(fusedPs, eagerPs).Should().BeLessThan(1e-10);
+        if (kind != Kind.BlackBoxBuiltins) FusedCount(fused).Should().BeGreaterThan(0, "the fused path ran");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AGroupWithAZeroLearningRateStaysPutAndAZeroSizeParameterSteps(bool fused)
+    {
+        var ps = Fixtures.MakeParameters(new[] { new long[] { 64 }, new long[] { 0 }, new long[] { 4, 4 } });
+        using var opt = new GenericSecondMomentOptimizer(
+            new[] {
+                new GenericSecondMomentOptimizer.ParamGroup(ps.Take(2)),
+                new GenericSecondMomentOptimizer.ParamGroup(ps.Skip(2), new Rules.SecondMomentOptions { LearningRate = 0 }),
+            },
+            GenericSecondMomentOptimizer.TorchAdamOptions(lr: 0.01)) { FusedCpuKernel = fused };
+        var frozen = Fixtures.Snapshot(ps.Skip(2));
+        var moving = Fixtures.Snapshot(ps.Take(1));
+        for (int t = 0; t < 3; t++) {
+            Fixtures.SetGradients(ps, t);
+            opt.step();
+        }
+        TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(ps.Skip(2)), frozen, "a group whose learning rate is 0 does not move");
+        Fixtures.Snapshot(ps.Take(1))[0].Should().NotEqual(moving[0], "the other group trains");
+        TestTensors.AllFinite(ps[0]).Should().BeTrue();
+        if (fused) opt.FusedTensorSteps.Should().BeGreaterThan(0);
+    }
 }
