@@ -17,6 +17,11 @@ if (args.Length > 0 && args[0] == "--ab-timing") {
         args.Length > 4 ? args[4].Split(',').Select(c => int.Parse(c, System.Globalization.CultureInfo.InvariantCulture)).ToArray() : null);
     return;
 }
+if (args.Length > 0 && args[0] == "--loop-timing") {
+    TrainingLoopTiming.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 12,
+        args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10);
+    return;
+}
 if (args.Length > 0 && args[0] == "--check-timing") {
     CheckTiming.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1000,
         args.Length > 2 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10_000);
