@@ -38,8 +38,8 @@ mutations=(
   "            _view.zero_();"
   "            if (address == (IntPtr)(-1)) _view.zero_();"
   state-extent-check src/AdaGraft/Rules/RuleState.cs
-  "            if (s.dtype == _parameter.dtype && s.device_type"
-  "            if (true || s.dtype == _parameter.dtype && s.device_type"
+  "            if (SlotFits(i, s)) continue;"
+  "            if (true || SlotFits(i, s)) continue;"
   gradient-shape-check src/AdaGraft/Optimizers/GradientChecks.cs
   "        if (!SameShape(grad, p))"
   "        if (false && !SameShape(grad, p))"

@@ -242,9 +242,9 @@ public sealed partial class GraftOptimizer : OptimizerHelper, IMomentum, IBetas,
         for (int i = 0; i < _params.Length; i++) {
             if (_momentum[i] is not Tensor m) continue;
             var p = _params[i];
-            if (m.dtype != p.dtype || m.device_type != p.device_type || m.device_index != p.device_index || !m.shape.SequenceEqual(p.shape))
+            if (!TensorLayout.SameLayout(m, p))
                 throw new InvalidOperationException(
-                    $"The graft's momentum of the {GradientChecks.Describe(p, i)} is {m.dtype} {GradientChecks.Shape(m.shape)} on {m.device}, but "
+                    $"The graft's momentum of the {TensorLayout.Describe(p, i)} is {m.dtype} {TensorLayout.Shape(m.shape)} on {m.device}, but "
                     + $"the parameter is now {p.dtype} on {p.device}: it was resized, replaced (set_) or converted after the graft was built. "
                     + "Build a new graft over the changed parameters.");
         }
@@ -253,11 +253,9 @@ public sealed partial class GraftOptimizer : OptimizerHelper, IMomentum, IBetas,
     /// <summary>A scratch buffer of the graft: reused while it still has <paramref name="like"/>'s shape, dtype and device.</summary>
     private static Tensor Fit(ref Tensor? buffer, Tensor like, ScalarType? dtype = null)
     {
-        var want = dtype ?? like.dtype;
-        if (buffer is Tensor b && b.dtype == want && b.device_type == like.device_type && b.device_index == like.device_index && b.shape.SequenceEqual(like.shape))
-            return b;
+        if (buffer is Tensor b && TensorLayout.SameLayout(b, like, dtype)) return b;
         buffer?.Dispose();
-        buffer = torch.empty(like.shape, want, like.device).DetachFromDisposeScope();
+        buffer = torch.empty(like.shape, dtype ?? like.dtype, like.device).DetachFromDisposeScope();
         return buffer;
     }
 

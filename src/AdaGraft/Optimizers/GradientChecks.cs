@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using TorchSharp;
 using TorchSharp.Modules;
+using static AdaGraft.Rules.TensorLayout;
 using static TorchSharp.torch;
 
 namespace AdaGraft.Optimizers;
@@ -14,13 +15,6 @@ namespace AdaGraft.Optimizers;
 /// </summary>
 internal static class GradientChecks
 {
-    /// <summary>"parameter 3 of shape [2, 3]": how messages name a parameter (its index in the optimizer's list).</summary>
-    public static string Describe(Tensor p, int index) =>
-        index >= 0 ? $"parameter {index} of shape {Shape(p.shape)}" : $"parameter of shape {Shape(p.shape)}";
-
-    /// <summary>"[2, 3]".</summary>
-    public static string Shape(long[] shape) => "[" + string.Join(", ", shape) + "]";
-
     /// <summary>
     /// Throws when <paramref name="p"/>'s gradient cannot be used by a dense optimizer: sparse, another dtype or
     /// device, or another shape (TorchSharp lets any tensor be assigned to <c>grad</c>).
@@ -38,16 +32,6 @@ internal static class GradientChecks
             throw new InvalidOperationException($"The gradient of the {Describe(p, index)} is {grad.dtype} on {grad.device} but the parameter is {p.dtype} on {p.device}; give the parameter a gradient of its own dtype and device (e.g. grad.to(param.dtype, param.device)).");
         if (!SameShape(grad, p))
             throw new InvalidOperationException($"The gradient of the {Describe(p, index)} has shape {Shape(grad.shape)}; a gradient must have its parameter's shape. Assign p.grad a tensor shaped like p (or call zero_grad() after changing the parameter).");
-        return true;
-    }
-
-    /// <summary>True when <paramref name="a"/> and <paramref name="b"/> have one shape (read dimension by dimension: reading
-    /// a whole shape allocates, and this runs for every tensor of every step).</summary>
-    public static bool SameShape(Tensor a, Tensor b)
-    {
-        long rank = a.dim();
-        if (b.dim() != rank) return false;
-        for (int d = 0; d < rank; d++) if (a.size(d) != b.size(d)) return false;
         return true;
     }
 

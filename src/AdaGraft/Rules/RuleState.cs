@@ -58,14 +58,14 @@ public abstract class RuleState : OptimizerState, IDisposable
         for (int i = 0; i < _slots.Length; i++) {
             if (_slots[i] is not Tensor s) continue;
             var b = _backup[i];
-            if (b is null || !Matches(b, s)) {
+            if (b is null || !TensorLayout.SameLayout(b, s)) {
                 b?.Dispose();
                 b = torch.empty_like(s).DetachFromDisposeScope();
                 _backup[i] = b;
             }
             b.copy_(s);
         }
-        if (_paramBackup is null || !Matches(_paramBackup, _parameter)) {
+        if (_paramBackup is null || !TensorLayout.SameLayout(_paramBackup, _parameter)) {
             _paramBackup?.Dispose();
             _paramBackup = torch.empty_like(_parameter).DetachFromDisposeScope();
         }
@@ -153,7 +153,7 @@ public abstract class RuleState : OptimizerState, IDisposable
     protected internal Tensor Scratch(int index)
     {
         var t = _scratch[index];
-        if (t is null || !Matches(t, _parameter)) {
+        if (t is null || !TensorLayout.SameLayout(t, _parameter)) {
             t?.Dispose();
             t = torch.empty_like(_parameter).DetachFromDisposeScope();
             _scratch[index] = t;
@@ -161,9 +161,6 @@ public abstract class RuleState : OptimizerState, IDisposable
         return t;
     }
 
-    /// <summary>True when <paramref name="t"/> has <paramref name="like"/>'s shape, dtype and device.</summary>
-    private static bool Matches(Tensor t, Tensor like) =>
-        t.dtype == like.dtype && t.device_type == like.device_type && t.device_index == like.device_index && t.shape.SequenceEqual(like.shape);
 
     /// <summary>
     /// Throws <see cref="InvalidOperationException"/> when a persistent slot no longer fits the parameter: the
@@ -176,27 +173,21 @@ public abstract class RuleState : OptimizerState, IDisposable
         ThrowIfDisposed();
         for (int i = 0; i < _slots.Length; i++) {
             if (_slots[i] is not Tensor s) continue;
-            // Dimensions are compared one by one (reading a shape allocates; this runs for every tensor of every step).
-            if (s.dtype == _parameter.dtype && s.device_type == _parameter.device_type && s.device_index == _parameter.device_index && SlotShapeFits(i, s))
-                continue;
+            if (SlotFits(i, s)) continue;
             var want = ExpectedSlotShape(i);
             throw new InvalidOperationException(
-                $"The optimizer state '{_slotNames[i]}' of the {Optimizers.GradientChecks.Describe(_parameter, index)} is {s.dtype} "
-                + $"{Optimizers.GradientChecks.Shape(s.shape)} on {s.device}, but the parameter now needs {_parameter.dtype} "
-                + $"{Optimizers.GradientChecks.Shape(want)} on {_parameter.device}: the parameter was resized, replaced (set_) or "
+                $"The optimizer state '{_slotNames[i]}' of the {TensorLayout.Describe(_parameter, index)} is {s.dtype} "
+                + $"{TensorLayout.Shape(s.shape)} on {s.device}, but the parameter now needs {_parameter.dtype} "
+                + $"{TensorLayout.Shape(want)} on {_parameter.device}: the parameter was resized, replaced (set_) or "
                 + "converted after the optimizer was built. Build a new optimizer over the changed parameters (or load a matching state).");
         }
     }
 
-    /// <summary>True when slot <paramref name="i"/> has the shape <see cref="ExpectedSlotShape"/> gives.</summary>
-    private bool SlotShapeFits(int i, Tensor s)
-    {
-        if (!SlotsShapedLikeParameter) return s.shape.SequenceEqual(ExpectedSlotShape(i));
-        int rank = (int)_parameter.dim();
-        if (s.dim() != rank) return false;
-        for (int d = 0; d < rank; d++) if (s.size(d) != _parameter.size(d)) return false;
-        return true;
-    }
+    /// <summary>True when slot <paramref name="i"/> has the parameter's dtype and device and the shape <see cref="ExpectedSlotShape"/> gives.</summary>
+    private bool SlotFits(int i, Tensor s) => SlotsShapedLikeParameter
+        ? TensorLayout.SameLayout(s, _parameter)
+        : s.dtype == _parameter.dtype && s.device_type == _parameter.device_type && s.device_index == _parameter.device_index
+            && s.shape.SequenceEqual(ExpectedSlotShape(i));
 
     /// <summary>True when every slot is shaped like the parameter (false for factored or scalar slots).</summary>
     protected virtual bool SlotsShapedLikeParameter => true;
