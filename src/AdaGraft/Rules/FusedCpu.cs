@@ -88,35 +88,46 @@ internal static unsafe class FusedCpu
     /// <summary>
     /// Advances <paramref name="t"/>'s autograd version counter as one in-place operation would, in O(1): a kernel
     /// that writes through a data pointer does not, so a backward pass through a graph that saved the old values would
-    /// otherwise silently use the new ones (eager in-place operations make it raise). An in-place operation on an
-    /// empty view of <paramref name="t"/> advances the counter the view shares with it. Call inside <c>no_grad</c>.
+    /// otherwise silently use the new ones (eager in-place operations make it raise). Natively when
+    /// <see cref="NativeVersion"/> can; otherwise an in-place operation on an empty view of <paramref name="t"/>
+    /// advances the counter the view shares with it. Call inside <c>no_grad</c>.
     /// </summary>
     internal static void MarkWritten(Tensor t)
     {
+        if (NativeVersion.CanBump(t)) {
+            NativeVersion.Bump(t);
+            return;
+        }
         using var empty = t.as_strided(EmptyShape, UnitStride, t.storage_offset());
         empty.zero_();
     }
 
     /// <summary>
-    /// <see cref="MarkWritten(Tensor)"/> for a tensor written every step: the empty view is made once and kept (one
-    /// native call a step instead of four), and made again when the tensor object or its data address changes (so an
-    /// old storage is not kept alive). Views share their base's version counter, also across a <c>set_</c>.
+    /// <see cref="MarkWritten(Tensor)"/> for a tensor written every step: libtorch's own <c>bump_version</c> when
+    /// <see cref="NativeVersion"/> found it (whether the tensor may take it is asked once per tensor object and data
+    /// address); otherwise an empty view made once and kept (one native call a step instead of four), made again when
+    /// the tensor object or its data address changes (so an old storage is not kept alive). Views share their base's
+    /// version counter, also across a <c>set_</c>.
     /// </summary>
     internal sealed class WriteMark : IDisposable
     {
         private Tensor? _view, _of;
         private IntPtr _at;
+        private bool _native;
 
         /// <summary>Advances <paramref name="t"/>'s version counter; <paramref name="address"/> is its data address now.</summary>
         public void Mark(Tensor t, IntPtr address)
         {
-            if (_view is null || !ReferenceEquals(_of, t) || _at != address) {
+            if (!ReferenceEquals(_of, t) || _at != address) {
                 _view?.Dispose();
-                _view = t.as_strided(EmptyShape, UnitStride, t.storage_offset()).DetachFromDisposeScope();
+                _view = null;
+                _native = NativeVersion.CanBump(t);
+                if (!_native) _view = t.as_strided(EmptyShape, UnitStride, t.storage_offset()).DetachFromDisposeScope();
                 _of = t;
                 _at = address;
             }
-            _view.zero_();
+            if (_native) NativeVersion.Bump(t);
+            else _view!.zero_();
         }
 
         public void Dispose()

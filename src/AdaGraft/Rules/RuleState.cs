@@ -102,7 +102,7 @@ public abstract class RuleState : OptimizerState, IDisposable
     /// <remarks>
     /// A slot handed out here may end up in a user's autograd graph, so from then on the fused kernels advance its
     /// version counter after writing it (as an eager in-place operation would); slots never handed out cannot be in
-    /// any graph, and skip that (one dispatched operation, about 4.5 µs per tensor, measured).
+    /// any graph, and skip that (libtorch's bump_version, 20–40 ns; a dispatched operation, about 3 µs, where it is not found).
     /// </remarks>
     public Tensor? GetSlot(int index)
     {

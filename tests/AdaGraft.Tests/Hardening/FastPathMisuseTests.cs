@@ -253,6 +253,73 @@ public sealed class FastPathMisuseTests
         ex!.Message.Should().Contain("modified by an inplace operation");
     }
 
+    [Fact]
+    public void TheNativeVersionBumpIsFoundAndReadsTheCounterEveryInPlaceOperationAdvances()
+    {
+        // The handle passed as at::Tensor const& must be what libtorch reads: its version counter moves with in-place ops.
+        Rules.NativeVersion.Available.Should().BeTrue($"libtorch_cpu.so exports bump_version here ({Rules.NativeVersion.Reason})");
+        using var t = torch.zeros(5);
+        using var view = t.narrow(0, 1, 2);
+        long v0 = Rules.NativeVersion.Version(t);
+        t.add_(1);
+        view.mul_(2);
+        Rules.NativeVersion.Version(t).Should().Be(v0 + 2, "two in-place operations, one through a view sharing the counter");
+        Rules.NativeVersion.Bump(t);
+        Rules.NativeVersion.Version(t).Should().Be(v0 + 3);
+        Rules.NativeVersion.Version(view).Should().Be(v0 + 3, "a view shares its base's counter");
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void AFusedStepAdvancesTheParameterVersionByOneAndUnexposedSlotsNotAtAll(Kind kind)
+    {
+        if (kind == Kind.BlackBoxBuiltins) return; // the built-ins' own in-place operations count there
+        var (ps, opt) = Warm(kind, fused: true);
+        using (opt) {
+            long before = Rules.NativeVersion.Version(ps[0]);
+            var slots = opt is GenericSecondMomentOptimizer one
+                ? new[] { one.StateOf(ps[0]).SlotAt(0)!, one.StateOf(ps[0]).SlotAt(1)! }
+                : Array.Empty<Tensor>();
+            var slotsBefore = slots.Select(Rules.NativeVersion.Version).ToArray();
+            Fixtures.SetGradients(ps, 5);
+            opt.step();
+            long advanced = Rules.NativeVersion.Version(ps[0]) - before;
+            // One write per step on the fused single and closed-form paths; the black box writes (runs M, restores,
+            // runs D, combines) several times, each counted.
+            if (kind == Kind.BlackBoxRules) advanced.Should().BeGreaterThan(1);
+            else advanced.Should().Be(1);
+            slots.Select(Rules.NativeVersion.Version).Should().Equal(slotsBefore, "slots never handed out are in no graph");
+        }
+    }
+
+    /// <summary>Child process: with the native bump switched off, the empty-view fallback still makes backward raise.</summary>
+    [ChildScenario("version-fallback")]
+    public static int RunVersionFallback(string[] args)
+    {
+        Rules.NativeVersion.Available = false;
+        foreach (var kind in Enum.GetValues<Kind>()) {
+            var (ps, opt) = Warm(kind, fused: true);
+            using (opt) {
+                var y = (ps[0] * ps[0]).sum() + (ps[1] * ps[1]).sum();
+                opt.step();
+                var ex = Capture(() => y.backward());
+                Console.WriteLine($"{kind} | {(ex?.Message.Contains("modified by an inplace operation", StringComparison.Ordinal) == true ? "raised" : "silent")}");
+            }
+        }
+        return 0;
+    }
+
+    [Fact]
+    public void WithoutTheNativeBumpTheEmptyViewFallbackMakesBackwardRaise()
+    {
+        var result = ChildProcess.Run("version-fallback", TimeSpan.FromMinutes(2));
+        string log = result.Output + result.Error;
+        result.ExitCode.Should().Be(0, log);
+        var lines = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        lines.Should().HaveCount(Enum.GetValues<Kind>().Length, log);
+        lines.Should().OnlyContain(l => l.EndsWith("| raised", StringComparison.Ordinal), log);
+    }
+
     /// <summary>The misuses that crashed the process (or read and wrote past a buffer) before the checks existed.</summary>
     private static readonly (string name, Action<List<Parameter>> misuse)[] CrashCandidates = {
         ("gradient of 1,000,000 elements", ps => {
