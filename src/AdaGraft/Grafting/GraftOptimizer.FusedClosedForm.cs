@@ -17,7 +17,7 @@ public sealed partial class GraftOptimizer
     /// </summary>
     private Measured? TryFusedClosedFormStep()
     {
-        if (!Fused || _magnitude is not GenericSecondMomentOptimizer gm || _direction is not GenericSecondMomentOptimizer gd)
+        if (!Fused || _magnitude is not IFusedPlanSource gm || _direction is not IFusedPlanSource gd)
             return null;
         int n = _params.Length;
         bool beforeMomentum = Options.Point == GraftPoint.BeforeMomentum;
@@ -80,10 +80,10 @@ public sealed partial class GraftOptimizer
         // every tensor whose address they used alive until here.
         for (int i = 0; i < n; i++) {
             if (!active[i]) continue;
-            var mState = gm.EntryOf(_params[i]).state;
+            var mState = gm.StateOf(_params[i]);
             mState.MarkParameterWritten(w[i]);
             mState.MarkSlotsWritten();
-            gd.EntryOf(_params[i]).state.MarkSlotsWritten();
+            gd.StateOf(_params[i]).MarkSlotsWritten();
             if (beforeMomentum) FusedCpu.MarkWritten(_momentum[i]!);
         }
         GC.KeepAlive(grads);

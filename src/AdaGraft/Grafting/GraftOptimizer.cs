@@ -222,22 +222,21 @@ public sealed partial class GraftOptimizer : OptimizerHelper, IMomentum, IBetas,
     }
 
     /// <summary>
-    /// Everything a step checks before it changes anything, the same for every path: rule-based children check their
-    /// options, the gradients (dtype, device, shape), their states' fit and shared memory themselves; for built-in
-    /// children the graft checks the gradients and shared memory (a built-in child's own state is checked by its own
-    /// step: if that throws, the parameters are restored); and the graft's own momentum must still fit.
+    /// Everything a step checks before it changes anything, the same for every path: the graft checks the gradients
+    /// (dtype, device, shape) and shared memory once; rule-based children check their options and their states' fit (a
+    /// built-in child's own state is checked by its own step: if that throws, the parameters are restored); and the
+    /// graft's own momentum must still fit.
     /// </summary>
     private void ValidateForStep()
     {
-        if (IsClosedForm) {
-            _closedM!.ValidateForStep();
-            _closedD!.ValidateForStep();
-        } else {
-            for (int i = 0; i < _params.Length; i++) GradientChecks.Check(_params[i], i);
-            GradientChecks.CheckDisjoint(_params);
-            // A rule-based child on the black-box path checks its own state before the graft saves anything.
-            (_magnitude as IProposingOptimizer)?.ValidateForStep();
-            (_direction as IProposingOptimizer)?.ValidateForStep();
+        // The gradients and shared memory once for both children; then each rule-based child its options and states
+        // (on the black-box path too, before the graft saves anything). A proposing child of another library, which
+        // has no separate state check, runs its whole ValidateForStep.
+        for (int i = 0; i < _params.Length; i++) GradientChecks.Check(_params[i], i);
+        GradientChecks.CheckDisjoint(_params);
+        foreach (var child in new[] { _magnitude, _direction }) {
+            if (child is IStateValidator own) own.ValidateOptionsAndStates();
+            else (child as IProposingOptimizer)?.ValidateForStep();
         }
         for (int i = 0; i < _params.Length; i++) {
             if (_momentum[i] is not Tensor m) continue;

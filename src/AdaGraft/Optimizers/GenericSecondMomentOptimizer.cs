@@ -22,7 +22,7 @@ namespace AdaGraft.Optimizers;
 /// LR schedulers change <c>ParamGroup.LearningRate</c>; schedulers that cycle momentum or betas use
 /// <see cref="IMomentum"/> (β1) and <see cref="IBetas"/> (β1, β2).
 /// </remarks>
-public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMomentOptions, SecondMomentState, GenericSecondMomentOptimizer.ParamGroup>
+public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMomentOptions, SecondMomentState, SecondMomentRule>, IFusedPlanSource
 {
     /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
     public sealed class ParamGroup : MomentParamGroup<SecondMomentOptions>
@@ -102,29 +102,22 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
         return fused;
     }
 
-    /// <summary>
-    /// True when this optimizer's side of <paramref name="parameter"/>'s step can be fused (the kernel is on and the
-    /// state qualifies); the caller checks the parameter and gradient themselves (used by grafting, for two children).
-    /// </summary>
-    internal bool CanFuseState(Parameter parameter, ScalarType dtype)
+    /// <inheritdoc />
+    bool IFusedPlanSource.CanFuseState(Parameter parameter, ScalarType dtype)
     {
         var (_, state) = EntryOf(parameter);
         return Fused && SecondMomentRule.StateCanFuse(state, dtype);
     }
 
-    /// <summary>Advances <paramref name="parameter"/>'s state counter and returns its fused plan (after <see cref="CanFuseState"/>).</summary>
-    internal FusedPlan Plan(Parameter parameter)
+    /// <inheritdoc />
+    FusedPlan IFusedPlanSource.Plan(Parameter parameter)
     {
         var (options, state) = EntryOf(parameter);
         return SecondMomentRule.Plan(options, state);
     }
 
     /// <inheritdoc />
-    protected override SecondMomentState CreateState(Parameter parameter, SecondMomentOptions options) => new(parameter);
-
-    /// <inheritdoc />
-    protected override Proposal Propose(SecondMomentOptions options, SecondMomentState state, Parameter parameter, Tensor grad) =>
-        SecondMomentRule.Propose(options, state, parameter, grad);
+    RuleState IFusedPlanSource.StateOf(Parameter parameter) => EntryOf(parameter).state;
 
     /// <summary>Checks a preset argument under the name the caller typed (e.g. alpha, momentum).</summary>
     private static void RequireUnit(double value, string name, bool hiOpen)

@@ -35,6 +35,13 @@ internal static class GradientChecks
         return true;
     }
 
+    /// <summary>True when <paramref name="p"/> has a gradient (no checks).</summary>
+    public static bool Has(Parameter p)
+    {
+        using var grad = p.grad;
+        return grad is not null;
+    }
+
     /// <summary>
     /// Throws when two CPU parameters share memory (views of one tensor whose element ranges overlap): a step writes
     /// each parameter in place, so it would update the same bytes twice, and the fused kernels would race on them.

@@ -1,9 +1,6 @@
-using System;
 using System.Collections.Generic;
 using AdaGraft.Rules;
 using TorchSharp.Modules;
-using static TorchSharp.torch;
-using static TorchSharp.torch.optim;
 
 namespace AdaGraft.Optimizers;
 
@@ -11,27 +8,13 @@ namespace AdaGraft.Optimizers;
 /// LAMB (You et al., 2019, "Large Batch Optimization for Deep Learning: Training BERT in 76 minutes") as a TorchSharp optimizer; see <see cref="LambRule"/> for the update. Build it with <see cref="Create"/>.
 /// Usable standalone and inside closed-form grafting.
 /// </summary>
-public sealed class LambOptimizer : MomentRuleOptimizer<LambOptions, LambState, LambOptimizer.ParamGroup>
+public sealed class LambOptimizer : MomentRuleOptimizer<LambOptions, LambState, LambRule>
 {
-    /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
-    public sealed class ParamGroup : MomentParamGroup<LambOptions>
-    {
-        /// <summary>An empty group (set <c>Parameters</c>).</summary>
-        public ParamGroup() { }
+    /// <inheritdoc cref="MomentRuleOptimizer{TOptions, TState, TRule}(IEnumerable{Parameter}, TOptions)" />
+    public LambOptimizer(IEnumerable<Parameter> parameters, LambOptions options) : base(parameters, options) { }
 
-        /// <summary>A group over <paramref name="parameters"/> with <paramref name="options"/> (null: all inherited).</summary>
-        public ParamGroup(IEnumerable<Parameter> parameters, LambOptions? options = null) : base(parameters, options) { }
-    }
-
-    /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
-    public LambOptimizer(IEnumerable<Parameter> parameters, LambOptions options)
-        : base(parameters, options) { }
-
-    /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
-    public LambOptimizer(IEnumerable<ParamGroup> groups, LambOptions defaults)
-        : base(groups, defaults) { }
-
-
+    /// <inheritdoc cref="MomentRuleOptimizer{TOptions, TState, TRule}(IEnumerable{MomentParamGroup{TOptions}}, TOptions)" />
+    public LambOptimizer(IEnumerable<MomentParamGroup<LambOptions>> groups, LambOptions defaults) : base(groups, defaults) { }
 
     /// <summary>Options with every hyperparameter set.</summary>
     public static LambOptions DefaultOptions(double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-6, double weight_decay = 0.01, bool bias_correction = true) => new() {
@@ -49,12 +32,4 @@ public sealed class LambOptimizer : MomentRuleOptimizer<LambOptions, LambState, 
     /// </summary>
     public static LambOptimizer Create(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-6, double weight_decay = 0.01, bool bias_correction = true)
         => new(parameters, DefaultOptions(lr, beta1, beta2, eps, weight_decay, bias_correction));
-
-    /// <inheritdoc />
-    protected override LambState CreateState(Parameter parameter, LambOptions options) => new(parameter);
-
-    /// <inheritdoc />
-    protected override Proposal Propose(LambOptions options, LambState state, Parameter parameter, Tensor grad) =>
-        LambRule.Propose(options, state, parameter, grad);
-
 }

@@ -11,7 +11,7 @@ namespace AdaGraft.Optimizers;
 /// LARS (You, Gitman and Ginsburg, 2017, "Large Batch Training of Convolutional Networks") as a TorchSharp optimizer; see <see cref="LarsRule"/> for the update. Build it with <see cref="Create"/>.
 /// Usable standalone and inside closed-form grafting.
 /// </summary>
-public sealed class LarsOptimizer : RuleOptimizer<LarsOptions, LarsState>, IMomentum
+public sealed class LarsOptimizer : RuleOptimizer<LarsOptions, LarsState, LarsRule>, IMomentum
 {
     /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
     public sealed class ParamGroup : ParamGroup<LarsOptions>, IMomentum
@@ -58,13 +58,6 @@ public sealed class LarsOptimizer : RuleOptimizer<LarsOptions, LarsState>, IMome
     /// </summary>
     public static LarsOptimizer Create(IEnumerable<Parameter> parameters, double lr, double momentum = 0.9, double weight_decay = 0, double trust_coefficient = 0.001)
         => new(parameters, DefaultOptions(lr, momentum, weight_decay, trust_coefficient));
-
-    /// <inheritdoc />
-    protected override LarsState CreateState(Parameter parameter, LarsOptions options) => new(parameter);
-
-    /// <inheritdoc />
-    protected override Proposal Propose(LarsOptions options, LarsState state, Parameter parameter, Tensor grad) =>
-        LarsRule.Propose(options, state, parameter, grad);
 
     /// <summary>Adds a group; accepts <see cref="ParamGroup"/> or any group with <see cref="LarsOptions"/>.</summary>
     public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using AdaGraft.Rules;
 using TorchSharp.Modules;
+using static TorchSharp.torch;
 using static TorchSharp.torch.optim;
 
 namespace AdaGraft.Optimizers;
@@ -43,27 +44,52 @@ public class MomentParamGroup<TOptions> : ParamGroup<TOptions>, IMomentum, IBeta
 }
 
 /// <summary>
-/// A rule optimizer whose options have β1 and β2: the constructors, the group wrapping and the scheduler interfaces,
-/// written once. A concrete optimizer supplies its state factory and its rule's <c>Propose</c>.
+/// A rule optimizer whose rule is a type (<see cref="IRule{TOptions, TState}"/>): state creation and the proposal come
+/// from <typeparamref name="TRule"/>, everything else (groups, validation, the step, checkpoints, grafting) from
+/// <see cref="RuleOptimizer{TOptions, TState}"/>.
 /// </summary>
 /// <typeparam name="TOptions">The rule's options.</typeparam>
 /// <typeparam name="TState">The rule's per-tensor state.</typeparam>
-/// <typeparam name="TGroup">The optimizer's own parameter-group type (what its groups are made of).</typeparam>
-public abstract class MomentRuleOptimizer<TOptions, TState, TGroup> : RuleOptimizer<TOptions, TState>, IMomentum, IBetas
+/// <typeparam name="TRule">The rule.</typeparam>
+public abstract class RuleOptimizer<TOptions, TState, TRule> : RuleOptimizer<TOptions, TState>
+    where TOptions : RuleOptions, new()
+    where TState : RuleState
+    where TRule : IRule<TOptions, TState>
+{
+    /// <summary>Builds the optimizer over <paramref name="groups"/>; unset options come from <paramref name="defaults"/>.</summary>
+    protected RuleOptimizer(IEnumerable<ParamGroup<TOptions>> groups, TOptions defaults)
+        : base(groups, defaults) { }
+
+    /// <inheritdoc />
+    protected sealed override TState CreateState(Parameter parameter, TOptions options) => TRule.NewState(parameter);
+
+    /// <inheritdoc />
+    protected sealed override Proposal Propose(TOptions options, TState state, Parameter parameter, Tensor grad) =>
+        TRule.Propose(options, state, parameter, grad);
+}
+
+/// <summary>
+/// A rule optimizer whose options have β1 and β2: the constructors, the group wrapping and the scheduler interfaces,
+/// written once. A concrete optimizer adds only its presets.
+/// </summary>
+/// <typeparam name="TOptions">The rule's options.</typeparam>
+/// <typeparam name="TState">The rule's per-tensor state.</typeparam>
+/// <typeparam name="TRule">The rule.</typeparam>
+public abstract class MomentRuleOptimizer<TOptions, TState, TRule> : RuleOptimizer<TOptions, TState, TRule>, IMomentum, IBetas
     where TOptions : RuleOptions, IMomentOptions, new()
     where TState : RuleState
-    where TGroup : MomentParamGroup<TOptions>, new()
+    where TRule : IRule<TOptions, TState>
 {
-    /// <summary>One group over <paramref name="parameters"/> with <paramref name="options"/> (every option set).</summary>
+    /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
     protected MomentRuleOptimizer(IEnumerable<Parameter> parameters, TOptions options)
         : base(new[] { Group(NotNull(parameters), null) }, options) { }
 
-    /// <summary>Parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
-    protected MomentRuleOptimizer(IEnumerable<ParamGroup<TOptions>> groups, TOptions defaults)
+    /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
+    protected MomentRuleOptimizer(IEnumerable<MomentParamGroup<TOptions>> groups, TOptions defaults)
         : base(groups, defaults) { }
 
-    private static TGroup Group(IEnumerable<Parameter> parameters, TOptions? options) =>
-        new() { Parameters = parameters, Options = options ?? new TOptions() };
+    private static MomentParamGroup<TOptions> Group(IEnumerable<Parameter> parameters, TOptions? options) =>
+        new(parameters, options);
 
     private static IEnumerable<Parameter> NotNull(IEnumerable<Parameter> parameters)
     {
@@ -83,7 +109,7 @@ public abstract class MomentRuleOptimizer<TOptions, TState, TGroup> : RuleOptimi
     /// <summary>Adds a group; a plain TorchSharp group with these options (or none) is wrapped so schedulers can cycle its betas.</summary>
     public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
     {
-        if (param_group is not null && param_group is not TGroup && param_group.Options is null or TOptions) {
+        if (param_group is not null && param_group is not MomentParamGroup<TOptions> && param_group.Options is null or TOptions) {
             param_group = Group(param_group.Parameters ?? Enumerable.Empty<Parameter>(), (TOptions?)param_group.Options);
         }
         base.add_param_group(param_group!);

@@ -1,9 +1,6 @@
-using System;
 using System.Collections.Generic;
 using AdaGraft.Rules;
 using TorchSharp.Modules;
-using static TorchSharp.torch;
-using static TorchSharp.torch.optim;
 
 namespace AdaGraft.Optimizers;
 
@@ -11,27 +8,13 @@ namespace AdaGraft.Optimizers;
 /// NovoGrad (Ginsburg et al., 2019, "Stochastic Gradient Methods with Layer-wise Adaptive Moments for Training of Deep Networks") as a TorchSharp optimizer; see <see cref="NovoGradRule"/> for the update. Build it with <see cref="Create"/>.
 /// Usable standalone and inside closed-form grafting.
 /// </summary>
-public sealed class NovoGradOptimizer : MomentRuleOptimizer<NovoGradOptions, NovoGradState, NovoGradOptimizer.ParamGroup>
+public sealed class NovoGradOptimizer : MomentRuleOptimizer<NovoGradOptions, NovoGradState, NovoGradRule>
 {
-    /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
-    public sealed class ParamGroup : MomentParamGroup<NovoGradOptions>
-    {
-        /// <summary>An empty group (set <c>Parameters</c>).</summary>
-        public ParamGroup() { }
+    /// <inheritdoc cref="MomentRuleOptimizer{TOptions, TState, TRule}(IEnumerable{Parameter}, TOptions)" />
+    public NovoGradOptimizer(IEnumerable<Parameter> parameters, NovoGradOptions options) : base(parameters, options) { }
 
-        /// <summary>A group over <paramref name="parameters"/> with <paramref name="options"/> (null: all inherited).</summary>
-        public ParamGroup(IEnumerable<Parameter> parameters, NovoGradOptions? options = null) : base(parameters, options) { }
-    }
-
-    /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
-    public NovoGradOptimizer(IEnumerable<Parameter> parameters, NovoGradOptions options)
-        : base(parameters, options) { }
-
-    /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
-    public NovoGradOptimizer(IEnumerable<ParamGroup> groups, NovoGradOptions defaults)
-        : base(groups, defaults) { }
-
-
+    /// <inheritdoc cref="MomentRuleOptimizer{TOptions, TState, TRule}(IEnumerable{MomentParamGroup{TOptions}}, TOptions)" />
+    public NovoGradOptimizer(IEnumerable<MomentParamGroup<NovoGradOptions>> groups, NovoGradOptions defaults) : base(groups, defaults) { }
 
     /// <summary>Options with every hyperparameter set.</summary>
     public static NovoGradOptions DefaultOptions(double lr = 1e-3, double beta1 = 0.95, double beta2 = 0.98, double eps = 1e-8, double weight_decay = 0) => new() {
@@ -47,12 +30,4 @@ public sealed class NovoGradOptimizer : MomentRuleOptimizer<NovoGradOptions, Nov
     /// </summary>
     public static NovoGradOptimizer Create(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.95, double beta2 = 0.98, double eps = 1e-8, double weight_decay = 0)
         => new(parameters, DefaultOptions(lr, beta1, beta2, eps, weight_decay));
-
-    /// <inheritdoc />
-    protected override NovoGradState CreateState(Parameter parameter, NovoGradOptions options) => new(parameter);
-
-    /// <inheritdoc />
-    protected override Proposal Propose(NovoGradOptions options, NovoGradState state, Parameter parameter, Tensor grad) =>
-        NovoGradRule.Propose(options, state, parameter, grad);
-
 }

@@ -10,6 +10,16 @@ using static TorchSharp.torch;
 namespace AdaGraft.Optimizers;
 
 /// <summary>
+/// The part of <see cref="IProposingOptimizer.ValidateForStep"/> a graft cannot do for its children: their options and
+/// their states' fit (the graft checks the gradients and shared memory once, for both).
+/// </summary>
+internal interface IStateValidator
+{
+    /// <summary>Validates the options and the state of every parameter that has a gradient; changes nothing.</summary>
+    void ValidateOptionsAndStates();
+}
+
+/// <summary>
 /// An optimizer that can propose a step for one tensor without applying it. The closed-form grafting path
 /// asks two of these for proposals and combines them itself.
 /// </summary>
@@ -61,7 +71,7 @@ internal static class NonFinite
 /// </summary>
 /// <typeparam name="TOptions">The hyperparameter record of one parameter group.</typeparam>
 /// <typeparam name="TState">The per-tensor state.</typeparam>
-public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IProposingOptimizer, IOptimizerCheckpoint, Grafting.IDisposableState, ILoadStager, IGuardedProposer
+public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IProposingOptimizer, IStateValidator, IOptimizerCheckpoint, Grafting.IDisposableState, ILoadStager, IGuardedProposer
     where TOptions : RuleOptions, new()
     where TState : RuleState
 {
@@ -208,18 +218,27 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
     /// gradient (dense, the parameter's dtype, device and shape); every state that will be stepped (its slots still fit
     /// the parameter: no resize, <c>set_</c> or dtype change since it was built); and that no two parameters share memory.
     /// </summary>
-    public void ValidateForStep()
+    public void ValidateForStep() => Validate(gradients: true);
+
+    /// <inheritdoc />
+    void IStateValidator.ValidateOptionsAndStates() => Validate(gradients: false);
+
+    /// <summary>
+    /// <see cref="ValidateForStep"/>; without <paramref name="gradients"/> only the options and the states of the
+    /// parameters that have a gradient (for a graft, which checks the gradients and shared memory once for both children).
+    /// </summary>
+    private void Validate(bool gradients)
     {
         ThrowIfDisposed();
         int index = 0;
         foreach (var g in _parameter_groups) {
             ((TOptions)g.Options).Validate();
             foreach (var p in g.Parameters) {
-                if (GradientChecks.Check(p, index)) _byHandle[p.Handle].state.CheckFits(index);
+                if (gradients ? GradientChecks.Check(p, index) : GradientChecks.Has(p)) _byHandle[p.Handle].state.CheckFits(index);
                 index++;
             }
         }
-        GradientChecks.CheckDisjoint(AllParameters());
+        if (gradients) GradientChecks.CheckDisjoint(AllParameters());
     }
 
     private List<Parameter> AllParameters()

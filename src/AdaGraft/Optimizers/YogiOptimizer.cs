@@ -1,9 +1,6 @@
-using System;
 using System.Collections.Generic;
 using AdaGraft.Rules;
 using TorchSharp.Modules;
-using static TorchSharp.torch;
-using static TorchSharp.torch.optim;
 
 namespace AdaGraft.Optimizers;
 
@@ -11,27 +8,13 @@ namespace AdaGraft.Optimizers;
 /// Yogi (Zaheer et al., 2018, "Adaptive Methods for Nonconvex Optimization") as a TorchSharp optimizer; see
 /// <see cref="YogiRule"/> for the update. Build it with <see cref="Create"/>. Usable inside closed-form grafting.
 /// </summary>
-public sealed class YogiOptimizer : MomentRuleOptimizer<YogiOptions, YogiState, YogiOptimizer.ParamGroup>
+public sealed class YogiOptimizer : MomentRuleOptimizer<YogiOptions, YogiState, YogiRule>
 {
-    /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
-    public sealed class ParamGroup : MomentParamGroup<YogiOptions>
-    {
-        /// <summary>An empty group (set <c>Parameters</c>).</summary>
-        public ParamGroup() { }
+    /// <inheritdoc cref="MomentRuleOptimizer{TOptions, TState, TRule}(IEnumerable{Parameter}, TOptions)" />
+    public YogiOptimizer(IEnumerable<Parameter> parameters, YogiOptions options) : base(parameters, options) { }
 
-        /// <summary>A group over <paramref name="parameters"/> with <paramref name="options"/> (null: all inherited).</summary>
-        public ParamGroup(IEnumerable<Parameter> parameters, YogiOptions? options = null) : base(parameters, options) { }
-    }
-
-    /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
-    public YogiOptimizer(IEnumerable<Parameter> parameters, YogiOptions options)
-        : base(parameters, options) { }
-
-    /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
-    public YogiOptimizer(IEnumerable<ParamGroup> groups, YogiOptions defaults)
-        : base(groups, defaults) { }
-
-
+    /// <inheritdoc cref="MomentRuleOptimizer{TOptions, TState, TRule}(IEnumerable{MomentParamGroup{TOptions}}, TOptions)" />
+    public YogiOptimizer(IEnumerable<MomentParamGroup<YogiOptions>> groups, YogiOptions defaults) : base(groups, defaults) { }
 
     /// <summary>Options with every hyperparameter set (defaults of the reference implementations).</summary>
     public static YogiOptions DefaultOptions(double lr = 1e-2, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-3, double initial_accumulator_value = 1e-6) => new() {
@@ -48,12 +31,4 @@ public sealed class YogiOptimizer : MomentRuleOptimizer<YogiOptions, YogiState, 
     /// </summary>
     public static YogiOptimizer Create(IEnumerable<Parameter> parameters, double lr = 1e-2, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-3, double initial_accumulator_value = 1e-6)
         => new(parameters, DefaultOptions(lr, beta1, beta2, eps, initial_accumulator_value));
-
-    /// <inheritdoc />
-    protected override YogiState CreateState(Parameter parameter, YogiOptions options) => new(parameter);
-
-    /// <inheritdoc />
-    protected override Proposal Propose(YogiOptions options, YogiState state, Parameter parameter, Tensor grad) =>
-        YogiRule.Propose(options, state, parameter, grad);
-
 }

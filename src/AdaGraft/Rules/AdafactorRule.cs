@@ -136,8 +136,13 @@ public sealed class AdafactorState : RuleState
 /// With ε1 = 0, a zero accumulator is inverted as 0 (pseudoinverse). RMS(u), RMS(w) and the clipping factor stay on
 /// the device as 0-d tensors; the only temporaries besides one scratch buffer are per-row and per-column.
 /// </remarks>
-public static class AdafactorRule
+public sealed class AdafactorRule : IRule<AdafactorOptions, AdafactorState>
 {
+    private AdafactorRule() { }
+
+    /// <inheritdoc />
+    public static AdafactorState NewState(Parameter parameter) => new(parameter);
+
     /// <summary>The decay β̂2_t of step <paramref name="t"/>.</summary>
     public static double Beta2At(AdafactorOptions o, long t)
     {

@@ -79,8 +79,13 @@ public sealed class LambState : RuleState
 /// The norms and φ stay on the device as 0-d tensors (no host synchronisation). Bias correction is folded in:
 /// with c = √bc2/bc1, u = c·u′ where u′ = m/(√v + ε√bc2) + (λ/c)·w, so φ·u = (‖w‖/‖u′‖)·u′, or c·u′ when φ = 1.
 /// </remarks>
-public static class LambRule
+public sealed class LambRule : IRule<LambOptions, LambState>
 {
+    private LambRule() { }
+
+    /// <inheritdoc />
+    public static LambState NewState(Parameter parameter) => new(parameter);
+
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(LambOptions o, LambState state, Tensor param, Tensor grad)
     {

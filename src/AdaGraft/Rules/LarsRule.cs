@@ -68,8 +68,13 @@ public sealed class LarsState : RuleState
 /// The paper writes <c>v ← μ·v + γ·q·(g + λ·w); w ← w − v</c>, the same for a constant η = γ; keeping η outside
 /// the buffer lets LR schedulers act on the step as they do for SGD. The norms and q stay on the device (0-d tensors).
 /// </remarks>
-public static class LarsRule
+public sealed class LarsRule : IRule<LarsOptions, LarsState>
 {
+    private LarsRule() { }
+
+    /// <inheritdoc />
+    public static LarsState NewState(Parameter parameter) => new(parameter);
+
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(LarsOptions o, LarsState state, Tensor param, Tensor grad)
     {

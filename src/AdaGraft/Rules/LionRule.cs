@@ -65,8 +65,13 @@ public sealed class LionState : RuleState
 /// </code>
 /// sign(0) = 0: a coordinate whose interpolation is exactly 0 does not move (apart from the decay).
 /// </remarks>
-public static class LionRule
+public sealed class LionRule : IRule<LionOptions, LionState>
 {
+    private LionRule() { }
+
+    /// <inheritdoc />
+    public static LionState NewState(Parameter parameter) => new(parameter);
+
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(LionOptions o, LionState state, Tensor param, Tensor grad)
     {

@@ -83,8 +83,13 @@ public sealed class NovoGradState : RuleState
 /// v and 1/(√v + ε) stay on the device as 0-d tensors (no host synchronisation); with ε = 0 the reciprocal of
 /// √v = 0 is taken as 0. v has the parameter's dtype: for float16 parameters ‖g‖² overflows above 65504.
 /// </remarks>
-public static class NovoGradRule
+public sealed class NovoGradRule : IRule<NovoGradOptions, NovoGradState>
 {
+    private NovoGradRule() { }
+
+    /// <inheritdoc />
+    public static NovoGradState NewState(Parameter parameter) => new(parameter);
+
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(NovoGradOptions o, NovoGradState state, Tensor param, Tensor grad)
     {

@@ -158,8 +158,13 @@ public sealed class SecondMomentState : RuleState
 /// </code>
 /// All updates are in place on preallocated state; the proposal is applied by the caller in one fused pass.
 /// </remarks>
-public static class SecondMomentRule
+public sealed class SecondMomentRule : IRule<SecondMomentOptions, SecondMomentState>
 {
+    private SecondMomentRule() { }
+
+    /// <inheritdoc />
+    public static SecondMomentState NewState(Parameter parameter) => new(parameter);
+
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(SecondMomentOptions o, SecondMomentState state, Tensor param, Tensor grad)
     {

@@ -76,8 +76,13 @@ public sealed class YogiState : RuleState
 /// The bias correction is folded into the scale: <c>m̂/(√v̂ + ε) = (√bc2/bc1)·m/(√v + ε·√bc2)</c>.
 /// All updates are in place on preallocated state.
 /// </remarks>
-public static class YogiRule
+public sealed class YogiRule : IRule<YogiOptions, YogiState>
 {
+    private YogiRule() { }
+
+    /// <inheritdoc />
+    public static YogiState NewState(Parameter parameter) => new(parameter);
+
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(YogiOptions o, YogiState state, Tensor param, Tensor grad)
     {
