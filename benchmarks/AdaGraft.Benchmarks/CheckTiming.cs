@@ -1,10 +1,3 @@
-using System;
-using System.Diagnostics;
-using System.Linq;
-using AdaGraft.Optimizers;
-using TorchSharp;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Benchmarks;
 
 /// <summary>

@@ -1,11 +1,3 @@
-using System;
-using System.Linq;
-using AdaGraft.Grafting;
-using AdaGraft.Optimizers;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Benchmarks;
 
 /// <summary>

@@ -1,9 +1,4 @@
-using System;
-using System.Diagnostics;
-using System.Linq;
 using AdaGraft.Rules;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Benchmarks;
 

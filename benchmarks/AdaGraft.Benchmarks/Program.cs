@@ -1,5 +1,3 @@
-using System;
-using System.Linq;
 using AdaGraft.Benchmarks;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;

@@ -1,6 +1,4 @@
 using AdaGraft.Diagnostics;
-using AdaGraft.Grafting;
-using AdaGraft.Optimizers;
 using BenchmarkDotNet.Attributes;
 
 namespace AdaGraft.Benchmarks;

@@ -1,12 +1,4 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
-using AdaGraft.Grafting;
-using AdaGraft.Optimizers;
 using BenchmarkDotNet.Attributes;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Benchmarks;
 

@@ -1,11 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.Diagnostics;
-using System.Linq;
-using AdaGraft.Grafting;
-using AdaGraft.Optimizers;
-using TorchSharp;
-using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
 namespace AdaGraft.Benchmarks;

@@ -1,13 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.Diagnostics;
-using System.Linq;
-using AdaGraft.Grafting;
-using AdaGraft.Optimizers;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Benchmarks;
 
 /// <summary>What every benchmark and timing aid here measures on: the parameters, the grafts, and the step timer.</summary>

@@ -1,10 +1,4 @@
-using System.Collections.Generic;
-using System.Linq;
-using AdaGraft.Optimizers;
 using BenchmarkDotNet.Attributes;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Benchmarks;
 

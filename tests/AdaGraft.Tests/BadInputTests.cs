@@ -1,16 +1,5 @@
-using System;
-using System.Collections.Generic;
-using System.IO;
-using System.Linq;
-using AdaGraft.Optimizers;
 using AdaGraft.Rules;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using TorchSharp;
-using TorchSharp.Modules;
-using Xunit;
 using static AdaGraft.Tests.Support.TestTensors;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Tests;
 

@@ -1,11 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
-using AdaGraft.Optimizers;
-using AdaGraft.Tests.Support;
-using TorchSharp.Modules;
-using Xunit;
-
 namespace AdaGraft.Tests;
 
 /// <summary>

@@ -1,12 +1,4 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
-using AdaGraft.Optimizers;
 using AdaGraft.Rules;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using TorchSharp.Modules;
-using Xunit;
 using static AdaGraft.Tests.Support.TestTensors;
 
 namespace AdaGraft.Tests;

@@ -1,12 +1,3 @@
-using System;
-using System.Collections.Generic;
-using AdaGraft.Optimizers;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using TorchSharp.Modules;
-using Xunit;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Tests;
 
 /// <summary>

@@ -1,6 +1,3 @@
-using System;
-using AdaGraft.Tests.Support;
-
 namespace AdaGraft.Tests;
 
 /// <summary>

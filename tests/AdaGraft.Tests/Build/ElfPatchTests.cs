@@ -1,13 +1,6 @@
-using System;
-using System.Collections.Generic;
 using System.Diagnostics;
-using System.IO;
-using System.Linq;
 using System.Text;
 using AdaGraft.Build;
-using FluentAssertions;
-using TorchSharp;
-using Xunit;
 
 namespace AdaGraft.Tests.Build;
 

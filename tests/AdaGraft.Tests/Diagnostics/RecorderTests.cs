@@ -1,15 +1,5 @@
-using System;
-using System.IO;
-using System.Linq;
 using AdaGraft.Diagnostics;
-using AdaGraft.Grafting;
-using AdaGraft.Optimizers;
 using AdaGraft.Plotting;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using TorchSharp;
-using Xunit;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Tests.Diagnostics;
 

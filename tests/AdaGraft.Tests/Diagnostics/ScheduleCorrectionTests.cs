@@ -1,12 +1,4 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
-using AdaGraft.Optimizers;
 using AdaGraft.Schedules;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using Xunit;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Tests.Diagnostics;
 

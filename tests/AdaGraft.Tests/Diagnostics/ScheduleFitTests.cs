@@ -1,8 +1,4 @@
-using System;
-using System.Linq;
 using AdaGraft.Diagnostics;
-using FluentAssertions;
-using Xunit;
 
 namespace AdaGraft.Tests.Diagnostics;
 

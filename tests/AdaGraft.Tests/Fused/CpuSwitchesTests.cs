@@ -1,17 +1,6 @@
-using System;
 using System.Collections.Concurrent;
-using System.Collections.Generic;
-using System.Linq;
 using System.Threading.Tasks;
-using AdaGraft.Grafting;
-using AdaGraft.Optimizers;
 using AdaGraft.Rules;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using TorchSharp;
-using TorchSharp.Modules;
-using Xunit;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Tests.Fused;
 

@@ -1,10 +1,6 @@
-using System;
 using System.Buffers.Binary;
-using System.Collections.Generic;
 using System.Text;
 using AdaGraft.Rules;
-using FluentAssertions;
-using Xunit;
 
 namespace AdaGraft.Tests.Fused;
 

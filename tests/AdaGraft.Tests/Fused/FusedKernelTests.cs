@@ -1,15 +1,4 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
-using AdaGraft.Grafting;
-using AdaGraft.Optimizers;
 using AdaGraft.Rules;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using TorchSharp;
-using TorchSharp.Modules;
-using Xunit;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Tests.Fused;
 

@@ -1,12 +1,5 @@
-using System;
-using System.Collections.Generic;
-using System.IO;
-using System.Linq;
 using System.Runtime.InteropServices;
 using AdaGraft.Rules;
-using FluentAssertions;
-using TorchSharp;
-using Xunit;
 
 namespace AdaGraft.Tests.Fused;
 

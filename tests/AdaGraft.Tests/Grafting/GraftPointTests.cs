@@ -1,13 +1,3 @@
-using System.IO;
-using System.Linq;
-using AdaGraft.Grafting;
-using AdaGraft.Optimizers;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using TorchSharp;
-using Xunit;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Tests.Grafting;
 
 /// <summary>Grafting before momentum (Shampoo's graft point), and momentum/beta forwarding to M for schedulers.</summary>

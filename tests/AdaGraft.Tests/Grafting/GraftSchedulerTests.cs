@@ -1,10 +1,3 @@
-using System.Linq;
-using AdaGraft.Grafting;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using Xunit;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Tests.Grafting;
 
 /// <summary>

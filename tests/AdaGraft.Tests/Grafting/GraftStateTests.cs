@@ -1,13 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.IO;
-using System.Linq;
-using AdaGraft.Grafting;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using TorchSharp.Modules;
-using Xunit;
-
 namespace AdaGraft.Tests.Grafting;
 
 /// <summary>

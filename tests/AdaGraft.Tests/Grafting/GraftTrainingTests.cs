@@ -1,13 +1,3 @@
-using System;
-using System.Collections.Generic;
-using AdaGraft.Grafting;
-using AdaGraft.Optimizers;
-using FluentAssertions;
-using TorchSharp;
-using TorchSharp.Modules;
-using Xunit;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Tests.Grafting;
 
 /// <summary>

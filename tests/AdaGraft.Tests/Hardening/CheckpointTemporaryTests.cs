@@ -1,16 +1,5 @@
-using System;
-using System.Collections.Generic;
 using System.Globalization;
-using System.IO;
-using System.Linq;
 using System.Threading;
-using AdaGraft.Grafting;
-using AdaGraft.Optimizers;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using TorchSharp.Modules;
-using Xunit;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Tests.Hardening;
 

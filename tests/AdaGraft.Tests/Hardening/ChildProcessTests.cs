@@ -1,9 +1,5 @@
-using System;
 using System.Globalization;
 using System.Threading;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using Xunit;
 
 namespace AdaGraft.Tests.Hardening;
 

@@ -1,14 +1,4 @@
-using System;
-using System.Collections.Generic;
 using System.Globalization;
-using System.IO;
-using System.Linq;
-using AdaGraft.Grafting;
-using AdaGraft.Optimizers;
-using FluentAssertions;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Tests.Hardening;
 

@@ -1,12 +1,4 @@
 using System.Diagnostics;
-using System.Linq;
-using AdaGraft.Grafting;
-using AdaGraft.Optimizers;
-using FluentAssertions;
-using TorchSharp;
-using TorchSharp.Modules;
-using Xunit;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Tests.Hardening;
 

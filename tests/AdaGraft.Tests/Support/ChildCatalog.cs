@@ -1,9 +1,3 @@
-using System;
-using System.Collections.Generic;
-using AdaGraft.Optimizers;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Tests.Support;
 
 /// <summary>

@@ -1,10 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Tests.Support;
 
 /// <summary>Deterministic parameters and gradient streams for optimizer tests.</summary>

@@ -1,12 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
-using AdaGraft.Grafting;
-using FluentAssertions;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Tests.Support;
 
 /// <summary>The two run-and-compare loops that the grafting tests share.</summary>

@@ -1,13 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.IO;
-using System.Linq;
-using AdaGraft.Optimizers;
-using FluentAssertions;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Tests.Support;
 
 /// <summary>Small helpers for hand-derived tests: float64 vectors, gradients, state bytes and exact comparisons.</summary>

@@ -1,12 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.IO;
-using System.Linq;
-using AdaGraft.Optimizers;
-using TorchSharp.Modules;
-using Xunit;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Tests.Zoo;
 
 /// <summary>

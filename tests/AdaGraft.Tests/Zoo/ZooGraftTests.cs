@@ -1,9 +1,3 @@
-using System.Linq;
-using AdaGraft.Grafting;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using Xunit;
-
 namespace AdaGraft.Tests.Zoo;
 
 /// <summary>Every zoo rule inside grafting, on both paths.</summary>

@@ -1,12 +1,3 @@
-using System;
-using System.Linq;
-using AdaGraft.Optimizers;
-using AdaGraft.Tests.Support;
-using TorchSharp;
-using TorchSharp.Modules;
-using Xunit;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Tests.Zoo;
 
 /// <summary>

@@ -1,10 +1,3 @@
-using System;
-using AdaGraft.Optimizers;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using Xunit;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Tests.Zoo;
 
 /// <summary>The AMSGrad preset reproduces TorchSharp's Adam with amsgrad: float64, 100 steps, relative 1e-10.</summary>

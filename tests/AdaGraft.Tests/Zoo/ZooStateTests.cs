@@ -1,12 +1,3 @@
-using System.Linq;
-using AdaGraft.Optimizers;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using TorchSharp;
-using TorchSharp.Modules;
-using Xunit;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Tests.Zoo;
 
 /// <summary>Saved state continues bit-identically; Adafactor's state is sublinear.</summary>
