@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The mutation claims in the README, checked: applies each mutation below to a fresh copy of the committed source
+# The mutation claims in docs/guarantees.md, checked: applies each mutation below to a fresh copy of the committed source
 # (git archive HEAD, so the working tree is never touched), builds, runs the tests that should catch it, and prints
 # how many fail ("crashed" when the test process died, which also counts as caught). The unmutated copy runs first
 # and must pass. Exits non-zero when a mutation's pattern is not found (the script has drifted from the code) or when

@@ -42,7 +42,7 @@ if (args.Length > 0 && args[0] == "--kernel-timing") {
     return;
 }
 
-// In-process: BenchmarkDotNet's generated projects would copy an unpatched libLibTorchSharp.so (see README, Older Linux).
+// In-process: BenchmarkDotNet's generated projects would copy an unpatched libLibTorchSharp.so (see docs/architecture.md, Older Linux).
 // One step per invocation; BenchmarkDotNet's pilot stage picks how many steps make a 250 ms iteration (its
 // MinIterationTime rule: shorter iterations let one slow phase of a noisy machine dominate a case), then 3 warm-up and
 // 15 measured iterations.

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using AdaGraft.Rules;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace AdaGraft.Grafting;
@@ -153,8 +154,21 @@ internal sealed class FusedLayout
     /// back to back, so the second pass finds the group still in cache; globally every first pass runs, then the norms, then every second pass. Each pass gets a range
     /// of items [from, to) and its element count.
     /// </summary>
-    public void Sweep(bool global, Action<int, int, long> first, Action<int, int, long> second)
+    /// <param name="global">Every segment takes the global ratio.</param>
+    /// <param name="first">The first pass over a range of items.</param>
+    /// <param name="second">The second pass over a range of items.</param>
+    /// <param name="reduce">
+    /// Sharded state (<see cref="GraftOptions.ReduceSquaredNorms"/>): every first pass runs, the squared norms go
+    /// through this all-reduce (as a CPU float64 tensor laid out as that option documents), then every second pass.
+    /// </param>
+    public void Sweep(bool global, Action<int, int, long> first, Action<int, int, long> second, Action<Tensor>? reduce = null)
     {
+        if (reduce is not null) {
+            first(0, Items.Count, Total);
+            Reduce(global, reduce);
+            second(0, Items.Count, Total);
+            return;
+        }
         if (!global) {
             foreach (var (from, to) in _groups) {
                 long elements = 0;
@@ -170,6 +184,57 @@ internal sealed class FusedLayout
         for (int i = 0; i < _segments.Length; i++) if (_segments[i] > 0) Measure(i);
         Finish(global: true);
         second(0, Items.Count, Total);
+    }
+
+    /// <summary>
+    /// The segments' and global squared norms through the caller's all-reduce, then norms and ratios (one segment per
+    /// tensor: the option allows no blocks). The tensor is made on the CPU, so reading it back synchronises nothing.
+    /// </summary>
+    private void Reduce(bool global, Action<Tensor> reduce)
+    {
+        int n = _segments.Length;
+        for (int i = 0; i < n; i++) {
+            if (_segments[i] == 0) continue;
+            for (int j = _firstItem[i]; j < _firstItem[i + 1]; j++) {
+                MagnitudeNorm[Items[j].Segment] += SumM[j];
+                DirectionNorm[Items[j].Segment] += SumD[j];
+            }
+            _gm2 += MagnitudeNorm[_firstSegment[i]];
+            _gd2 += DirectionNorm[_firstSegment[i]];
+        }
+        var values = new double[global ? 2 : 2 * n + 2];
+        if (!global) {
+            for (int i = 0; i < n; i++) {
+                if (_segments[i] == 0) continue;
+                values[i] = MagnitudeNorm[_firstSegment[i]];
+                values[n + i] = DirectionNorm[_firstSegment[i]];
+            }
+        }
+        values[^2] = _gm2;
+        values[^1] = _gd2;
+        using (var squares = torch.tensor(values, ScalarType.Float64)) {
+            reduce(squares);
+            if (squares.dim() != 1 || squares.shape[0] != values.Length || squares.dtype != ScalarType.Float64 || squares.device_type != DeviceType.CPU)
+                throw new InvalidOperationException(
+                    $"GraftOptions.ReduceSquaredNorms must sum its tensor across shards in place, keeping its shape [{values.Length}], dtype Float64 and device cpu; "
+                    + $"it left shape [{string.Join(", ", squares.shape)}], dtype {squares.dtype} and device {squares.device}.");
+            using var contiguous = squares.contiguous();
+            contiguous.data<double>().ToArray().CopyTo(values, 0);
+        }
+        for (int i = 0; i < n; i++) {
+            if (_segments[i] == 0) continue;
+            int s = _firstSegment[i];
+            if (!global) {
+                MagnitudeNorm[s] = values[i];
+                DirectionNorm[s] = values[n + i];
+            }
+            MagnitudeNorm[s] = Math.Sqrt(MagnitudeNorm[s]);
+            DirectionNorm[s] = Math.Sqrt(DirectionNorm[s]);
+            Ratio[s] = _ratioOf(MagnitudeNorm[s], DirectionNorm[s]);
+        }
+        _gm2 = values[^2];
+        _gd2 = values[^1];
+        Finish(global);
     }
 
     /// <summary>The step's norms, kept on the host (tensors are made only if read), in the eager path's dtypes.</summary>

@@ -87,7 +87,7 @@ public sealed partial class GraftOptimizer
             if (dtypes[t] == ScalarType.Float32) FusedCpu.Combine<float>(w[t], s[t], layout.Ratio[segment], start, start + length);
             else FusedCpu.Combine<double>(w[t], s[t], layout.Ratio[segment], start, start + length);
         });
-        layout.Sweep(global: Options.Granularity == GraftGranularity.Global, Measure, Combine);
+        layout.Sweep(global: Options.Granularity == GraftGranularity.Global, Measure, Combine, Options.ReduceSquaredNorms);
         for (int i = 0; i < n; i++) if (active[i]) (_marks[i] ??= new()).Mark(_params[i], w[i]);
         GC.KeepAlive(_saved);
         FusedSteps++;

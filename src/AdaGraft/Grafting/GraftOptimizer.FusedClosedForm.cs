@@ -31,8 +31,8 @@ public sealed partial class GraftOptimizer
         // Nothing has changed so far; from here on both children advance.
         // Per tensor and per block, each tensor is proposed, measured and applied before the next one, through one
         // scratch buffer per dtype: ΔD is read back while it is still in cache. Global grafting needs every norm
-        // before any step, so ΔD goes to a buffer per tensor.
-        bool interleave = Options.Granularity != GraftGranularity.Global;
+        // before any step, so ΔD goes to a buffer per tensor; so does a graft whose norms are reduced across shards.
+        bool interleave = Options.Granularity != GraftGranularity.Global && Options.ReduceSquaredNorms is null;
         var active = Array.ConvertAll(grads, x => x is not null);
         var layout = new FusedLayout(active, numels, dtypes, BlockSize, HostRatio, interleave ? GroupElements : 0);
         var items = layout.Items;
@@ -75,7 +75,7 @@ public sealed partial class GraftOptimizer
             else FusedCpu.Apply<double>(w[t], o[t], mom[t], layout.Ratio[segment], mu, start, start + length);
         });
 
-        layout.Sweep(global: !interleave, Propose, Apply);
+        layout.Sweep(global: Options.Granularity == GraftGranularity.Global, Propose, Apply, Options.ReduceSquaredNorms);
         // The kernels wrote through data pointers: advance the version counters as eager in-place ops would, and keep
         // every tensor whose address they used alive until here.
         for (int i = 0; i < n; i++) {

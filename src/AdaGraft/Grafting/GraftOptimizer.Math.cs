@@ -67,6 +67,7 @@ public sealed partial class GraftOptimizer
     /// <summary>Per-tensor and global norms and ratios from per-tensor segment norms.</summary>
     private Measured Combine(Tensor?[] m, Tensor?[] d)
     {
+        if (Options.ReduceSquaredNorms is { } reduce) return CombineReduced(m, d, reduce);
         var present = Enumerable.Range(0, m.Length).Where(i => m[i] is not null).ToArray();
         var res = new Measured { M = m, D = d, R = new Tensor?[m.Length] };
         if (present.Length == 0) {
@@ -101,6 +102,53 @@ public sealed partial class GraftOptimizer
             }
         } else {
             foreach (var i in present) res.R[i] = Ratio(m[i]!, d[i]!);
+        }
+        return res;
+    }
+
+    /// <summary>
+    /// <see cref="Combine"/> for sharded state: the squared norms go through the caller's all-reduce
+    /// (<see cref="GraftOptions.ReduceSquaredNorms"/>) before the square roots and ratios, all on the device. The hook
+    /// is called even when no tensor of this shard has a gradient (its collective must run on every shard).
+    /// </summary>
+    private Measured CombineReduced(Tensor?[] m, Tensor?[] d, Action<Tensor> reduce)
+    {
+        int n = m.Length;
+        var present = Enumerable.Range(0, n).Where(i => m[i] is not null).ToArray();
+        var res = new Measured { M = m, D = d, R = new Tensor?[n] };
+        // float64 always, as on the fused path (whose sums are float64): every shard hands its collective the same dtype.
+        const ScalarType dtype = ScalarType.Float64;
+        var device = present.Length > 0 ? m[present[0]]!.device : _params[0].device;
+        var zero = torch.zeros(1, dtype, device);
+        Tensor Squares(Tensor?[] x) => torch.cat(Enumerable.Range(0, n).Select(i => x[i] is Tensor t ? t.to(dtype, device).square() : zero).ToArray(), 0);
+        var mSq = Squares(m);
+        var dSq = Squares(d);
+        bool global = Options.Granularity == GraftGranularity.Global;
+        var squares = global
+            ? torch.stack(new[] { mSq.sum(), dSq.sum() })
+            : torch.cat(new[] { mSq, dSq, mSq.sum().view(1), dSq.sum().view(1) }, 0);
+        long length = squares.shape[0];
+        reduce(squares);
+        if (squares.dim() != 1 || squares.shape[0] != length || squares.dtype != dtype)
+            throw new InvalidOperationException(
+                $"GraftOptions.ReduceSquaredNorms must sum its tensor across shards in place, keeping its shape [{length}] and dtype {dtype}; "
+                + $"it left shape [{string.Join(", ", squares.shape)}] and dtype {squares.dtype}.");
+        var norms = squares.sqrt();
+        res.GM = norms[length - 2];
+        res.GD = norms[length - 1];
+        res.GR = Ratio(res.GM, res.GD);
+        if (global) {
+            foreach (var i in present) res.R[i] = res.GR.to(m[i]!.dtype, m[i]!.device).view(1);
+            return res;
+        }
+        var mNorm = norms.narrow(0, 0, n);
+        var dNorm = norms.narrow(0, n, n);
+        var ratio = Ratio(mNorm, dNorm);
+        foreach (var i in present) {
+            var (t, dev) = (m[i]!.dtype, m[i]!.device);
+            res.M[i] = mNorm.narrow(0, i, 1).to(t, dev);
+            res.D[i] = dNorm.narrow(0, i, 1).to(t, dev);
+            res.R[i] = ratio.narrow(0, i, 1).to(t, dev);
         }
         return res;
     }

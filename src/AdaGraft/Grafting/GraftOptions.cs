@@ -1,4 +1,5 @@
 using System;
+using TorchSharp;
 
 namespace AdaGraft.Grafting;
 
@@ -90,6 +91,35 @@ public sealed record GraftOptions
     /// <summary>When true, disposing the graft disposes both children.</summary>
     public bool OwnsChildren { get; init; }
 
+    /// <summary>
+    /// For sharded optimizer state (each process steps part of the parameters): the caller's all-reduce of the squared
+    /// norms a ratio needs, called once per step on every shard, before any parameter moves. It receives a 1-d tensor
+    /// and must sum it across shards <em>in place</em> (same shape, dtype and device; every shard must call its
+    /// collective in the same order, so the sums come out bit-identical everywhere). Default null: no reduction.
+    /// </summary>
+    /// <remarks>
+    /// <para>The vector holds squared norms (Σ ΔM², Σ ΔD²) of this shard's parameters only:</para>
+    /// <list type="bullet">
+    /// <item><see cref="GraftGranularity.Global"/>: two entries, <c>[Σ ΔM², Σ ΔD²]</c> over all of this shard's
+    /// tensors. Shards may own any parameters (whole tensors or pieces).</item>
+    /// <item><see cref="GraftGranularity.PerTensor"/>: <c>2n + 2</c> entries for a graft over n parameters,
+    /// <c>[ΔM²₀ … ΔM²ₙ₋₁, ΔD²₀ … ΔD²ₙ₋₁, Σ ΔM², Σ ΔD²]</c> (0 for a parameter without a gradient). Parameter i of every
+    /// shard must be a piece of the same logical tensor i (each shard owns one part, possibly empty, of every tensor,
+    /// in the same order), so that the reduced entry i is the whole tensor's squared norm.</item>
+    /// <item><see cref="GraftGranularity.PerBlock"/>: not allowed (blocks lie inside one shard's piece; such a graft
+    /// needs no reduction).</item>
+    /// </list>
+    /// <para>The tensor is float64, on the CPU when the fused CPU path measures, otherwise on the parameters' device
+    /// (the first one with a gradient): the eager path passes the device tensor, so the hook adds no host-device
+    /// synchronisation of its own (an all-reduce enqueued on the device stream keeps it that way).
+    /// With a hook, <see cref="GraftOptimizer.LastNorms"/> reports the reduced (whole-model) values: under per-tensor
+    /// grafting every entry; under global grafting the global values, the per-tensor ones staying this shard's. If
+    /// the hook throws, the step stops with the children's state already advanced (as after a failed collective
+    /// in any distributed run): restore from a checkpoint. Not combinable with
+    /// <see cref="GraftOptimizer.SkipNonFiniteSteps"/> (a skip would be decided per shard).</para>
+    /// </remarks>
+    public Action<torch.Tensor>? ReduceSquaredNorms { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
     public void Validate()
     {
@@ -105,6 +135,8 @@ public sealed record GraftOptions
             throw new ArgumentOutOfRangeException(nameof(Momentum), Momentum, "Momentum must lie in [0, 1); e.g. 0.9.");
         if (Point == GraftPoint.BeforeMomentum && Path == GraftPath.BlackBox)
             throw new ArgumentException("GraftPoint.BeforeMomentum needs the closed-form path; use GraftPath.ClosedForm or Auto with rule-based children.", nameof(Point));
+        if (ReduceSquaredNorms is not null && Granularity == GraftGranularity.PerBlock)
+            throw new ArgumentException("ReduceSquaredNorms works with PerTensor or Global granularity; per-block ratios lie inside one shard's piece and need no reduction, so leave ReduceSquaredNorms null.", nameof(ReduceSquaredNorms));
         if (double.IsNaN(Epsilon) || double.IsInfinity(Epsilon) || Epsilon < 0)
             throw new ArgumentOutOfRangeException(nameof(Epsilon), Epsilon, "Epsilon must be a finite number ≥ 0; use 0 (the default) for an exact graft.");
     }
