@@ -91,9 +91,7 @@ namespace AdaGraft.Build
         /// <summary>Classifies the bytes of an ELF file; never throws.</summary>
         public static ElfPatchResult Analyze(byte[] file)
         {
-            if (file == null) {
-                return new ElfPatchResult(ElfPatchOutcome.Malformed, "malformed ELF: no bytes");
-            }
+            if (file == null) return new ElfPatchResult(ElfPatchOutcome.Malformed, "malformed ELF: no bytes");
             try {
                 return AnalyzeChecked(new Reader(file));
             } catch (ElfFormatException e) {
@@ -120,9 +118,7 @@ namespace AdaGraft.Build
             }
 
             ElfPatchResult analysis = Analyze(bytes);
-            if (analysis.Outcome != ElfPatchOutcome.NeedsPatch) {
-                return analysis;
-            }
+            if (analysis.Outcome != ElfPatchOutcome.NeedsPatch) return analysis;
 
             long at = analysis.FlagsOffset;
             ushort flags = (ushort)(bytes[at] | (bytes[at + 1] << 8));
@@ -171,22 +167,14 @@ namespace AdaGraft.Build
             if (r.Length < 4 || r.U8(0) != 0x7f || r.U8(1) != (byte)'E' || r.U8(2) != (byte)'L' || r.U8(3) != (byte)'F') {
                 throw new ElfFormatException("no ELF magic number");
             }
-            if (r.Length < 64) {
-                throw new ElfFormatException("the file ends inside the ELF header");
-            }
-            if (r.U8(4) != 2 || r.U8(5) != 1) {
-                return NotKnown("not a little-endian 64-bit ELF file");
-            }
+            if (r.Length < 64) throw new ElfFormatException("the file ends inside the ELF header");
+            if (r.U8(4) != 2 || r.U8(5) != 1) return NotKnown("not a little-endian 64-bit ELF file");
 
             long shoff = r.Offset(0x28, "e_shoff");
             int shentsize = r.U16(0x3A);
             int shnum = r.U16(0x3C);
-            if (shoff == 0 || shnum == 0) {
-                throw new ElfFormatException("no section headers");
-            }
-            if (shentsize != 64) {
-                throw new ElfFormatException("section header size " + shentsize + ", not 64");
-            }
+            if (shoff == 0 || shnum == 0) throw new ElfFormatException("no section headers");
+            if (shentsize != 64) throw new ElfFormatException("section header size " + shentsize + ", not 64");
             r.Require(shoff, (long)shnum * 64, "the section headers");
 
             var sections = new Section[shnum];
@@ -217,18 +205,14 @@ namespace AdaGraft.Build
             var beyond = new List<string>();
             var known = new List<Need>();
             foreach (Need n in needs) {
-                if (!n.File.StartsWith("libstdc++.", StringComparison.Ordinal)) {
-                    continue;
-                }
+                if (!n.File.StartsWith("libstdc++.", StringComparison.Ordinal)) continue;
                 if (n.Name == KnownVersion) {
                     known.Add(n);
                 } else if ((n.Flags & VerFlagWeak) == 0 && !InBaseline(n.Name)) {
                     beyond.Add(n.Name);
                 }
             }
-            if (known.Count > 1) {
-                return NotKnown("it lists " + KnownVersion + " " + known.Count + " times");
-            }
+            if (known.Count > 1) return NotKnown("it lists " + KnownVersion + " " + known.Count + " times");
             if (beyond.Count > 0) {
                 return NotKnown("it needs " + string.Join(", ", beyond.ToArray()) + (known.Count == 1 ? " as well as " + KnownVersion : "") +
                                 " from libstdc++, newer than Debian 12's " + Baseline);
@@ -250,9 +234,7 @@ namespace AdaGraft.Build
             }
 
             string? problem = CheckSymbols(r, sections, versionIndex);
-            if (problem != null) {
-                return NotKnown(problem);
-            }
+            if (problem != null) return NotKnown(problem);
             return new ElfPatchResult(ElfPatchOutcome.NeedsPatch,
                 "needs " + KnownVersion + " only for " + KnownSymbol + ", which nothing relocates against", target.FlagsOffset);
         }
@@ -275,14 +257,10 @@ namespace AdaGraft.Build
             for (long i = 0; i < count; i++) {
                 if ((r.U16(versym.Offset + i * 2) & 0x7fff) == versionIndex) {
                     carriers.Add(i);
-                    if (carriers.Count > 8) {
-                        break;
-                    }
+                    if (carriers.Count > 8) break;
                 }
             }
-            if (carriers.Count == 0) {
-                return "no dynamic symbol has version " + KnownVersion;
-            }
+            if (carriers.Count == 0) return "no dynamic symbol has version " + KnownVersion;
             var carrierNames = new List<string>();
             foreach (long i in carriers) {
                 carrierNames.Add(r.CString(names, r.U32(dynsym.Offset + i * 24), "symbol " + i + "'s name"));
@@ -297,9 +275,7 @@ namespace AdaGraft.Build
                 return KnownSymbol + " is defined here, not only referred to";
             }
             foreach (Section s in sections) {
-                if ((s.Type != ShtRela && s.Type != ShtRel) || s.Link != dynsym.Index) {
-                    continue;
-                }
+                if ((s.Type != ShtRela && s.Type != ShtRel) || s.Link != dynsym.Index) continue;
                 long size = s.Type == ShtRela ? 24 : 16;
                 if (s.EntrySize != size || s.Size % size != 0) {
                     throw new ElfFormatException("relocation section " + s.Index + " has entry size " + s.EntrySize);
@@ -326,9 +302,7 @@ namespace AdaGraft.Build
                     throw new ElfFormatException("a .gnu.version_r entry lies outside the section or repeats (vn_next)");
                 }
                 entries++;
-                if (r.U16(entry) != 1) {
-                    throw new ElfFormatException("unsupported Verneed version " + r.U16(entry));
-                }
+                if (r.U16(entry) != 1) throw new ElfFormatException("unsupported Verneed version " + r.U16(entry));
                 int count = r.U16(entry + 2);
                 string file = r.CString(strings, r.U32(entry + 4), "vn_file");
                 uint auxOffset = r.U32(entry + 8);
@@ -348,9 +322,7 @@ namespace AdaGraft.Build
                         FlagsOffset = aux + 4,
                     });
                     uint auxNext = r.U32(aux + 12);
-                    if (auxNext == 0) {
-                        break;
-                    }
+                    if (auxNext == 0) break;
                     if (auxes == count) {
                         throw new ElfFormatException("vn_cnt " + count + " for " + file + " but vna_next goes on");
                     }
@@ -359,9 +331,7 @@ namespace AdaGraft.Build
                 if (auxes != count) {
                     throw new ElfFormatException("vn_cnt " + count + " for " + file + " but " + auxes + " entries");
                 }
-                if (next == 0) {
-                    break;
-                }
+                if (next == 0) break;
                 if (entries >= verneed.Info) {
                     throw new ElfFormatException(".gnu.version_r says " + verneed.Info + " entries but vn_next goes on");
                 }
@@ -375,30 +345,20 @@ namespace AdaGraft.Build
 
         private static bool InBaseline(string version)
         {
-            if (version == "CXXABI_TM_1" || version == "CXXABI_FLOAT128") {
-                return true;
-            }
+            if (version == "CXXABI_TM_1" || version == "CXXABI_FLOAT128") return true;
             return WithinSeries(version, "GLIBCXX_3.4", 30) || WithinSeries(version, "CXXABI_1.3", 13);
         }
 
         /// <summary>"PREFIX" or "PREFIX.N" with N at most <paramref name="newest"/>.</summary>
         private static bool WithinSeries(string version, string prefix, int newest)
         {
-            if (version == prefix) {
-                return true;
-            }
-            if (!version.StartsWith(prefix + ".", StringComparison.Ordinal)) {
-                return false;
-            }
+            if (version == prefix) return true;
+            if (!version.StartsWith(prefix + ".", StringComparison.Ordinal)) return false;
             string rest = version.Substring(prefix.Length + 1);
-            if (rest.Length == 0 || rest.Length > 4) {
-                return false;
-            }
+            if (rest.Length == 0 || rest.Length > 4) return false;
             int n = 0;
             foreach (char c in rest) {
-                if (c < '0' || c > '9') {
-                    return false;
-                }
+                if (c < '0' || c > '9') return false;
                 n = n * 10 + (c - '0');
             }
             return n <= newest;
@@ -412,9 +372,7 @@ namespace AdaGraft.Build
             Section? found = null;
             foreach (Section s in sections) {
                 if (s.Type == type) {
-                    if (found != null) {
-                        throw new ElfFormatException("more than one " + name + " section");
-                    }
+                    if (found != null) throw new ElfFormatException("more than one " + name + " section");
                     found = s;
                 }
             }
@@ -432,20 +390,14 @@ namespace AdaGraft.Build
         private sealed class Section
         {
             public int Index;
-            public uint Type;
-            public long Offset;
-            public long Size;
-            public uint Link;
-            public uint Info;
-            public long EntrySize;
+            public uint Type, Link, Info;
+            public long Offset, Size, EntrySize;
         }
 
         private sealed class Need
         {
-            public string File = "";
-            public string Name = "";
-            public ushort Flags;
-            public ushort Other;
+            public string File = "", Name = "";
+            public ushort Flags, Other;
             public long FlagsOffset;
         }
 
@@ -470,22 +422,18 @@ namespace AdaGraft.Build
                 }
             }
 
-            public byte U8(long at)
-            {
-                Require(at, 1, "a byte");
-                return _b[at];
-            }
+            public byte U8(long at) => _b[At(at, 1, "a byte")];
 
-            public ushort U16(long at)
-            {
-                Require(at, 2, "a 16-bit field");
-                return (ushort)(_b[at] | (_b[at + 1] << 8));
-            }
+            public ushort U16(long at) => (ushort)(_b[At(at, 2, "a 16-bit field")] | (_b[at + 1] << 8));
 
-            public uint U32(long at)
+            public uint U32(long at) =>
+                (uint)(_b[At(at, 4, "a 32-bit field")] | (_b[at + 1] << 8) | (_b[at + 2] << 16) | (_b[at + 3] << 24));
+
+            /// <summary><paramref name="at"/>, after <see cref="Require"/> checked that <paramref name="size"/> bytes lie there.</summary>
+            private long At(long at, long size, string what)
             {
-                Require(at, 4, "a 32-bit field");
-                return (uint)(_b[at] | (_b[at + 1] << 8) | (_b[at + 2] << 16) | (_b[at + 3] << 24));
+                Require(at, size, what);
+                return at;
             }
 
             public ulong U64(long at) => U32(at) | ((ulong)U32(at + 4) << 32);
@@ -509,9 +457,7 @@ namespace AdaGraft.Build
                 long start = table.Offset + index;
                 long limit = Math.Min(table.Offset + table.Size, start + MaxStringLength);
                 for (long i = start; i < limit; i++) {
-                    if (_b[i] == 0) {
-                        return Encoding.ASCII.GetString(_b, (int)start, (int)(i - start));
-                    }
+                    if (_b[i] == 0) return Encoding.ASCII.GetString(_b, (int)start, (int)(i - start));
                 }
                 throw new ElfFormatException(what + " at string table index " + index + " is not terminated");
             }
