@@ -15,12 +15,15 @@ namespace AdaGraft.Optimizers;
 /// RMSprop or Adam depending on its options (see <see cref="SecondMomentRule"/> for the update in pseudo-code).
 /// </summary>
 /// <remarks>
-/// Use a preset: the paper's forms (<see cref="Sgd"/>, <see cref="HeavyBall"/>, <see cref="AdaGrad"/>,
-/// <see cref="RmsProp"/>, <see cref="Adam"/>: momentum 0.9 and ε = 0 unless given), or the forms that reproduce
-/// TorchSharp's built-ins with their own defaults (<see cref="TorchSgd"/>, <see cref="TorchAdam"/>,
-/// <see cref="TorchAdamW"/>, <see cref="TorchAdagrad"/>, <see cref="TorchRmsProp"/>).
-/// LR schedulers change <c>ParamGroup.LearningRate</c>; schedulers that cycle momentum or betas use
-/// <see cref="IMomentum"/> (β1) and <see cref="IBetas"/> (β1, β2).
+/// <para>Use a preset: the paper's forms (<c>Sgd</c>, <c>HeavyBall</c>, <c>AdaGrad</c>, <c>RmsProp</c>, <c>Adam</c>:
+/// momentum 0.9 and ε = 0 unless given), or the forms that reproduce TorchSharp's built-ins (<c>TorchSgd</c>,
+/// <c>TorchAdam</c>, <c>TorchAdamW</c>, <c>TorchAdagrad</c>, <c>TorchRmsProp</c>): the same argument names, order and
+/// defaults as <c>torch.optim.SGD/Adam/AdamW/Adagrad/RMSProp</c>, the same first-argument forms (parameters,
+/// <c>named_parameters()</c>, TorchSharp's parameter groups, or this class's <see cref="ParamGroup"/>s), and every
+/// finite value the built-in accepts (SGD's momentum 1 included). Every preset also takes parameter groups; errors name
+/// the argument as the preset calls it (<c>momentum</c>, <c>alpha</c>), at construction and at a step.</para>
+/// <para>LR schedulers change <c>ParamGroup.LearningRate</c>; schedulers that cycle momentum or betas use
+/// <see cref="IMomentum"/> (β1) and <see cref="IBetas"/> (β1, β2).</para>
 /// </remarks>
 public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMomentOptions, SecondMomentState, GenericSecondMomentOptimizer.ParamGroup>
 {
@@ -133,6 +136,12 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
             throw new System.ArgumentOutOfRangeException(name, value, $"{name} must lie in [0, 1{(hiOpen ? ")" : "]")}; e.g. 0.9.");
     }
 
+    // The names each preset gives the options it sets, so that errors (at construction, at a step, on load) name the
+    // argument the user typed: TorchSgd's "momentum" is Algorithm 1's β1, TorchRmsProp's "alpha" its β2.
+    private static readonly IReadOnlyDictionary<string, string> MomentumNames = new Dictionary<string, string> { ["beta1"] = "momentum" };
+    private static readonly IReadOnlyDictionary<string, string> TorchSgdNames = new Dictionary<string, string> { ["beta1"] = "momentum", ["lr"] = "learningRate" };
+    private static readonly IReadOnlyDictionary<string, string> TorchRmsPropNames = new Dictionary<string, string> { ["beta1"] = "momentum", ["beta2"] = "alpha" };
+
     /// <summary>Options with every convention off; the base of every preset.</summary>
     public static SecondMomentOptions BaseOptions(double lr) => new() {
         LearningRate = lr,
@@ -155,24 +164,73 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
         LearningRateDecay = 0,
     };
 
-    // ---------------- Paper forms (Algorithm 1 as written: no (1−β) scaling, ε = 0 pseudoinverse) ----------------
-
-    /// <summary>Plain SGD: <c>w ← w − η·g</c> (give <paramref name="momentum"/> for heavy ball).</summary>
-    public static GenericSecondMomentOptimizer Sgd(IEnumerable<Parameter> parameters, double lr, double momentum = 0, double weight_decay = 0)
+    private static SecondMomentOptions Named(SecondMomentOptions o, IReadOnlyDictionary<string, string> names)
     {
+        o.ArgumentNames = names;
+        return o;
+    }
+
+    /// <summary>The parameters of TorchSharp's named-parameter form (<c>model.named_parameters()</c>).</summary>
+    private static List<Parameter> Unnamed(IEnumerable<(string name, Parameter parameter)> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return parameters.Select(np => np.parameter).ToList();
+    }
+
+    /// <summary>
+    /// TorchSharp's parameter groups as this optimizer's: the same parameters, each option the group sets (null ones
+    /// inherit the preset's arguments, as in TorchSharp). The groups are copied: use the optimizer's <c>ParamGroups</c>
+    /// to change a group later.
+    /// </summary>
+    private static List<ParamGroup> FromTorch<TOptions>(IEnumerable<TorchSharp.Modules.ParamGroup<TOptions>> parameters, Action<TOptions, SecondMomentOptions> copy)
+        where TOptions : OptimizerOptions
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        var groups = new List<ParamGroup>();
+        foreach (var g in parameters) {
+            if (g is null) throw new ArgumentException($"Parameter group {groups.Count} is null.", nameof(parameters));
+            var o = new SecondMomentOptions();
+            if (g.Options is TOptions source) {
+                o.LearningRate = source.LearningRate;
+                copy(source, o);
+            }
+            groups.Add(new ParamGroup(g.Parameters, o));
+        }
+        return groups;
+    }
+
+    // ---------------- Paper forms (Algorithm 1 as written: no (1−β) scaling, ε = 0 pseudoinverse) ----------------
+    // These check momentum ∈ [0, 1) (and RmsProp's β2 ∈ [0, 1]) when built; the TorchSharp-compatible forms accept what
+    // TorchSharp's built-ins accept.
+
+    private static SecondMomentOptions SgdOptions(double lr, double momentum, double weight_decay)
+    {
+        RequireUnit(momentum, nameof(momentum), hiOpen: true);
         var o = BaseOptions(lr);
         o.Beta1 = momentum;
         o.WeightDecay = weight_decay;
-        return new(parameters, o);
+        return Named(o, MomentumNames);
     }
+
+    /// <summary>Plain SGD: <c>w ← w − η·g</c> (give <paramref name="momentum"/> for heavy ball).</summary>
+    public static GenericSecondMomentOptimizer Sgd(IEnumerable<Parameter> parameters, double lr, double momentum = 0, double weight_decay = 0)
+        => new(parameters, SgdOptions(lr, momentum, weight_decay));
+
+    /// <summary><see cref="Sgd(IEnumerable{Parameter}, double, double, double)"/> over parameter groups (unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer Sgd(IEnumerable<ParamGroup> parameters, double lr, double momentum = 0, double weight_decay = 0)
+        => new(parameters, SgdOptions(lr, momentum, weight_decay));
 
     /// <summary>Heavy-ball SGD (the paper's "SGD"): <c>m1 ← β1·m1 + g; w ← w − η·m1</c>.</summary>
     public static GenericSecondMomentOptimizer HeavyBall(IEnumerable<Parameter> parameters, double lr, double momentum = 0.9, double weight_decay = 0)
-        => Sgd(parameters, lr, momentum, weight_decay);
+        => new(parameters, SgdOptions(lr, momentum, weight_decay));
 
-    /// <summary>AdaGrad with momentum (paper form): <c>m2 ← m2 + g²; w ← w − η·m1/√m2</c>, ε = 0 pseudoinverse.</summary>
-    public static GenericSecondMomentOptimizer AdaGrad(IEnumerable<Parameter> parameters, double lr, double momentum = 0.9, double eps = 0, double weight_decay = 0)
+    /// <summary><see cref="HeavyBall(IEnumerable{Parameter}, double, double, double)"/> over parameter groups (unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer HeavyBall(IEnumerable<ParamGroup> parameters, double lr, double momentum = 0.9, double weight_decay = 0)
+        => new(parameters, SgdOptions(lr, momentum, weight_decay));
+
+    private static SecondMomentOptions AdaGradOptions(double lr, double momentum, double eps, double weight_decay)
     {
+        RequireUnit(momentum, nameof(momentum), hiOpen: true);
         var o = BaseOptions(lr);
         o.Beta1 = momentum;
         o.Beta2 = 1;
@@ -180,12 +238,21 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
         o.Epsilon = eps;
         o.EpsilonPlacement = Rules.EpsilonPlacement.InsideRoot;
         o.WeightDecay = weight_decay;
-        return new(parameters, o);
+        return Named(o, MomentumNames);
     }
 
-    /// <summary>RMSprop with momentum (paper form): <c>m2 ← β2·m2 + g²; w ← w − η·m1/√m2</c>.</summary>
-    public static GenericSecondMomentOptimizer RmsProp(IEnumerable<Parameter> parameters, double lr, double momentum = 0.9, double beta2 = 0.999, double eps = 0, double weight_decay = 0)
+    /// <summary>AdaGrad with momentum (paper form): <c>m2 ← m2 + g²; w ← w − η·m1/√m2</c>, ε = 0 pseudoinverse.</summary>
+    public static GenericSecondMomentOptimizer AdaGrad(IEnumerable<Parameter> parameters, double lr, double momentum = 0.9, double eps = 0, double weight_decay = 0)
+        => new(parameters, AdaGradOptions(lr, momentum, eps, weight_decay));
+
+    /// <summary><see cref="AdaGrad(IEnumerable{Parameter}, double, double, double, double)"/> over parameter groups (unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer AdaGrad(IEnumerable<ParamGroup> parameters, double lr, double momentum = 0.9, double eps = 0, double weight_decay = 0)
+        => new(parameters, AdaGradOptions(lr, momentum, eps, weight_decay));
+
+    private static SecondMomentOptions RmsPropOptions(double lr, double momentum, double beta2, double eps, double weight_decay)
     {
+        RequireUnit(momentum, nameof(momentum), hiOpen: true);
+        RequireUnit(beta2, nameof(beta2), hiOpen: false);
         var o = BaseOptions(lr);
         o.Beta1 = momentum;
         o.Beta2 = beta2;
@@ -193,11 +260,18 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
         o.Epsilon = eps;
         o.EpsilonPlacement = Rules.EpsilonPlacement.InsideRoot;
         o.WeightDecay = weight_decay;
-        return new(parameters, o);
+        return Named(o, MomentumNames);
     }
 
-    /// <summary>Adam (paper form, ε = 0): RMSprop's form with (1−β) scaling of both moments and bias correction.</summary>
-    public static GenericSecondMomentOptimizer Adam(IEnumerable<Parameter> parameters, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 0, double weight_decay = 0)
+    /// <summary>RMSprop with momentum (paper form): <c>m2 ← β2·m2 + g²; w ← w − η·m1/√m2</c>.</summary>
+    public static GenericSecondMomentOptimizer RmsProp(IEnumerable<Parameter> parameters, double lr, double momentum = 0.9, double beta2 = 0.999, double eps = 0, double weight_decay = 0)
+        => new(parameters, RmsPropOptions(lr, momentum, beta2, eps, weight_decay));
+
+    /// <summary><see cref="RmsProp(IEnumerable{Parameter}, double, double, double, double, double)"/> over parameter groups (unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer RmsProp(IEnumerable<ParamGroup> parameters, double lr, double momentum = 0.9, double beta2 = 0.999, double eps = 0, double weight_decay = 0)
+        => new(parameters, RmsPropOptions(lr, momentum, beta2, eps, weight_decay));
+
+    private static SecondMomentOptions AdamOptions(double lr, double beta1, double beta2, double eps, double weight_decay)
     {
         var o = BaseOptions(lr);
         o.Beta1 = beta1;
@@ -208,23 +282,60 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
         o.ScaleSecondMoment = true;
         o.BiasCorrection = true;
         o.WeightDecay = weight_decay;
-        return new(parameters, o);
+        return o;
     }
 
-    // ---------------- TorchSharp-compatible forms (same defaults and numbers as torch.optim.*) ----------------
+    /// <summary>Adam (paper form, ε = 0): RMSprop's form with (1−β) scaling of both moments and bias correction.</summary>
+    public static GenericSecondMomentOptimizer Adam(IEnumerable<Parameter> parameters, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 0, double weight_decay = 0)
+        => new(parameters, AdamOptions(lr, beta1, beta2, eps, weight_decay));
 
-    /// <summary>Reproduces <c>torch.optim.SGD</c>.</summary>
-    public static GenericSecondMomentOptimizer TorchSgd(IEnumerable<Parameter> parameters, double lr, double momentum = 0, double dampening = 0, double weight_decay = 0, bool nesterov = false, bool maximize = false)
+    /// <summary><see cref="Adam(IEnumerable{Parameter}, double, double, double, double, double)"/> over parameter groups (unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer Adam(IEnumerable<ParamGroup> parameters, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 0, double weight_decay = 0)
+        => new(parameters, AdamOptions(lr, beta1, beta2, eps, weight_decay));
+
+    // ---------------- TorchSharp-compatible forms (same defaults and numbers as torch.optim.*) ----------------
+    // Each has TorchSharp's argument names, order and defaults (checked against TorchSharp's factories by reflection in
+    // the tests), TorchSharp's four first-argument forms (parameters, named parameters, TorchSharp's parameter groups,
+    // this optimizer's parameter groups), and accepts every finite value TorchSharp's built-in accepts.
+
+    private static SecondMomentOptions TorchSgdOptions(double learningRate, double momentum, double dampening, double weight_decay, bool nesterov, bool maximize)
     {
-        RequireUnit(momentum, nameof(momentum), hiOpen: true);
-        var o = BaseOptions(lr);
+        var o = BaseOptions(learningRate);
         o.Beta1 = momentum;
         o.Dampening = dampening;
         o.WeightDecay = weight_decay;
         o.Nesterov = nesterov;
         o.Maximize = maximize;
-        return new(parameters, o);
+        return Named(o, TorchSgdNames);
     }
+
+    private static void CopySgd(TorchSharp.Modules.SGD.Options s, SecondMomentOptions o)
+    {
+        o.Beta1 = s.momentum;
+        o.Dampening = s.dampening;
+        o.WeightDecay = s.weight_decay;
+        o.Nesterov = s.nesterov;
+        o.Maximize = s.maximize;
+    }
+
+    /// <summary>
+    /// Reproduces <c>torch.optim.SGD</c> (a drop-in replacement, same arguments). Momentum may be any finite value ≥ 0,
+    /// 1 included (TorchSharp's <c>CyclicLR</c> drives it to 1), as in TorchSharp.
+    /// </summary>
+    public static GenericSecondMomentOptimizer TorchSgd(IEnumerable<Parameter> parameters, double learningRate, double momentum = 0, double dampening = 0, double weight_decay = 0, bool nesterov = false, bool maximize = false)
+        => new(parameters, TorchSgdOptions(learningRate, momentum, dampening, weight_decay, nesterov, maximize));
+
+    /// <summary><c>torch.optim.SGD</c> over <c>model.named_parameters()</c>.</summary>
+    public static GenericSecondMomentOptimizer TorchSgd(IEnumerable<(string name, Parameter parameter)> parameters, double learningRate, double momentum = 0, double dampening = 0, double weight_decay = 0, bool nesterov = false, bool maximize = false)
+        => new(Unnamed(parameters), TorchSgdOptions(learningRate, momentum, dampening, weight_decay, nesterov, maximize));
+
+    /// <summary><c>torch.optim.SGD</c> over TorchSharp's <c>SGD.ParamGroup</c>s (copied; unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer TorchSgd(IEnumerable<TorchSharp.Modules.SGD.ParamGroup> parameters, double learningRate, double momentum = 0, double dampening = 0, double weight_decay = 0, bool nesterov = false, bool maximize = false)
+        => new(FromTorch<TorchSharp.Modules.SGD.Options>(parameters, CopySgd), TorchSgdOptions(learningRate, momentum, dampening, weight_decay, nesterov, maximize));
+
+    /// <summary><c>torch.optim.SGD</c> over this optimizer's parameter groups (unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer TorchSgd(IEnumerable<ParamGroup> parameters, double learningRate, double momentum = 0, double dampening = 0, double weight_decay = 0, bool nesterov = false, bool maximize = false)
+        => new(parameters, TorchSgdOptions(learningRate, momentum, dampening, weight_decay, nesterov, maximize));
 
     /// <summary>Options that reproduce <c>torch.optim.Adam</c>.</summary>
     public static SecondMomentOptions TorchAdamOptions(double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
@@ -244,8 +355,40 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
         return o;
     }
 
-    /// <summary>Reproduces <c>torch.optim.Adam</c> (a drop-in replacement).</summary>
+    private static void CopyAdam(TorchSharp.Modules.Adam.Options s, SecondMomentOptions o)
+    {
+        o.Beta1 = s.beta1;
+        o.Beta2 = s.beta2;
+        o.Epsilon = s.eps;
+        o.WeightDecay = s.weight_decay;
+        o.AmsGrad = s.amsgrad;
+        o.Maximize = s.maximize;
+    }
+
+    private static void CopyAdamW(TorchSharp.Modules.AdamW.Options s, SecondMomentOptions o)
+    {
+        o.Beta1 = s.beta1;
+        o.Beta2 = s.beta2;
+        o.Epsilon = s.eps;
+        o.WeightDecay = s.weight_decay;
+        o.AmsGrad = s.amsgrad;
+        o.Maximize = s.maximize;
+    }
+
+    /// <summary>Reproduces <c>torch.optim.Adam</c> (a drop-in replacement, same arguments).</summary>
     public static GenericSecondMomentOptimizer TorchAdam(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
+        => new(parameters, TorchAdamOptions(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize));
+
+    /// <summary><c>torch.optim.Adam</c> over <c>model.named_parameters()</c>.</summary>
+    public static GenericSecondMomentOptimizer TorchAdam(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
+        => new(Unnamed(parameters), TorchAdamOptions(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize));
+
+    /// <summary><c>torch.optim.Adam</c> over TorchSharp's <c>Adam.ParamGroup</c>s (copied; unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer TorchAdam(IEnumerable<TorchSharp.Modules.Adam.ParamGroup> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
+        => new(FromTorch<TorchSharp.Modules.Adam.Options>(parameters, CopyAdam), TorchAdamOptions(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize));
+
+    /// <summary><c>torch.optim.Adam</c> over this optimizer's parameter groups (unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer TorchAdam(IEnumerable<ParamGroup> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
         => new(parameters, TorchAdamOptions(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize));
 
     /// <summary>
@@ -261,16 +404,37 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
     public static GenericSecondMomentOptimizer AmsGrad(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool maximize = false)
         => TorchAdam(parameters, lr, beta1, beta2, eps, weight_decay, amsgrad: true, maximize: maximize);
 
-    /// <summary>Reproduces <c>torch.optim.AdamW</c> (decoupled weight decay).</summary>
-    public static GenericSecondMomentOptimizer TorchAdamW(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0.01, bool amsgrad = false, bool maximize = false)
+    /// <summary><see cref="AmsGrad(IEnumerable{Parameter}, double, double, double, double, double, bool)"/> over parameter groups (unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer AmsGrad(IEnumerable<ParamGroup> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool maximize = false)
+        => TorchAdam(parameters, lr, beta1, beta2, eps, weight_decay, amsgrad: true, maximize: maximize);
+
+    private static SecondMomentOptions TorchAdamWOptions(double lr, double beta1, double beta2, double eps, double weight_decay, bool amsgrad, bool maximize)
     {
         var o = TorchAdamOptions(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize);
         o.DecoupledWeightDecay = true;
-        return new(parameters, o);
+        return o;
     }
 
-    /// <summary>Reproduces <c>torch.optim.Adagrad</c>.</summary>
-    public static GenericSecondMomentOptimizer TorchAdagrad(IEnumerable<Parameter> parameters, double lr = 1e-2, double lr_decay = 0, double weight_decay = 0, double initial_accumulator_value = 0, double eps = 1e-10)
+    /// <summary>
+    /// Reproduces <c>torch.optim.AdamW</c> (decoupled weight decay; a drop-in replacement with TorchSharp's arguments
+    /// and defaults, so <paramref name="weight_decay"/> defaults to 0 as in TorchSharp, not PyTorch's 0.01).
+    /// </summary>
+    public static GenericSecondMomentOptimizer TorchAdamW(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
+        => new(parameters, TorchAdamWOptions(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize));
+
+    /// <summary><c>torch.optim.AdamW</c> over <c>model.named_parameters()</c>.</summary>
+    public static GenericSecondMomentOptimizer TorchAdamW(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
+        => new(Unnamed(parameters), TorchAdamWOptions(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize));
+
+    /// <summary><c>torch.optim.AdamW</c> over TorchSharp's <c>AdamW.ParamGroup</c>s (copied; unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer TorchAdamW(IEnumerable<TorchSharp.Modules.AdamW.ParamGroup> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
+        => new(FromTorch<TorchSharp.Modules.AdamW.Options>(parameters, CopyAdamW), TorchAdamWOptions(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize));
+
+    /// <summary><c>torch.optim.AdamW</c> over this optimizer's parameter groups (unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer TorchAdamW(IEnumerable<ParamGroup> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
+        => new(parameters, TorchAdamWOptions(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize));
+
+    private static SecondMomentOptions TorchAdagradOptions(double lr, double lr_decay, double weight_decay, double initial_accumulator_value, double eps)
     {
         var o = BaseOptions(lr);
         o.Beta2 = 1;
@@ -280,14 +444,50 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
         o.LearningRateDecay = lr_decay;
         o.WeightDecay = weight_decay;
         o.InitialAccumulator = initial_accumulator_value;
-        return new(parameters, o);
+        return o;
     }
 
-    /// <summary>Reproduces <c>torch.optim.RMSprop</c> (not centered): momentum of preconditioned gradients.</summary>
-    public static GenericSecondMomentOptimizer TorchRmsProp(IEnumerable<Parameter> parameters, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0, double momentum = 0, bool maximize = false)
+    private static void CopyAdagrad(TorchSharp.Modules.Adagrad.Options s, SecondMomentOptions o)
     {
-        RequireUnit(alpha, nameof(alpha), hiOpen: false);
-        RequireUnit(momentum, nameof(momentum), hiOpen: true);
+        o.LearningRateDecay = s.lr_decay;
+        o.InitialAccumulator = s.initial_accumulator_value;
+        o.Epsilon = s.eps;
+        o.WeightDecay = s.weight_decay;
+    }
+
+    /// <summary>Reproduces <c>torch.optim.Adagrad</c> (a drop-in replacement, same arguments).</summary>
+    public static GenericSecondMomentOptimizer TorchAdagrad(IEnumerable<Parameter> parameters, double lr = 1e-2, double lr_decay = 0, double weight_decay = 0, double initial_accumulator_value = 0, double eps = 1e-10)
+        => new(parameters, TorchAdagradOptions(lr, lr_decay, weight_decay, initial_accumulator_value, eps));
+
+    /// <summary><c>torch.optim.Adagrad</c> over <c>model.named_parameters()</c>.</summary>
+    public static GenericSecondMomentOptimizer TorchAdagrad(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-2, double lr_decay = 0, double weight_decay = 0, double initial_accumulator_value = 0, double eps = 1e-10)
+        => new(Unnamed(parameters), TorchAdagradOptions(lr, lr_decay, weight_decay, initial_accumulator_value, eps));
+
+    /// <summary><c>torch.optim.Adagrad</c> over TorchSharp's <c>Adagrad.ParamGroup</c>s (copied; unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer TorchAdagrad(IEnumerable<TorchSharp.Modules.Adagrad.ParamGroup> parameters, double lr = 1e-2, double lr_decay = 0, double weight_decay = 0, double initial_accumulator_value = 0, double eps = 1e-10)
+        => new(FromTorch<TorchSharp.Modules.Adagrad.Options>(parameters, CopyAdagrad), TorchAdagradOptions(lr, lr_decay, weight_decay, initial_accumulator_value, eps));
+
+    /// <summary><c>torch.optim.Adagrad</c> over this optimizer's parameter groups (unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer TorchAdagrad(IEnumerable<ParamGroup> parameters, double lr = 1e-2, double lr_decay = 0, double weight_decay = 0, double initial_accumulator_value = 0, double eps = 1e-10)
+        => new(parameters, TorchAdagradOptions(lr, lr_decay, weight_decay, initial_accumulator_value, eps));
+
+    /// <summary>
+    /// The one place <c>centered: true</c> lands (TorchRmsProp's argument and a TorchSharp <c>RMSProp.ParamGroup</c>'s
+    /// option). Centered RMSprop divides by √(v − ḡ²) with ḡ a running mean of the gradient, which Algorithm 1 does not
+    /// keep; until a rule computes it, it is refused here, before anything is built.
+    /// </summary>
+    private static void RequireNotCentered(bool? centered)
+    {
+        if (centered == true)
+            throw new NotSupportedException(
+                "centered: true (centered RMSprop, which divides by √(v − mean(g)²)) is not supported by TorchRmsProp: Algorithm 1 keeps no "
+                + "running mean of the gradient. Use centered: false, or TorchSharp's torch.optim.RMSProp(..., centered: true) "
+                + "(a GraftOptimizer takes it as a child on the black-box path).");
+    }
+
+    private static SecondMomentOptions TorchRmsPropOptions(double lr, double alpha, double eps, double weight_decay, double momentum, bool centered, bool maximize)
+    {
+        RequireNotCentered(centered);
         var o = BaseOptions(lr);
         o.Beta1 = momentum;
         o.Beta2 = alpha;
@@ -298,8 +498,41 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
         o.MomentumPlacement = Rules.MomentumPlacement.AfterPreconditioner;
         o.WeightDecay = weight_decay;
         o.Maximize = maximize;
-        return new(parameters, o);
+        return Named(o, TorchRmsPropNames);
     }
+
+    private static void CopyRmsProp(TorchSharp.Modules.RMSProp.Options s, SecondMomentOptions o)
+    {
+        RequireNotCentered(s.centered);
+        o.Beta1 = s.momentum;
+        o.Beta2 = s.alpha;
+        o.Epsilon = s.eps;
+        o.WeightDecay = s.weight_decay;
+        o.Maximize = s.maximize;
+    }
+
+    /// <summary>
+    /// Reproduces <c>torch.optim.RMSProp</c> (a drop-in replacement, same arguments): momentum of preconditioned
+    /// gradients. <paramref name="centered"/> is TorchSharp's seventh argument; <c>centered: true</c> raises
+    /// <see cref="NotSupportedException"/> (Algorithm 1 has no running mean of the gradient).
+    /// </summary>
+    public static GenericSecondMomentOptimizer TorchRmsProp(IEnumerable<Parameter> parameters, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false)
+        => new(parameters, TorchRmsPropOptions(lr, alpha, eps, weight_decay, momentum, centered, maximize));
+
+    /// <summary><c>torch.optim.RMSProp</c> over <c>model.named_parameters()</c>.</summary>
+    public static GenericSecondMomentOptimizer TorchRmsProp(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false)
+        => new(Unnamed(parameters), TorchRmsPropOptions(lr, alpha, eps, weight_decay, momentum, centered, maximize));
+
+    /// <summary><c>torch.optim.RMSProp</c> over TorchSharp's <c>RMSProp.ParamGroup</c>s (copied; unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer TorchRmsProp(IEnumerable<TorchSharp.Modules.RMSProp.ParamGroup> parameters, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false)
+    {
+        var defaults = TorchRmsPropOptions(lr, alpha, eps, weight_decay, momentum, centered, maximize);
+        return new(FromTorch<TorchSharp.Modules.RMSProp.Options>(parameters, CopyRmsProp), defaults);
+    }
+
+    /// <summary><c>torch.optim.RMSProp</c> over this optimizer's parameter groups (unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer TorchRmsProp(IEnumerable<ParamGroup> parameters, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false)
+        => new(parameters, TorchRmsPropOptions(lr, alpha, eps, weight_decay, momentum, centered, maximize));
 
     /// <summary>The parameters this optimizer manages, in group order.</summary>
     public IReadOnlyList<Parameter> Parameters => _parameter_groups.SelectMany(g => g.Parameters).ToList();

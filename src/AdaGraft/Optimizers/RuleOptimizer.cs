@@ -25,6 +25,16 @@ public interface IProposingOptimizer
     void ValidateForStep();
 }
 
+/// <summary>An optimizer that can compare a checkpoint's algorithm with its own before loading it (used by grafts).</summary>
+internal interface IAlgorithmCheck
+{
+    /// <summary>The algorithm differences between the saved optimizer in <paramref name="reader"/> (header and options only) and this one.</summary>
+    List<string> CheckpointSwitchDifferences(BinaryReader reader);
+
+    /// <summary>The algorithm differences between saved group options and this optimizer's groups.</summary>
+    List<string> SwitchDifferences(IReadOnlyList<OptimizerOptions> saved);
+}
+
 /// <summary>A proposing optimizer whose per-tensor state can be backed up and restored on the device.</summary>
 internal interface IGuardedProposer
 {
@@ -61,7 +71,7 @@ internal static class NonFinite
 /// </summary>
 /// <typeparam name="TOptions">The hyperparameter record of one parameter group.</typeparam>
 /// <typeparam name="TState">The per-tensor state.</typeparam>
-public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IProposingOptimizer, IOptimizerCheckpoint, Grafting.IDisposableState, ILoadStager, IGuardedProposer
+public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IProposingOptimizer, IOptimizerCheckpoint, Grafting.IDisposableState, ILoadStager, IGuardedProposer, IAlgorithmCheck
     where TOptions : RuleOptions, new()
     where TState : RuleState
 {
@@ -345,6 +355,13 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
     /// <c>OptimizerHelper.save_state_dict</c> writes through a base-class reference). Everything is read and validated
     /// (type, group count, options, shapes, dtypes, length) before any option or state changes.
     /// </summary>
+    /// <remarks>
+    /// As PyTorch's <c>load_state_dict</c> does, the file's numeric hyperparameters (learning rate, betas, ε, weight
+    /// decay, …) replace this optimizer's. Its algorithm must be this one's: a file whose convention switches differ
+    /// (every <c>bool</c> and enum option, e.g. a <c>TorchAdam</c> checkpoint loaded into a <c>HeavyBall</c> optimizer,
+    /// which is the same class) raises an <see cref="InvalidDataException"/> naming each difference, before
+    /// anything changes.
+    /// </remarks>
     public new void load_state_dict(BinaryReader reader)
     {
         ThrowIfDisposed();
@@ -378,7 +395,11 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
         return base.state_dict();
     }
 
-    /// <summary>Loads options and state from another optimizer's state dict (validated before anything changes).</summary>
+    /// <summary>
+    /// Loads options and state from another optimizer's state dict (validated before anything changes). Its numeric
+    /// hyperparameters replace this optimizer's; a state dict of another algorithm (different convention switches)
+    /// raises an <see cref="InvalidDataException"/>.
+    /// </summary>
     public override void load_state_dict(StateDictionary state_dict)
     {
         ThrowIfDisposed();
@@ -393,6 +414,8 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
                 throw new ArgumentException($"Group {i}'s options are {state_dict.Options[i]?.GetType().Name}; this optimizer needs {typeof(TOptions).Name}.", nameof(state_dict));
             o.Validate();
         }
+        var differences = SwitchDifferences(state_dict.Options);
+        if (differences.Count > 0) throw RuleOptions.AlgorithmMismatch(GetType().Name, differences);
         for (int i = 0; i < sd.State.Count; i++) {
             if (state_dict.State[i] is not TState s || !s.Parameter.shape.SequenceEqual(((TState)sd.State[i]).Parameter.shape))
                 throw new ArgumentException($"Tensor state {i} is not a {typeof(TState).Name} of the same shape.", nameof(state_dict));
@@ -423,8 +446,11 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
         _pendingLoad.Clear();
     }
 
-    /// <summary>Reads a saved optimizer completely and returns the action that applies it.</summary>
-    internal Action Stage(BinaryReader reader)
+    /// <summary>
+    /// Reads the header, counts and every group's options of a saved optimizer (positioned before the tensor states),
+    /// validating each; changes nothing.
+    /// </summary>
+    private (StateDictionary sd, List<RuleOptions> options) ReadOptions(BinaryReader reader)
     {
         // A tagged checkpoint carries TorchSharp's layout after its header; a generic one starts with the type name.
         string name;
@@ -443,7 +469,45 @@ public abstract class RuleOptimizer<TOptions, TState> : OptimizerHelper, IPropos
                 throw new InvalidDataException($"The saved optimizer has {groups} parameter groups but this one has {sd.Options.Count}.");
             if (states != sd.State.Count)
                 throw new InvalidDataException($"The saved optimizer has {states} tensor states but this one has {sd.State.Count}.");
-            var stagedOptions = sd.Options.Select(o => ((RuleOptions)o).Read(reader)).ToList();
+            return (sd, sd.Options.Select(o => ((RuleOptions)o).Read(reader)).ToList());
+        } catch (EndOfStreamException e) {
+            throw new InvalidDataException("The optimizer state ends early: the file is truncated.", e);
+        }
+    }
+
+    /// <summary>
+    /// The algorithm switches (<see cref="RuleOptions.IsAlgorithmSwitch"/>) on which <paramref name="saved"/> differs
+    /// from this optimizer's groups, each prefixed with its group when there are several; empty when they agree.
+    /// </summary>
+    internal List<string> SwitchDifferences(IReadOnlyList<OptimizerOptions> saved)
+    {
+        var differences = new List<string>();
+        for (int i = 0; i < saved.Count && i < _parameter_groups.Count; i++) {
+            if (saved[i] is not RuleOptions s) continue;
+            string prefix = _parameter_groups.Count > 1 ? $"group {i}: " : "";
+            differences.AddRange(((RuleOptions)_parameter_groups[i].Options).SwitchDifferences(s).Select(d => prefix + d));
+        }
+        return differences;
+    }
+
+    /// <summary>
+    /// The algorithm differences between a saved optimizer (header and options only; no tensor is read) and this one
+    /// (used by a graft to name both children's differences before it stages either).
+    /// </summary>
+    List<string> IAlgorithmCheck.CheckpointSwitchDifferences(BinaryReader reader) => SwitchDifferences(ReadOptions(reader).options);
+
+    List<string> IAlgorithmCheck.SwitchDifferences(IReadOnlyList<OptimizerOptions> saved) => SwitchDifferences(saved);
+
+    /// <summary>
+    /// Reads a saved optimizer completely and returns the action that applies it. The file's numeric hyperparameters
+    /// replace this optimizer's; a file of another algorithm raises an <see cref="InvalidDataException"/>.
+    /// </summary>
+    internal Action Stage(BinaryReader reader)
+    {
+        var (sd, stagedOptions) = ReadOptions(reader);
+        var differences = SwitchDifferences(stagedOptions);
+        if (differences.Count > 0) throw RuleOptions.AlgorithmMismatch(GetType().Name, differences);
+        try {
             var stagedStates = new List<(long, Tensor?[])>();
             try {
                 foreach (var s in sd.State) stagedStates.Add(((RuleState)s).Read(reader));
