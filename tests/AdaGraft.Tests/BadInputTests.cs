@@ -119,18 +119,21 @@ public class BadInputTests
             foreach (var (preset, lr, beta1, beta2, eps, extra) in Keywords) {
                 data.Add(preset, lr, -0.01);
                 data.Add(preset, lr, double.NaN);
+                // TorchSharp's SGD and RMSProp accept momentum ≥ 1 (its CyclicLR reaches 1), RMSProp any alpha ≥ 0 and SGD
+                // any dampening, so the drop-ins do too (issue 13): for them only values the built-ins refuse are invalid.
+                bool torchMomentum = preset is "TorchSgd" or "TorchRmsProp";
                 if (beta1 is not null) {
                     data.Add(preset, beta1, -0.1);
-                    data.Add(preset, beta1, 1.0);
+                    if (!torchMomentum) data.Add(preset, beta1, 1.0);
                     data.Add(preset, beta1, double.NaN);
                 }
                 if (beta2 is not null) {
-                    data.Add(preset, beta2, 1.5);
+                    if (preset != "TorchRmsProp") data.Add(preset, beta2, 1.5);
                     data.Add(preset, beta2, -0.1);
                 }
                 if (eps is not null) data.Add(preset, eps, -1e-8);
                 data.Add(preset, "weight_decay", -0.01);
-                foreach (var e in extra) data.Add(preset, e, e == "dampening" ? 1.5 : -0.5);
+                foreach (var e in extra) data.Add(preset, e, e == "dampening" ? double.NaN : -0.5);
             }
             return data;
         }

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using AdaGraft.Optimizers;
@@ -12,10 +13,14 @@ namespace AdaGraft.Grafting;
 /// <summary>State dicts and tagged checkpoints of the graft and both children (see IOptimizerCheckpoint).</summary>
 public sealed partial class GraftOptimizer
 {
-    /// <summary>Both children's options (M's groups, then D's) and states (M's tensors, then D's).</summary>
+    /// <summary>
+    /// Both children's options (M's groups, then D's) and states (M's tensors, then D's). D's betas are first brought up
+    /// to date with what a scheduler set on M (see <see cref="GraftOptimizer"/>'s remarks).
+    /// </summary>
     public override StateDictionary state_dict()
     {
         ThrowIfDisposed();
+        FollowMagnitudeMoments();
         var m = ChildStateDict(_magnitude);
         var d = ChildStateDict(_direction);
         var sd = EmptyStateDictionary();
@@ -36,7 +41,11 @@ public sealed partial class GraftOptimizer
         child is OptimizerHelper h ? h.state_dict()
         : throw new NotSupportedException($"{child.GetType().Name} has no managed state dict; grafting can save only OptimizerHelper children.");
 
-    /// <summary>Loads both children's options and states (validated by each child before it changes).</summary>
+    /// <summary>
+    /// Loads both children's options and states (validated by each child before it changes). Numeric hyperparameters
+    /// come from <paramref name="state_dict"/>; children of another algorithm (convention switches) raise an
+    /// <see cref="InvalidDataException"/> naming each difference, before either child changes.
+    /// </summary>
     public override void load_state_dict(StateDictionary state_dict)
     {
         ThrowIfDisposed();
@@ -51,8 +60,13 @@ public sealed partial class GraftOptimizer
         sdd.Options.AddRange(state_dict.Options.Skip(m.Options.Count));
         sm.State.AddRange(state_dict.State.Take(m.State.Count));
         sdd.State.AddRange(state_dict.State.Skip(m.State.Count));
+        var differences = new List<string>();
+        if (_magnitude is IAlgorithmCheck mCheck) differences.AddRange(mCheck.SwitchDifferences(sm.Options).Select(d => "M (magnitude): " + d));
+        if (_direction is IAlgorithmCheck dCheck) differences.AddRange(dCheck.SwitchDifferences(sdd.Options).Select(d => "D (direction): " + d));
+        if (differences.Count > 0) throw RuleOptions.AlgorithmMismatch(nameof(GraftOptimizer), differences);
         ((OptimizerHelper)_magnitude).load_state_dict(sm);
         ((OptimizerHelper)_direction).load_state_dict(sdd);
+        SeeMoments();
     }
 
     /// <summary>
@@ -66,6 +80,7 @@ public sealed partial class GraftOptimizer
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(writer);
+        FollowMagnitudeMoments();
         Checkpoint.WriteHeader(writer, nameof(GraftOptimizer));
         writer.Write((int)Options.Granularity);
         writer.Write(Options.BlockSize);
@@ -91,6 +106,13 @@ public sealed partial class GraftOptimizer
     /// Loads what <see cref="save_state_dict(BinaryWriter)"/> wrote. With rule-based children everything is read and
     /// validated before anything changes; built-in children are loaded by their own (per-item validated) code.
     /// </summary>
+    /// <remarks>
+    /// As PyTorch's <c>load_state_dict</c> does, the children's numeric hyperparameters (learning rates, betas, ε, weight
+    /// decay) come from the file. The algorithm must be this graft's: a file whose granularity (or block size, ε, graft
+    /// point), whose children's types, or whose rule-based children's convention switches differ (an SGD#Adam
+    /// checkpoint loaded into an SGD#AdaGrad graft) raises an <see cref="InvalidDataException"/> that names every
+    /// difference, before anything changes. Built-in (TorchSharp) children are compared by type.
+    /// </remarks>
     public new void load_state_dict(BinaryReader reader) => StageCheckpoint(reader)();
 
     /// <inheritdoc />
@@ -110,13 +132,21 @@ public sealed partial class GraftOptimizer
             var granularity = (GraftGranularity)reader.ReadInt32();
             long block = reader.ReadInt64();
             double eps = reader.ReadDouble();
-            if (granularity != Options.Granularity || (granularity == GraftGranularity.PerBlock && block != Options.BlockSize) || eps != Options.Epsilon)
-                throw new InvalidDataException($"The state was saved by a graft with granularity {granularity}, block {block}, ε {eps}; this one has {Options.Granularity}, {Options.BlockSize}, {Options.Epsilon}.");
-            var mBytes = ReadChild(reader, _magnitude);
-            var dBytes = ReadChild(reader, _direction);
+            var differences = new List<string>();
+            if (granularity != Options.Granularity)
+                differences.Add($"granularity: {granularity} in the file, {Options.Granularity} here");
+            else if (granularity == GraftGranularity.PerBlock && block != Options.BlockSize)
+                differences.Add($"block size: {block} in the file, {Options.BlockSize} here");
+            if (eps != Options.Epsilon)
+                differences.Add($"graft ε: {eps} in the file, {Options.Epsilon} here");
+            var (mType, mBytes) = ReadChild(reader);
+            var (dType, dBytes) = ReadChild(reader);
             var point = (GraftPoint)reader.ReadInt32();
             if (point != Options.Point)
-                throw new InvalidDataException($"The state was saved by a graft with point {point}; this one has {Options.Point}.");
+                differences.Add($"graft point: {point} in the file, {Options.Point} here");
+            differences.AddRange(ChildDifferences("M (magnitude)", _magnitude, mType, mBytes));
+            differences.AddRange(ChildDifferences("D (direction)", _direction, dType, dBytes));
+            if (differences.Count > 0) throw RuleOptions.AlgorithmMismatch(nameof(GraftOptimizer), differences);
             int count = reader.ReadInt32();
             if (count != _params.Length)
                 throw new InvalidDataException($"The saved graft has {count} momentum slots but this graft has {_params.Length} parameters.");
@@ -157,6 +187,7 @@ public sealed partial class GraftOptimizer
                     _momentum[i]?.Dispose();
                     _momentum[i] = momentum[i];
                 }
+                SeeMoments();
             };
         } catch (EndOfStreamException e) {
             throw new InvalidDataException("The graft state ends early: the file is truncated.", e);
@@ -195,17 +226,29 @@ public sealed partial class GraftOptimizer
         return ms.ToArray();
     }
 
-    private static byte[] ReadChild(BinaryReader reader, Optimizer child)
+    private static (string Type, byte[] Bytes) ReadChild(BinaryReader reader)
     {
         string type = reader.ReadString();
-        if (type != child.GetType().Name)
-            throw new InvalidDataException($"The saved graft has a '{type}' child where this graft has a '{child.GetType().Name}'.");
         long length = reader.ReadInt64();
-        if (length < 0 || length > int.MaxValue)
-            throw new InvalidDataException("The saved graft is corrupted (child length).");
+        var stream = reader.BaseStream;
+        if (length < 0 || length > int.MaxValue || (stream.CanSeek && length > stream.Length - stream.Position))
+            throw new InvalidDataException("The saved graft is corrupted or truncated (child length).");
         var bytes = reader.ReadBytes((int)length);
         if (bytes.Length != length) throw new InvalidDataException("The graft state ends early: the file is truncated.");
-        return bytes;
+        return (type, bytes);
+    }
+
+    /// <summary>
+    /// How a saved child differs in algorithm from <paramref name="child"/>: its type, or (rule-based children) the
+    /// convention switches of its groups, read from its options without staging any tensor.
+    /// </summary>
+    private static IEnumerable<string> ChildDifferences(string role, Optimizer child, string savedType, byte[] bytes)
+    {
+        if (savedType != child.GetType().Name)
+            return new[] { $"{role}: a {savedType} in the file, a {child.GetType().Name} here" };
+        if (child is not IAlgorithmCheck check) return Array.Empty<string>();
+        using var reader = new BinaryReader(new MemoryStream(bytes, writable: false));
+        return check.CheckpointSwitchDifferences(reader).Select(d => $"{role}: {d}").ToList();
     }
 
     private static Action StageChild(Optimizer child, byte[] bytes)

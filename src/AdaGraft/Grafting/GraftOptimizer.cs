@@ -30,6 +30,11 @@ namespace AdaGraft.Grafting;
 /// <para>The learning rate, and so any LR scheduler attached to the graft, belongs to M: <c>ParamGroups</c> are M's.
 /// D's learning rate cancels out; on the black-box path keep it at 1 (or any value where D's step is well above the
 /// parameters' round-off) so that <c>D(w) − w</c> is measured precisely (paper, section C.1).</para>
+/// <para>Momentum and betas belong to both: a scheduler that cycles them on the graft (<c>OneCycleLR</c>, <c>CyclicLR</c>
+/// with <c>cycle_momentum</c>) sets them on <c>ParamGroups</c>, and before each step every β1 or β2 of an M group that
+/// changed since the last step is copied to D's group of the same index (where D's group has one), so that
+/// Graft(A, A′) stays A under such a schedule. D's own β1 and β2 are kept until M's change; the graft's <c>Momentum</c>
+/// and <c>Betas</c> properties set both children. A save writes D with the values it follows.</para>
 /// </remarks>
 public sealed partial class GraftOptimizer : OptimizerHelper, IMomentum, IBetas, IOptimizerCheckpoint
 {
@@ -114,6 +119,7 @@ public sealed partial class GraftOptimizer : OptimizerHelper, IMomentum, IBetas,
         // exposed: ParamGroups are M's, and state_dict, zero_grad and parameters are overridden).
         _parameter_groups = new List<TorchSharp.Modules.ParamGroup> { new() { Parameters = pm, Options = new OptimizerOptions { LearningRate = 0 } } };
         for (int i = 0; i < pm.Length; i++) _state[pm[i].Handle] = new MoveAll(pm[i], i == 0 ? this : null);
+        SeeMoments();
     }
 
     /// <summary>The options this graft was built with.</summary>
@@ -160,21 +166,6 @@ public sealed partial class GraftOptimizer : OptimizerHelper, IMomentum, IBetas,
     /// <summary>Skipped steps so far (reads a device counter: a host synchronisation).</summary>
     public long SkippedSteps => _skipped is null ? 0 : (long)_skipped.item<double>();
 
-    /// <summary>M's momentum (β1), for schedulers that cycle momentum.</summary>
-    public double Momentum {
-        get => MagnitudeAs<IMomentum>().Momentum;
-        set => MagnitudeAs<IMomentum>().Momentum = value;
-    }
-
-    /// <summary>M's (β1, β2), for schedulers that cycle betas.</summary>
-    public (double, double) Betas {
-        get => MagnitudeAs<IBetas>().Betas;
-        set => MagnitudeAs<IBetas>().Betas = value;
-    }
-
-    private T MagnitudeAs<T>() where T : class =>
-        _magnitude as T ?? throw new NotSupportedException($"The magnitude optimizer ({_magnitude.GetType().Name}) has no {typeof(T).Name}; a scheduler cannot cycle it.");
-
     /// <summary>The grafted parameters (M's, in order).</summary>
     public override IEnumerable<Parameter> parameters() => _params;
 
@@ -206,7 +197,14 @@ public sealed partial class GraftOptimizer : OptimizerHelper, IMomentum, IBetas,
             using var _ = torch.enable_grad();
             loss = closure();
         }
-        ValidateForStep();
+        // Momentum or betas a scheduler set on the graft's (M's) groups reach D before the checks (undone if they fail).
+        var undoMoments = FollowMagnitudeMoments();
+        try {
+            ValidateForStep();
+        } catch {
+            undoMoments?.Invoke();
+            throw;
+        }
 
         using (torch.no_grad())
         using (var scope = torch.NewDisposeScope()) {

@@ -5,7 +5,7 @@ using TorchSharp.Modules;
 namespace AdaGraft.Optimizers;
 
 /// <summary>
-/// Adafactor (Shazeer and Stern, 2018, "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost") as a TorchSharp optimizer; see <see cref="AdafactorRule"/> for the update. Build it with <see cref="Create"/>.
+/// Adafactor (Shazeer and Stern, 2018, "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost") as a TorchSharp optimizer; see <see cref="AdafactorRule"/> for the update. Build it with <c>Create</c>.
 /// Usable standalone and inside closed-form grafting.
 /// </summary>
 public sealed class AdafactorOptimizer : MomentRuleOptimizer<AdafactorOptions, AdafactorState, AdafactorRule>
@@ -35,5 +35,9 @@ public sealed class AdafactorOptimizer : MomentRuleOptimizer<AdafactorOptions, A
     /// fixed <c>beta2</c> is given (then bias-corrected), ε1 = 1e-30, ε2 = 1e-3 and update clipping d = 1.
     /// </summary>
     public static AdafactorOptimizer Create(IEnumerable<Parameter> parameters, double lr, double beta1 = 0, double decay_rate = 0.8, double? beta2 = null, double eps1 = 1e-30, double eps2 = 1e-3, double clip_threshold = 1.0, bool relative_step = false)
+        => new(parameters, DefaultOptions(lr, beta1, decay_rate, beta2, eps1, eps2, clip_threshold, relative_step));
+
+    /// <summary>The same preset over parameter groups: unset group options take these arguments.</summary>
+    public static AdafactorOptimizer Create(IEnumerable<MomentParamGroup<AdafactorOptions>> parameters, double lr, double beta1 = 0, double decay_rate = 0.8, double? beta2 = null, double eps1 = 1e-30, double eps2 = 1e-3, double clip_threshold = 1.0, bool relative_step = false)
         => new(parameters, DefaultOptions(lr, beta1, decay_rate, beta2, eps1, eps2, clip_threshold, relative_step));
 }

@@ -15,14 +15,17 @@ namespace AdaGraft.Optimizers;
 /// RMSprop or Adam depending on its options (see <see cref="SecondMomentRule"/> for the update in pseudo-code).
 /// </summary>
 /// <remarks>
-/// Use a preset: the paper's forms (<see cref="Sgd"/>, <see cref="HeavyBall"/>, <see cref="AdaGrad"/>,
-/// <see cref="RmsProp"/>, <see cref="Adam"/>: momentum 0.9 and ε = 0 unless given), or the forms that reproduce
-/// TorchSharp's built-ins with their own defaults (<see cref="TorchSgd"/>, <see cref="TorchAdam"/>,
-/// <see cref="TorchAdamW"/>, <see cref="TorchAdagrad"/>, <see cref="TorchRmsProp"/>).
-/// LR schedulers change <c>ParamGroup.LearningRate</c>; schedulers that cycle momentum or betas use
-/// <see cref="IMomentum"/> (β1) and <see cref="IBetas"/> (β1, β2).
+/// <para>Use a preset: the paper's forms (<c>Sgd</c>, <c>HeavyBall</c>, <c>AdaGrad</c>, <c>RmsProp</c>, <c>Adam</c>:
+/// momentum 0.9 and ε = 0 unless given), or the forms that reproduce TorchSharp's built-ins (<c>TorchSgd</c>,
+/// <c>TorchAdam</c>, <c>TorchAdamW</c>, <c>TorchAdagrad</c>, <c>TorchRmsProp</c>): the same argument names, order and
+/// defaults as <c>torch.optim.SGD/Adam/AdamW/Adagrad/RMSProp</c>, the same first-argument forms (parameters,
+/// <c>named_parameters()</c>, TorchSharp's parameter groups, or this class's <see cref="ParamGroup"/>s), and every
+/// finite value the built-in accepts (SGD's momentum 1 included). Every preset also takes parameter groups; errors name
+/// the argument as the preset calls it (<c>momentum</c>, <c>alpha</c>), at construction and at a step.</para>
+/// <para>LR schedulers change <c>ParamGroup.LearningRate</c>; schedulers that cycle momentum or betas use
+/// <see cref="IMomentum"/> (β1) and <see cref="IBetas"/> (β1, β2).</para>
 /// </remarks>
-public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMomentOptions, SecondMomentState, SecondMomentRule>, IFusedPlanSource
+public sealed partial class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMomentOptions, SecondMomentState, SecondMomentRule>, IFusedPlanSource
 {
     /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
     public sealed class ParamGroup : MomentParamGroup<SecondMomentOptions>
@@ -126,6 +129,12 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
             throw new System.ArgumentOutOfRangeException(name, value, $"{name} must lie in [0, 1{(hiOpen ? ")" : "]")}; e.g. 0.9.");
     }
 
+    // The names each preset gives the options it sets, so that errors (at construction, at a step, on load) name the
+    // argument the user typed: TorchSgd's "momentum" is Algorithm 1's β1, TorchRmsProp's "alpha" its β2.
+    private static readonly IReadOnlyDictionary<string, string> MomentumNames = new Dictionary<string, string> { ["beta1"] = "momentum" };
+    private static readonly IReadOnlyDictionary<string, string> TorchSgdNames = new Dictionary<string, string> { ["beta1"] = "momentum", ["lr"] = "learningRate" };
+    private static readonly IReadOnlyDictionary<string, string> TorchRmsPropNames = new Dictionary<string, string> { ["beta1"] = "momentum", ["beta2"] = "alpha" };
+
     /// <summary>Options with every convention off; the base of every preset.</summary>
     public static SecondMomentOptions BaseOptions(double lr) => new() {
         LearningRate = lr,
@@ -148,24 +157,73 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
         LearningRateDecay = 0,
     };
 
-    // ---------------- Paper forms (Algorithm 1 as written: no (1−β) scaling, ε = 0 pseudoinverse) ----------------
-
-    /// <summary>Plain SGD: <c>w ← w − η·g</c> (give <paramref name="momentum"/> for heavy ball).</summary>
-    public static GenericSecondMomentOptimizer Sgd(IEnumerable<Parameter> parameters, double lr, double momentum = 0, double weight_decay = 0)
+    private static SecondMomentOptions Named(SecondMomentOptions o, IReadOnlyDictionary<string, string> names)
     {
+        o.ArgumentNames = names;
+        return o;
+    }
+
+    /// <summary>The parameters of TorchSharp's named-parameter form (<c>model.named_parameters()</c>).</summary>
+    private static List<Parameter> Unnamed(IEnumerable<(string name, Parameter parameter)> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return parameters.Select(np => np.parameter).ToList();
+    }
+
+    /// <summary>
+    /// TorchSharp's parameter groups as this optimizer's: the same parameters, each option the group sets (null ones
+    /// inherit the preset's arguments, as in TorchSharp). The groups are copied: use the optimizer's <c>ParamGroups</c>
+    /// to change a group later.
+    /// </summary>
+    private static List<ParamGroup> FromTorch<TOptions>(IEnumerable<TorchSharp.Modules.ParamGroup<TOptions>> parameters, Action<TOptions, SecondMomentOptions> copy)
+        where TOptions : OptimizerOptions
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        var groups = new List<ParamGroup>();
+        foreach (var g in parameters) {
+            if (g is null) throw new ArgumentException($"Parameter group {groups.Count} is null.", nameof(parameters));
+            var o = new SecondMomentOptions();
+            if (g.Options is TOptions source) {
+                o.LearningRate = source.LearningRate;
+                copy(source, o);
+            }
+            groups.Add(new ParamGroup(g.Parameters, o));
+        }
+        return groups;
+    }
+
+    // ---------------- Paper forms (Algorithm 1 as written: no (1−β) scaling, ε = 0 pseudoinverse) ----------------
+    // These check momentum ∈ [0, 1) (and RmsProp's β2 ∈ [0, 1]) when built; the TorchSharp-compatible forms accept what
+    // TorchSharp's built-ins accept.
+
+    private static SecondMomentOptions SgdOptions(double lr, double momentum, double weight_decay)
+    {
+        RequireUnit(momentum, nameof(momentum), hiOpen: true);
         var o = BaseOptions(lr);
         o.Beta1 = momentum;
         o.WeightDecay = weight_decay;
-        return new(parameters, o);
+        return Named(o, MomentumNames);
     }
+
+    /// <summary>Plain SGD: <c>w ← w − η·g</c> (give <paramref name="momentum"/> for heavy ball).</summary>
+    public static GenericSecondMomentOptimizer Sgd(IEnumerable<Parameter> parameters, double lr, double momentum = 0, double weight_decay = 0)
+        => new(parameters, SgdOptions(lr, momentum, weight_decay));
+
+    /// <summary><see cref="Sgd(IEnumerable{Parameter}, double, double, double)"/> over parameter groups (unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer Sgd(IEnumerable<ParamGroup> parameters, double lr, double momentum = 0, double weight_decay = 0)
+        => new(parameters, SgdOptions(lr, momentum, weight_decay));
 
     /// <summary>Heavy-ball SGD (the paper's "SGD"): <c>m1 ← β1·m1 + g; w ← w − η·m1</c>.</summary>
     public static GenericSecondMomentOptimizer HeavyBall(IEnumerable<Parameter> parameters, double lr, double momentum = 0.9, double weight_decay = 0)
-        => Sgd(parameters, lr, momentum, weight_decay);
+        => new(parameters, SgdOptions(lr, momentum, weight_decay));
 
-    /// <summary>AdaGrad with momentum (paper form): <c>m2 ← m2 + g²; w ← w − η·m1/√m2</c>, ε = 0 pseudoinverse.</summary>
-    public static GenericSecondMomentOptimizer AdaGrad(IEnumerable<Parameter> parameters, double lr, double momentum = 0.9, double eps = 0, double weight_decay = 0)
+    /// <summary><see cref="HeavyBall(IEnumerable{Parameter}, double, double, double)"/> over parameter groups (unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer HeavyBall(IEnumerable<ParamGroup> parameters, double lr, double momentum = 0.9, double weight_decay = 0)
+        => new(parameters, SgdOptions(lr, momentum, weight_decay));
+
+    private static SecondMomentOptions AdaGradOptions(double lr, double momentum, double eps, double weight_decay)
     {
+        RequireUnit(momentum, nameof(momentum), hiOpen: true);
         var o = BaseOptions(lr);
         o.Beta1 = momentum;
         o.Beta2 = 1;
@@ -173,127 +231,58 @@ public sealed class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMom
         o.Epsilon = eps;
         o.EpsilonPlacement = Rules.EpsilonPlacement.InsideRoot;
         o.WeightDecay = weight_decay;
-        return new(parameters, o);
+        return Named(o, MomentumNames);
+    }
+
+    /// <summary>AdaGrad with momentum (paper form): <c>m2 ← m2 + g²; w ← w − η·m1/√m2</c>, ε = 0 pseudoinverse.</summary>
+    public static GenericSecondMomentOptimizer AdaGrad(IEnumerable<Parameter> parameters, double lr, double momentum = 0.9, double eps = 0, double weight_decay = 0)
+        => new(parameters, AdaGradOptions(lr, momentum, eps, weight_decay));
+
+    /// <summary><see cref="AdaGrad(IEnumerable{Parameter}, double, double, double, double)"/> over parameter groups (unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer AdaGrad(IEnumerable<ParamGroup> parameters, double lr, double momentum = 0.9, double eps = 0, double weight_decay = 0)
+        => new(parameters, AdaGradOptions(lr, momentum, eps, weight_decay));
+
+    private static SecondMomentOptions RmsPropOptions(double lr, double momentum, double beta2, double eps, double weight_decay)
+    {
+        RequireUnit(momentum, nameof(momentum), hiOpen: true);
+        RequireUnit(beta2, nameof(beta2), hiOpen: false);
+        var o = BaseOptions(lr);
+        o.Beta1 = momentum;
+        o.Beta2 = beta2;
+        o.Preconditioned = true;
+        o.Epsilon = eps;
+        o.EpsilonPlacement = Rules.EpsilonPlacement.InsideRoot;
+        o.WeightDecay = weight_decay;
+        return Named(o, MomentumNames);
     }
 
     /// <summary>RMSprop with momentum (paper form): <c>m2 ← β2·m2 + g²; w ← w − η·m1/√m2</c>.</summary>
     public static GenericSecondMomentOptimizer RmsProp(IEnumerable<Parameter> parameters, double lr, double momentum = 0.9, double beta2 = 0.999, double eps = 0, double weight_decay = 0)
+        => new(parameters, RmsPropOptions(lr, momentum, beta2, eps, weight_decay));
+
+    /// <summary><see cref="RmsProp(IEnumerable{Parameter}, double, double, double, double, double)"/> over parameter groups (unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer RmsProp(IEnumerable<ParamGroup> parameters, double lr, double momentum = 0.9, double beta2 = 0.999, double eps = 0, double weight_decay = 0)
+        => new(parameters, RmsPropOptions(lr, momentum, beta2, eps, weight_decay));
+
+    private static SecondMomentOptions AdamOptions(double lr, double beta1, double beta2, double eps, double weight_decay)
     {
         var o = BaseOptions(lr);
-        o.Beta1 = momentum;
+        o.Beta1 = beta1;
         o.Beta2 = beta2;
         o.Preconditioned = true;
         o.Epsilon = eps;
-        o.EpsilonPlacement = Rules.EpsilonPlacement.InsideRoot;
+        o.ScaleFirstMoment = true;
+        o.ScaleSecondMoment = true;
+        o.BiasCorrection = true;
         o.WeightDecay = weight_decay;
-        return new(parameters, o);
+        return o;
     }
 
     /// <summary>Adam (paper form, ε = 0): RMSprop's form with (1−β) scaling of both moments and bias correction.</summary>
     public static GenericSecondMomentOptimizer Adam(IEnumerable<Parameter> parameters, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 0, double weight_decay = 0)
-    {
-        var o = BaseOptions(lr);
-        o.Beta1 = beta1;
-        o.Beta2 = beta2;
-        o.Preconditioned = true;
-        o.Epsilon = eps;
-        o.ScaleFirstMoment = true;
-        o.ScaleSecondMoment = true;
-        o.BiasCorrection = true;
-        o.WeightDecay = weight_decay;
-        return new(parameters, o);
-    }
+        => new(parameters, AdamOptions(lr, beta1, beta2, eps, weight_decay));
 
-    // ---------------- TorchSharp-compatible forms (same defaults and numbers as torch.optim.*) ----------------
-
-    /// <summary>Reproduces <c>torch.optim.SGD</c>.</summary>
-    public static GenericSecondMomentOptimizer TorchSgd(IEnumerable<Parameter> parameters, double lr, double momentum = 0, double dampening = 0, double weight_decay = 0, bool nesterov = false, bool maximize = false)
-    {
-        RequireUnit(momentum, nameof(momentum), hiOpen: true);
-        var o = BaseOptions(lr);
-        o.Beta1 = momentum;
-        o.Dampening = dampening;
-        o.WeightDecay = weight_decay;
-        o.Nesterov = nesterov;
-        o.Maximize = maximize;
-        return new(parameters, o);
-    }
-
-    /// <summary>Options that reproduce <c>torch.optim.Adam</c>.</summary>
-    public static SecondMomentOptions TorchAdamOptions(double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
-    {
-        var o = BaseOptions(lr);
-        o.Beta1 = beta1;
-        o.Beta2 = beta2;
-        o.Preconditioned = true;
-        o.Epsilon = eps;
-        o.EpsilonPlacement = Rules.EpsilonPlacement.OutsideRoot;
-        o.ScaleFirstMoment = true;
-        o.ScaleSecondMoment = true;
-        o.BiasCorrection = true;
-        o.WeightDecay = weight_decay;
-        o.AmsGrad = amsgrad;
-        o.Maximize = maximize;
-        return o;
-    }
-
-    /// <summary>Reproduces <c>torch.optim.Adam</c> (a drop-in replacement).</summary>
-    public static GenericSecondMomentOptimizer TorchAdam(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
-        => new(parameters, TorchAdamOptions(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize));
-
-    /// <summary>
-    /// AMSGrad (Reddi, Kale and Kumar, 2018, "On the Convergence of Adam and Beyond"): Adam dividing by the running
-    /// maximum of the second moment; reproduces <c>torch.optim.Adam(..., amsgrad: true)</c>.
-    /// </summary>
-    /// <remarks>
-    /// <code>
-    /// m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;  v̂ ← max(v̂, v)
-    /// w ← w − η · (m / (1−β1^t)) / (√(v̂ / (1−β2^t)) + ε)
-    /// </code>
-    /// </remarks>
-    public static GenericSecondMomentOptimizer AmsGrad(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool maximize = false)
-        => TorchAdam(parameters, lr, beta1, beta2, eps, weight_decay, amsgrad: true, maximize: maximize);
-
-    /// <summary>Reproduces <c>torch.optim.AdamW</c> (decoupled weight decay).</summary>
-    public static GenericSecondMomentOptimizer TorchAdamW(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0.01, bool amsgrad = false, bool maximize = false)
-    {
-        var o = TorchAdamOptions(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize);
-        o.DecoupledWeightDecay = true;
-        return new(parameters, o);
-    }
-
-    /// <summary>Reproduces <c>torch.optim.Adagrad</c>.</summary>
-    public static GenericSecondMomentOptimizer TorchAdagrad(IEnumerable<Parameter> parameters, double lr = 1e-2, double lr_decay = 0, double weight_decay = 0, double initial_accumulator_value = 0, double eps = 1e-10)
-    {
-        var o = BaseOptions(lr);
-        o.Beta2 = 1;
-        o.Preconditioned = true;
-        o.Epsilon = eps;
-        o.EpsilonPlacement = Rules.EpsilonPlacement.OutsideRoot;
-        o.LearningRateDecay = lr_decay;
-        o.WeightDecay = weight_decay;
-        o.InitialAccumulator = initial_accumulator_value;
-        return new(parameters, o);
-    }
-
-    /// <summary>Reproduces <c>torch.optim.RMSprop</c> (not centered): momentum of preconditioned gradients.</summary>
-    public static GenericSecondMomentOptimizer TorchRmsProp(IEnumerable<Parameter> parameters, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0, double momentum = 0, bool maximize = false)
-    {
-        RequireUnit(alpha, nameof(alpha), hiOpen: false);
-        RequireUnit(momentum, nameof(momentum), hiOpen: true);
-        var o = BaseOptions(lr);
-        o.Beta1 = momentum;
-        o.Beta2 = alpha;
-        o.Preconditioned = true;
-        o.Epsilon = eps;
-        o.EpsilonPlacement = Rules.EpsilonPlacement.OutsideRoot;
-        o.ScaleSecondMoment = true;
-        o.MomentumPlacement = Rules.MomentumPlacement.AfterPreconditioner;
-        o.WeightDecay = weight_decay;
-        o.Maximize = maximize;
-        return new(parameters, o);
-    }
-
-    /// <summary>The parameters this optimizer manages, in group order.</summary>
-    public IReadOnlyList<Parameter> Parameters => _parameter_groups.SelectMany(g => g.Parameters).ToList();
+    /// <summary><see cref="Adam(IEnumerable{Parameter}, double, double, double, double, double)"/> over parameter groups (unset group options take these arguments).</summary>
+    public static GenericSecondMomentOptimizer Adam(IEnumerable<ParamGroup> parameters, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 0, double weight_decay = 0)
+        => new(parameters, AdamOptions(lr, beta1, beta2, eps, weight_decay));
 }

@@ -8,7 +8,7 @@ using static TorchSharp.torch.optim;
 namespace AdaGraft.Optimizers;
 
 /// <summary>
-/// LARS (You, Gitman and Ginsburg, 2017, "Large Batch Training of Convolutional Networks") as a TorchSharp optimizer; see <see cref="LarsRule"/> for the update. Build it with <see cref="Create"/>.
+/// LARS (You, Gitman and Ginsburg, 2017, "Large Batch Training of Convolutional Networks") as a TorchSharp optimizer; see <see cref="LarsRule"/> for the update. Build it with <c>Create</c>.
 /// Usable standalone and inside closed-form grafting.
 /// </summary>
 public sealed class LarsOptimizer : RuleOptimizer<LarsOptions, LarsState, LarsRule>, IMomentum
@@ -57,6 +57,10 @@ public sealed class LarsOptimizer : RuleOptimizer<LarsOptions, LarsState, LarsRu
     /// the paper's trust coefficient η = 0.001.
     /// </summary>
     public static LarsOptimizer Create(IEnumerable<Parameter> parameters, double lr, double momentum = 0.9, double weight_decay = 0, double trust_coefficient = 0.001)
+        => new(parameters, DefaultOptions(lr, momentum, weight_decay, trust_coefficient));
+
+    /// <summary>The same preset over parameter groups: unset group options take these arguments.</summary>
+    public static LarsOptimizer Create(IEnumerable<ParamGroup> parameters, double lr, double momentum = 0.9, double weight_decay = 0, double trust_coefficient = 0.001)
         => new(parameters, DefaultOptions(lr, momentum, weight_decay, trust_coefficient));
 
     /// <summary>Adds a group; accepts <see cref="ParamGroup"/> or any group with <see cref="LarsOptions"/>.</summary>

@@ -5,7 +5,7 @@ using TorchSharp.Modules;
 namespace AdaGraft.Optimizers;
 
 /// <summary>
-/// Lion (Chen et al., 2023, "Symbolic Discovery of Optimization Algorithms") as a TorchSharp optimizer; see <see cref="LionRule"/> for the update. Build it with <see cref="Create"/>.
+/// Lion (Chen et al., 2023, "Symbolic Discovery of Optimization Algorithms") as a TorchSharp optimizer; see <see cref="LionRule"/> for the update. Build it with <c>Create</c>.
 /// Usable standalone and inside closed-form grafting.
 /// </summary>
 public sealed class LionOptimizer : MomentRuleOptimizer<LionOptions, LionState, LionRule>
@@ -29,5 +29,9 @@ public sealed class LionOptimizer : MomentRuleOptimizer<LionOptions, LionState, 
     /// size per coordinate: use a learning rate 3–10× smaller than AdamW's and a weight decay 3–10× larger.
     /// </summary>
     public static LionOptimizer Create(IEnumerable<Parameter> parameters, double lr = 1e-4, double beta1 = 0.9, double beta2 = 0.99, double weight_decay = 0)
+        => new(parameters, DefaultOptions(lr, beta1, beta2, weight_decay));
+
+    /// <summary>The same preset over parameter groups: unset group options take these arguments.</summary>
+    public static LionOptimizer Create(IEnumerable<MomentParamGroup<LionOptions>> parameters, double lr = 1e-4, double beta1 = 0.9, double beta2 = 0.99, double weight_decay = 0)
         => new(parameters, DefaultOptions(lr, beta1, beta2, weight_decay));
 }

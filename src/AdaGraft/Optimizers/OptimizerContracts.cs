@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.IO;
 using System.Linq;
 using AdaGraft.Rules;
 using TorchSharp;
@@ -32,6 +33,16 @@ public interface IProposingOptimizer
 
     /// <summary>Validates hyperparameters and gradients before a step (throws before anything changes).</summary>
     void ValidateForStep();
+}
+
+/// <summary>An optimizer that can compare a checkpoint's algorithm with its own before loading it (used by grafts).</summary>
+internal interface IAlgorithmCheck
+{
+    /// <summary>The algorithm differences between the saved optimizer in <paramref name="reader"/> (header and options only) and this one.</summary>
+    List<string> CheckpointSwitchDifferences(BinaryReader reader);
+
+    /// <summary>The algorithm differences between saved group options and this optimizer's groups.</summary>
+    List<string> SwitchDifferences(IReadOnlyList<OptimizerOptions> saved);
 }
 
 /// <summary>A proposing optimizer whose per-tensor state can be backed up and restored on the device.</summary>

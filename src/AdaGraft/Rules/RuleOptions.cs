@@ -43,6 +43,62 @@ public abstract class RuleOptions : OptimizerOptions
     /// </summary>
     public abstract void Validate();
 
+    /// <summary>
+    /// The names the preset that built these options gives its arguments, by the canonical names
+    /// <see cref="Validate"/> uses (e.g. <c>beta1 → momentum</c> for SGD-style presets), so that errors name what the
+    /// user typed; null: the canonical names. Groups inherit it from the defaults; it is not saved.
+    /// </summary>
+    internal IReadOnlyDictionary<string, string>? ArgumentNames { get; set; }
+
+    /// <summary>
+    /// The name of hyperparameter <paramref name="canonical"/> as the preset that built these options calls it (for
+    /// error messages in <see cref="Validate"/>): <c>Arg("beta1")</c> is <c>"momentum"</c> in <c>TorchSgd</c>.
+    /// </summary>
+    protected string Arg(string canonical) =>
+        ArgumentNames is not null && ArgumentNames.TryGetValue(canonical, out var name) ? name : canonical;
+
+    /// <summary>
+    /// True for the hyperparameters that choose the algorithm rather than tune it: every <c>bool</c> and enum option
+    /// (Algorithm 1's convention switches: first- and second-moment scaling, bias correction, ε placement,
+    /// preconditioning, Nesterov, decoupled decay, AMSGrad, maximize, momentum placement; a zoo rule's switches).
+    /// Numbers (learning rate, betas, ε, weight decay, …) are tuning. A checkpoint whose switches differ from the
+    /// target's is refused; its numbers are loaded (see <see cref="SwitchDifferences"/>).
+    /// </summary>
+    internal static bool IsAlgorithmSwitch(PropertyInfo property)
+    {
+        var u = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+        return u == typeof(bool) || u.IsEnum;
+    }
+
+    /// <summary>
+    /// The error for a checkpoint of another algorithm than <paramref name="target"/>, naming each difference (raised
+    /// before anything changes). Numeric hyperparameters never cause it: they are loaded from the file.
+    /// </summary>
+    internal static InvalidDataException AlgorithmMismatch(string target, IReadOnlyList<string> differences) =>
+        new($"The checkpoint holds another algorithm than this {target}: {string.Join("; ", differences)}. "
+            + "Load it into an optimizer built the same way (the same preset or convention switches; for a graft the same "
+            + "children and granularity); learning rates, betas, ε and weight decay may differ and are taken from the file.");
+
+    /// <summary>
+    /// The algorithm switches (<see cref="IsAlgorithmSwitch"/>) on which <paramref name="saved"/> differs from these
+    /// options, each as "<c>Name: X in the file, Y here</c>"; empty when the algorithm is the same.
+    /// </summary>
+    internal List<string> SwitchDifferences(RuleOptions saved)
+    {
+        var differences = new List<string>();
+        if (saved.GetType() != GetType()) {
+            differences.Add($"options type: {saved.GetType().Name} in the file, {GetType().Name} here");
+            return differences;
+        }
+        foreach (var p in HyperParameters) {
+            if (!IsAlgorithmSwitch(p)) continue;
+            object? mine = p.GetValue(this), theirs = p.GetValue(saved);
+            if (mine is null || Equals(mine, theirs)) continue; // an unset switch is inherited, so takes the file's
+            differences.Add($"{p.Name}: {theirs ?? "unset"} in the file, {mine} here");
+        }
+        return differences;
+    }
+
     /// <summary>Sets every unset hyperparameter (and the learning rate) from <paramref name="defaults"/>.</summary>
     internal void InheritFrom(RuleOptions defaults)
     {
@@ -52,6 +108,7 @@ public abstract class RuleOptions : OptimizerOptions
         foreach (var p in HyperParameters) {
             if (p.GetValue(this) is null) p.SetValue(this, p.GetValue(defaults));
         }
+        ArgumentNames ??= defaults.ArgumentNames;
         InitialLearningRate = LearningRate ?? 0;
     }
 
@@ -88,10 +145,16 @@ public abstract class RuleOptions : OptimizerOptions
         }
     }
 
-    /// <summary>Reads what <see cref="SaveStateDict(BinaryWriter)"/> wrote; validates before changing anything.</summary>
+    /// <summary>
+    /// Reads what <see cref="SaveStateDict(BinaryWriter)"/> wrote; validates before changing anything. The file's
+    /// numbers (learning rate, betas, ε, weight decay, …) replace these, as PyTorch's <c>load_state_dict</c> does; a file
+    /// whose algorithm switches differ (<see cref="IsAlgorithmSwitch"/>) raises an <see cref="InvalidDataException"/> naming each difference.
+    /// </summary>
     public override void LoadStateDict(BinaryReader reader)
     {
         var staged = Read(reader);
+        var differences = SwitchDifferences(staged);
+        if (differences.Count > 0) throw AlgorithmMismatch(GetType().Name, differences);
         if (Stager is null) LoadStateDict(staged);
         else Stager.Stage(this, staged);
     }
@@ -103,6 +166,7 @@ public abstract class RuleOptions : OptimizerOptions
     internal RuleOptions Read(BinaryReader reader)
     {
         var staged = (RuleOptions)Activator.CreateInstance(GetType())!;
+        staged.ArgumentNames = ArgumentNames;
         staged.InitialLearningRate = reader.ReadDouble();
         staged.LearningRate = reader.ReadDouble();
         var props = HyperParameters;
@@ -147,5 +211,5 @@ public abstract class RuleOptions : OptimizerOptions
 
     /// <summary>Validates the learning rate (finite, ≥ 0).</summary>
     protected void ValidateLearningRate() =>
-        RequireAtLeast(LearningRate, 0, "lr", "pass a non-negative learning rate such as 1e-3.");
+        RequireAtLeast(LearningRate, 0, Arg("lr"), "pass a non-negative learning rate (lr) such as 1e-3.");
 }

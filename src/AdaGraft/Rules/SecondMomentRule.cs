@@ -30,10 +30,10 @@ public enum MomentumPlacement
 /// </summary>
 public sealed class SecondMomentOptions : RuleOptions, Optimizers.IMomentOptions
 {
-    /// <summary>β1, the momentum (heavy-ball) coefficient, in [0, 1).</summary>
+    /// <summary>β1, the momentum (heavy-ball) coefficient, ≥ 0; below 1 with Adam's scaling or bias correction.</summary>
     public double? Beta1 { get; set; }
 
-    /// <summary>β2, the second-moment decay, in [0, 1]; 1 is AdaGrad's non-decaying accumulator.</summary>
+    /// <summary>β2, the second-moment decay, ≥ 0 (below 1 with bias correction); 1 is AdaGrad's non-decaying accumulator.</summary>
     public double? Beta2 { get; set; }
 
     /// <summary>False: no denominator at all (SGD, heavy ball). True: divide by <c>√m2</c>.</summary>
@@ -66,7 +66,7 @@ public sealed class SecondMomentOptions : RuleOptions, Optimizers.IMomentOptions
     /// <summary>Nesterov momentum: the step uses <c>g + β1·m1</c> instead of <c>m1</c>.</summary>
     public bool? Nesterov { get; set; }
 
-    /// <summary>SGD's dampening d in [0, 1]: <c>m1 ← β1·m1 + (1−d)·g</c> after the first step.</summary>
+    /// <summary>SGD's dampening d (any finite number, as in TorchSharp; usually in [0, 1]): <c>m1 ← β1·m1 + (1−d)·g</c> after the first step.</summary>
     public double? Dampening { get; set; }
 
     /// <summary>Initial value of the second-moment accumulator (AdaGrad's initial_accumulator_value), ≥ 0.</summary>
@@ -82,24 +82,36 @@ public sealed class SecondMomentOptions : RuleOptions, Optimizers.IMomentOptions
     public double? LearningRateDecay { get; set; }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// The ranges are what the update can compute, so that every value TorchSharp's built-ins accept is accepted:
+    /// β1 ≥ 0 (SGD's and RMSprop's momentum 1 included, which TorchSharp's <c>CyclicLR</c> reaches), below 1 only where
+    /// Adam's (1−β1) scaling or bias correction divides by 1−β1^t; β2 ≥ 0, below 1 under bias correction; any finite
+    /// dampening. The paper's presets check their own, stricter ranges when they are built.
+    /// </remarks>
     public override void Validate()
     {
         ValidateLearningRate();
-        RequireInRange(Beta1, 0, 1, hiOpen: true, "beta1", "use 0 for no momentum or e.g. 0.9.");
-        RequireInRange(Beta2, 0, 1, hiOpen: false, "beta2", "use 1 for AdaGrad's accumulator or e.g. 0.999.");
-        RequireAtLeast(Epsilon, 0, "eps", "use 0 for the pseudoinverse or a small positive value such as 1e-8.");
-        RequireAtLeast(WeightDecay, 0, "weight_decay", "use 0 for none.");
-        RequireInRange(Dampening, 0, 1, hiOpen: false, "dampening", "use 0 for none.");
-        RequireAtLeast(InitialAccumulator, 0, "initial_accumulator_value", "use 0 or a positive value.");
-        RequireAtLeast(LearningRateDecay, 0, "lr_decay", "use 0 for none.");
+        bool adamFirst = ScaleFirstMoment == true || BiasCorrection == true;
+        if (adamFirst)
+            RequireInRange(Beta1, 0, 1, hiOpen: true, Arg("beta1"), "Adam's (1−β1) scaling and bias correction need β1 < 1; use e.g. 0.9.");
+        else
+            RequireAtLeast(Beta1, 0, Arg("beta1"), "use 0 for no momentum or e.g. 0.9.");
+        if (BiasCorrection == true)
+            RequireInRange(Beta2, 0, 1, hiOpen: true, Arg("beta2"), "bias correction needs β2 < 1; use e.g. 0.999.");
+        else
+            RequireAtLeast(Beta2, 0, Arg("beta2"), "use 1 for AdaGrad's accumulator or e.g. 0.999.");
+        RequireAtLeast(Epsilon, 0, Arg("eps"), "use 0 for the pseudoinverse or a small positive value such as 1e-8.");
+        RequireAtLeast(WeightDecay, 0, Arg("weight_decay"), "use 0 for none.");
+        if (Dampening is double d && !double.IsFinite(d))
+            throw new ArgumentOutOfRangeException(Arg("dampening"), d, $"{Arg("dampening")} must be a finite number; use 0 for none.");
+        RequireAtLeast(InitialAccumulator, 0, Arg("initial_accumulator_value"), "use 0 or a positive value.");
+        RequireAtLeast(LearningRateDecay, 0, Arg("lr_decay"), "use 0 for none.");
         if (Nesterov == true && (Beta1 is not > 0 || Dampening is not (null or 0)))
-            throw new ArgumentException("Nesterov momentum needs beta1 > 0 and dampening = 0; set a momentum or turn nesterov off.", "nesterov");
-        if (ScaleFirstMoment == true && Dampening is > 0)
-            throw new ArgumentException("dampening and ScaleFirstMoment both scale the gradient in m1; use one of them.", "dampening");
-        if (Preconditioned == true && Beta2 == 1 && (ScaleSecondMoment == true || BiasCorrection == true))
-            throw new ArgumentException("beta2 = 1 (AdaGrad's accumulator) with ScaleSecondMoment or BiasCorrection makes the denominator 0 or constant; use beta2 < 1 or turn those conventions off.", "beta2");
+            throw new ArgumentException($"Nesterov momentum needs {Arg("beta1")} > 0 and {Arg("dampening")} = 0; set a momentum or turn {Arg("nesterov")} off.", Arg("nesterov"));
+        if (ScaleFirstMoment == true && Dampening is not (null or 0))
+            throw new ArgumentException($"{Arg("dampening")} and ScaleFirstMoment both scale the gradient in m1; use one of them.", Arg("dampening"));
         if (Preconditioned == false && AmsGrad == true)
-            throw new ArgumentException("AmsGrad needs a second moment; set Preconditioned = true or AmsGrad = false.", "amsgrad");
+            throw new ArgumentException($"AmsGrad needs a second moment; set Preconditioned = true or {Arg("amsgrad")} = false.", Arg("amsgrad"));
         if (Preconditioned == false && MomentumPlacement == Rules.MomentumPlacement.AfterPreconditioner)
             throw new ArgumentException("MomentumPlacement.AfterPreconditioner needs a second moment; set Preconditioned = true.", "momentum_placement");
     }

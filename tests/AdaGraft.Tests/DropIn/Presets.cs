@@ -1,0 +1,115 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Reflection;
+using AdaGraft.Optimizers;
+using TorchSharp.Modules;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Tests.DropIn;
+
+/// <summary>
+/// The presets, found by reflection so that a preset added later is tested without editing the tests: every public
+/// static method of a public <c>AdaGraft.Optimizers</c> type that takes parameters first and returns an optimizer; and
+/// the table of TorchSharp-compatible presets with the <c>torch.optim</c> factory each replaces.
+/// </summary>
+public static class Presets
+{
+    /// <summary>
+    /// Each TorchSharp-compatible preset (host type, method name) and the <c>torch.optim</c> factory it replaces. A drop-in
+    /// added later (NAdam, RAdam, Adamax, Adadelta, …) is one more row; every test over this table then checks it.
+    /// </summary>
+    public static readonly (Type Host, string Preset, string TorchFactory)[] TorchTable = {
+        (typeof(GenericSecondMomentOptimizer), nameof(GenericSecondMomentOptimizer.TorchSgd), nameof(optim.SGD)),
+        (typeof(GenericSecondMomentOptimizer), nameof(GenericSecondMomentOptimizer.TorchAdam), nameof(optim.Adam)),
+        (typeof(GenericSecondMomentOptimizer), nameof(GenericSecondMomentOptimizer.TorchAdamW), nameof(optim.AdamW)),
+        (typeof(GenericSecondMomentOptimizer), nameof(GenericSecondMomentOptimizer.TorchAdagrad), nameof(optim.Adagrad)),
+        (typeof(GenericSecondMomentOptimizer), nameof(GenericSecondMomentOptimizer.TorchRmsProp), nameof(optim.RMSProp)),
+    };
+
+    /// <summary>The rows of <see cref="TorchTable"/> by preset name.</summary>
+    public static TheoryData<string> TorchNames {
+        get {
+            var data = new TheoryData<string>();
+            foreach (var row in TorchTable) data.Add(row.Preset);
+            return data;
+        }
+    }
+
+    public static (Type Host, string Preset, string TorchFactory) TorchRow(string preset) => TorchTable.Single(r => r.Preset == preset);
+
+    /// <summary>Every preset over a parameter list: "Host.Method" → method.</summary>
+    public static IReadOnlyDictionary<string, MethodInfo> All { get; } = FindAll();
+
+    public static TheoryData<string> AllNames {
+        get {
+            var data = new TheoryData<string>();
+            foreach (var name in All.Keys) data.Add(name);
+            return data;
+        }
+    }
+
+    private static Dictionary<string, MethodInfo> FindAll()
+    {
+        var found = new Dictionary<string, MethodInfo>(StringComparer.Ordinal);
+        var types = typeof(GenericSecondMomentOptimizer).Assembly.GetExportedTypes()
+            .Where(t => t.Namespace == "AdaGraft.Optimizers" && t.IsClass);
+        foreach (var type in types) {
+            foreach (var m in type.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly)) {
+                var ps = m.GetParameters();
+                if (ps.Length == 0 || ps[0].ParameterType != typeof(IEnumerable<Parameter>)) continue;
+                if (!typeof(OptimizerHelper).IsAssignableFrom(m.ReturnType)) continue;
+                found.Add($"{type.Name}.{m.Name}", m);
+            }
+        }
+        return found;
+    }
+
+    /// <summary>The overload of <paramref name="host"/>.<paramref name="name"/> whose first parameter has type <paramref name="first"/> (null: none).</summary>
+    public static MethodInfo? Overload(Type host, string name, Type first) =>
+        host.GetMethods(BindingFlags.Public | BindingFlags.Static)
+            .SingleOrDefault(m => m.Name == name && m.GetParameters() is { Length: > 0 } ps && ps[0].ParameterType == first);
+
+    /// <summary>TorchSharp's factory <paramref name="name"/> over a parameter list.</summary>
+    public static MethodInfo TorchFactory(string name, Type? first = null) =>
+        typeof(optim).GetMethods(BindingFlags.Public | BindingFlags.Static)
+            .Single(m => m.Name == name && m.GetParameters()[0].ParameterType == (first ?? typeof(IEnumerable<Parameter>)));
+
+    /// <summary>A learning rate for presets whose learning rate has no default (SGD-style).</summary>
+    public const double BaseLearningRate = 0.05;
+
+    /// <summary>
+    /// Calls <paramref name="method"/> with <paramref name="first"/>, the given arguments by name, and every other
+    /// argument at its default (<see cref="BaseLearningRate"/> for a learning rate without one); unwraps the exception.
+    /// </summary>
+    public static object Invoke(MethodInfo method, object first, IReadOnlyDictionary<string, object?>? arguments = null)
+    {
+        var ps = method.GetParameters();
+        var args = new object?[ps.Length];
+        args[0] = first;
+        for (int i = 1; i < ps.Length; i++) {
+            if (arguments is not null && arguments.TryGetValue(ps[i].Name!, out var v)) args[i] = v;
+            else if (ps[i].HasDefaultValue) args[i] = ps[i].DefaultValue;
+            else if (ps[i].ParameterType == typeof(double)) args[i] = BaseLearningRate;
+            else throw new InvalidOperationException($"{method.Name}'s argument {ps[i].Name} has no default and no test value.");
+        }
+        try {
+            return method.Invoke(null, args)!;
+        } catch (TargetInvocationException e) when (e.InnerException is not null) {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerException).Throw();
+            throw;
+        }
+    }
+
+    /// <summary>The default learning rate of <paramref name="method"/> (<see cref="BaseLearningRate"/> where it has none).</summary>
+    public static double DefaultLearningRate(MethodInfo method)
+    {
+        var p = method.GetParameters().Single(p => p.Name == LearningRateName(method));
+        return p.HasDefaultValue ? (double)p.DefaultValue! : BaseLearningRate;
+    }
+
+    /// <summary>The name and position of the learning-rate argument (<c>lr</c> or TorchSharp SGD's <c>learningRate</c>).</summary>
+    public static string LearningRateName(MethodInfo method) =>
+        method.GetParameters().Skip(1).Select(p => p.Name!).First(n => n is "lr" or "learningRate");
+}

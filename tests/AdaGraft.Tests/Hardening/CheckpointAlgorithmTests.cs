@@ -1,0 +1,165 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using AdaGraft.Grafting;
+using AdaGraft.Optimizers;
+using AdaGraft.Tests.Support;
+using FluentAssertions;
+using TorchSharp.Modules;
+using Xunit;
+using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
+
+namespace AdaGraft.Tests.Hardening;
+
+/// <summary>
+/// A checkpoint says what it holds: loading a file of another algorithm (Algorithm 1's convention switches; a graft's
+/// children and granularity) raises before anything changes, naming each difference, through every loading path;
+/// numeric hyperparameters (learning rate, betas, ε, weight decay) load from the file, as PyTorch's
+/// <c>load_state_dict</c> does.
+/// </summary>
+public sealed class CheckpointAlgorithmTests
+{
+    private static byte[] Save(Action<BinaryWriter> save)
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) save(writer);
+        return stream.ToArray();
+    }
+
+    private static void Load(byte[] bytes, Action<BinaryReader> load)
+    {
+        using var stream = new MemoryStream(bytes, writable: false);
+        using var reader = new BinaryReader(stream);
+        load(reader);
+    }
+
+    private static void Train(optim.Optimizer opt, List<Parameter> ps, int from, int to)
+    {
+        for (int t = from; t < to; t++) {
+            Fixtures.SetGradients(ps, t);
+            opt.step();
+        }
+    }
+
+    [Fact]
+    public void ATorchAdamCheckpointIsRefusedByAHeavyBallOptimizerNamingEachDifference()
+    {
+        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
+        using var adam = GenericSecondMomentOptimizer.TorchAdam(ps, 0.01);
+        Train(adam, ps, 0, 3);
+        var tagged = Save(adam.save_state_dict);
+        var generic = Save(((OptimizerHelper)adam).save_state_dict);
+
+        using var heavyBall = GenericSecondMomentOptimizer.HeavyBall(Fixtures.Clone(ps), 0.02);
+        Train(heavyBall, heavyBall.Parameters.ToList(), 0, 2);
+        var before = Save(heavyBall.save_state_dict);
+        var loads = new (string How, Action Load)[] {
+            ("tagged, own reference", () => Load(tagged, heavyBall.load_state_dict)),
+            ("generic, own reference", () => Load(generic, heavyBall.load_state_dict)),
+            ("generic, OptimizerHelper reference", () => Load(generic, ((OptimizerHelper)heavyBall).load_state_dict)),
+            ("state dict", () => heavyBall.load_state_dict(adam.state_dict())),
+        };
+        foreach (var (how, load) in loads) {
+            var message = FluentActions.Invoking(load).Should().Throw<InvalidDataException>(how).Which.Message;
+            message.Should().Contain("another algorithm", how);
+            foreach (var switchName in new[] { "Preconditioned", "ScaleFirstMoment", "ScaleSecondMoment", "BiasCorrection" })
+                message.Should().Contain($"{switchName}: True in the file, False here", how);
+            message.Should().NotContain("Beta1", "numbers are not differences of algorithm");
+            Save(heavyBall.save_state_dict).Should().Equal(before, $"nothing changed ({how})");
+        }
+    }
+
+    [Fact]
+    public void AnSgdAdamGraftCheckpointIsRefusedByAnSgdAdaGradGraftNamingDsDifferences()
+    {
+        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
+        using var source = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02), GenericSecondMomentOptimizer.Adam(ps, 0.01), new GraftOptions { OwnsChildren = true });
+        Train(source, ps, 0, 3);
+        var tagged = Save(source.save_state_dict);
+
+        var other = Fixtures.Clone(ps);
+        using var target = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(other, 0.02), GenericSecondMomentOptimizer.AdaGrad(other, 0.01), new GraftOptions { OwnsChildren = true });
+        Train(target, other, 0, 2);
+        var before = Save(target.save_state_dict);
+        var beforeValues = Fixtures.Snapshot(other);
+
+        var message = FluentActions.Invoking(() => Load(tagged, target.load_state_dict)).Should().Throw<InvalidDataException>().Which.Message;
+        message.Should().Contain("D (direction): ScaleFirstMoment: True in the file, False here")
+            .And.Contain("D (direction): BiasCorrection: True in the file, False here")
+            .And.Contain("D (direction): EpsilonPlacement: OutsideRoot in the file, InsideRoot here")
+            .And.NotContain("M (magnitude)", "M is the same algorithm");
+        Save(target.save_state_dict).Should().Equal(before);
+        TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(other), beforeValues);
+
+        // The in-memory state dict is checked the same way, before either child changes.
+        FluentActions.Invoking(() => target.load_state_dict(source.state_dict()))
+            .Should().Throw<InvalidDataException>().Which.Message.Should().Contain("D (direction): ScaleFirstMoment");
+        Save(target.save_state_dict).Should().Equal(before);
+    }
+
+    [Fact]
+    public void AGraftOfOtherChildrenAndGranularityIsRefusedNamingEveryDifference()
+    {
+        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
+        using var source = new GraftOptimizer(GenericSecondMomentOptimizer.TorchAdam(ps, 0.01), optim.Adam(ps, 0.01), new GraftOptions { OwnsChildren = true, Path = GraftPath.BlackBox });
+        Train(source, ps, 0, 2);
+        var tagged = Save(source.save_state_dict);
+
+        var other = Fixtures.Clone(ps);
+        using var target = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(other, 0.02), optim.SGD(other, 0.1),
+            new GraftOptions { OwnsChildren = true, Path = GraftPath.BlackBox, Granularity = GraftGranularity.Global });
+        var before = Save(target.save_state_dict);
+        var message = FluentActions.Invoking(() => Load(tagged, target.load_state_dict)).Should().Throw<InvalidDataException>().Which.Message;
+        message.Should().Contain("granularity: PerTensor in the file, Global here")
+            .And.Contain("M (magnitude): BiasCorrection: True in the file, False here")
+            .And.Contain("D (direction): a Adam in the file, a SGD here");
+        Save(target.save_state_dict).Should().Equal(before);
+    }
+
+    [Fact]
+    public void TheSameAlgorithmWithAnotherLearningRateLoadsAndTakesTheFilesNumbers()
+    {
+        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
+        using var source = GenericSecondMomentOptimizer.TorchAdam(ps, lr: 0.01, beta1: 0.8, weight_decay: 0.01);
+        Train(source, ps, 0, 3);
+        var tagged = Save(source.save_state_dict);
+
+        var resumed = Fixtures.Clone(ps);
+        using var target = GenericSecondMomentOptimizer.TorchAdam(resumed, lr: 0.5);
+        Load(tagged, target.load_state_dict);
+        target.ParamGroups.Single().LearningRate.Should().Be(0.01, "the file's learning rate, as PyTorch's load_state_dict");
+        target.Groups.Single().Options.Beta1.Should().Be(0.8);
+        target.Groups.Single().Options.WeightDecay.Should().Be(0.01);
+        Train(source, ps, 3, 6);
+        Train(target, resumed, 3, 6);
+        TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(resumed), Fixtures.Snapshot(ps));
+
+        // Through the base reference too; and the paper's heavy ball loads a TorchSgd file (the same switches).
+        using var viaBase = GenericSecondMomentOptimizer.TorchAdam(Fixtures.Clone(ps), lr: 0.5);
+        Load(Save(((OptimizerHelper)source).save_state_dict), ((OptimizerHelper)viaBase).load_state_dict);
+        viaBase.ParamGroups.Single().LearningRate.Should().Be(0.01);
+        using var sgd = GenericSecondMomentOptimizer.TorchSgd(Fixtures.Clone(ps), 0.1, momentum: 0.5);
+        using var heavyBall = GenericSecondMomentOptimizer.HeavyBall(Fixtures.Clone(ps), 0.02);
+        Load(Save(sgd.save_state_dict), heavyBall.load_state_dict);
+        heavyBall.Groups.Single().Options.Beta1.Should().Be(0.5);
+    }
+
+    [Fact]
+    public void AGraftOfTheSameAlgorithmWithOtherLearningRatesLoadsTheFilesRates()
+    {
+        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
+        using var source = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02), GenericSecondMomentOptimizer.TorchAdam(ps, 0.01), new GraftOptions { OwnsChildren = true });
+        Train(source, ps, 0, 3);
+        var tagged = Save(source.save_state_dict);
+        var resumed = Fixtures.Clone(ps);
+        using var target = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(resumed, 0.3, momentum: 0.5), GenericSecondMomentOptimizer.TorchAdam(resumed, 1), new GraftOptions { OwnsChildren = true });
+        Load(tagged, target.load_state_dict);
+        target.ParamGroups.Single().LearningRate.Should().Be(0.02);
+        ((IMomentum)target.Magnitude.ParamGroups.Single()).Momentum.Should().Be(0.9);
+        Train(source, ps, 3, 6);
+        Train(target, resumed, 3, 6);
+        TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(resumed), Fixtures.Snapshot(ps));
+    }
+}
