@@ -17,12 +17,8 @@ public sealed class QuickLabRun : IDisposable
     {
         Directory = Path.Combine(Path.GetTempPath(), "adagraft-lab-test-" + Guid.NewGuid().ToString("N"));
         ConsoleText = new StringWriter();
-        var console = AnsiConsole.Create(new AnsiConsoleSettings {
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
-            Out = new AnsiConsoleOutput(ConsoleText),
-        });
+        // The console Main uses when standard output is redirected.
+        var console = LabConsole.Plain(ConsoleText);
         ExitCode = LabProgram.Run(new[] { "--quick", "--out", Directory }, console, ConsoleText, s => Summary = s);
     }
 

@@ -176,13 +176,19 @@ public static class Reports
         return sb.ToString();
     }
 
+    /// <summary>The line printed under <see cref="TableConsole"/> (not a table caption, which would wrap at the table's width).</summary>
+    public static string TableConsoleCaption(TableResult t)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        return $"{t.Task}: {t.Steps} steps, {t.Cells[0].Runs.Count} seed(s), schedule {Schedule.Name(t.Schedule.Kind)}; rows M, columns D; each cell: final training loss, then {t.HeldOutName}";
+    }
+
     /// <summary>The N×N table of one task for the terminal.</summary>
     public static Table TableConsole(TableResult t)
     {
         ArgumentNullException.ThrowIfNull(t);
         var table = new Table().Border(TableBorder.Rounded)
-            .Title($"[bold]{Markup.Escape(t.Task)}[/]: final training loss / {Markup.Escape(t.HeldOutName)}")
-            .Caption(Markup.Escape($"{t.Steps} steps, {t.Cells[0].Runs.Count} seed(s), schedule {Schedule.Name(t.Schedule.Kind)}; rows M, columns D"));
+            .Title($"[bold]{Markup.Escape(t.Task)}[/]: final training loss / {Markup.Escape(t.HeldOutName)}");
         table.AddColumn("M \\ D");
         foreach (var d in BaseOptimizers.All) table.AddColumn(new TableColumn(BaseOptimizers.Name(d)).RightAligned());
         foreach (var m in BaseOptimizers.All) {
