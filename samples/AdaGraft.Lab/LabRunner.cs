@@ -53,6 +53,7 @@ public static class LabRunner
 
         using var vision = needVision ? LoadVision(options, profile, device) : null;
         using var language = needLanguage ? LoadLanguage(options, profile, device) : null;
+        var visionNames = vision?.ParameterNames() ?? Array.Empty<string>();
         foreach (var task in new LabTask?[] { vision, language }) {
             if (task is null) continue;
             foreach (var line in LabProgress.ClauseLines($"{task.Name}: {task.Description} ({task.ParameterCount():N0} parameters)"))
@@ -181,7 +182,8 @@ public static class LabRunner
             Write("discovery-ratio.csv", Reports.DiscoveryCsv(discovery));
             AdaGraft.Diagnostics.StepNormCsv.Write(Path.Combine(outDir, "discovery-norms.csv"), discovery.Norms);
             written.Add("discovery-norms.csv");
-            AdaGraft.Plotting.RatioPlots.PerTensorRatios(discovery.Norms, Path.Combine(outDir, "discovery-tensor-ratios.png"));
+            AdaGraft.Plotting.RatioPlots.PerTensorRatios(Plots.WithTensorNames(discovery.Norms, visionNames), Path.Combine(outDir, "discovery-tensor-ratios.png"),
+                title: $"{discovery.Task}: per-tensor ratios ‖ΔM‖/‖ΔD‖ of global SGD#AdaGrad, every step");
             written.Add("discovery-tensor-ratios.png");
             Plots.DiscoveryRatio(Path.Combine(outDir, "discovery-ratio.png"), discovery);
             Plots.DiscoveryCurves(Path.Combine(outDir, "discovery-curves.png"), discovery);
