@@ -199,15 +199,16 @@ public static class LabRunner
 
         var report = new StringBuilder("# AdaGraft lab report\n\n");
         report.Append($"Profile `{profile.Name}`, {seeds} seed(s), schedule `{Schedule.Name(options.Schedule)}`, device `{device}`, {options.Threads} CPU thread(s), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.\n\n");
+        report.Append(Reading.Markdown(tables, discovery, d1, zoo, seeds, profile.Name));
         if (tables.Count > 0) {
             report.Append("## Grafting tables\n\n").Append(string.Concat(tables.Select(Reports.TableMarkdown)));
             report.Append("Curves: `grafting-curves.png` (colour = M, line style = D; seed 0).\n\n");
         }
         if (tables.Count > 0 || discovery is not null)
             report.Append(Reports.LearningRatesMarkdown(tables.Count > 0 ? tables : Array.Empty<TableResult>(), profile.TuneFraction));
-        if (discovery is not null) report.Append(Reports.DiscoveryMarkdown(discovery)).Append("Figures: `discovery-ratio.png`, `discovery-curves.png`, `discovery-tensor-ratios.png` (per-tensor ratios, figure 7). Every recorded norm: `discovery-norms.csv` (fit any series with `dotnet run --project samples/AdaGraft.Lab -c Release -- fit lab-output/discovery-norms.csv`).\n\n");
+        if (discovery is not null) report.Append(Reports.DiscoveryMarkdown(discovery, vision!.HeldOutName, vision.HeldOutHigherIsBetter)).Append("Figures: `discovery-ratio.png`, `discovery-curves.png`, `discovery-tensor-ratios.png` (per-tensor ratios, figure 7). Every recorded norm: `discovery-norms.csv` (fit any series with `dotnet run --project samples/AdaGraft.Lab -c Release -- fit lab-output/discovery-norms.csv`).\n\n");
         if (d1.Count > 0) report.Append(Reports.D1Markdown(d1));
-        if (zoo is not null) report.Append(DirectionZoo.Markdown(zoo, language!.HeldOutName));
+        if (zoo is not null) report.Append(DirectionZoo.Markdown(zoo, language!.HeldOutName, language.HeldOutHigherIsBetter));
         report.Append("## Wall time\n\n| phase | seconds |\n|---|---:|\n");
         foreach (var (phase, s) in timings) report.Append($"| {phase} | {s:F1} |\n");
         report.Append($"| **total** | **{total.Elapsed.TotalSeconds:F1}** |\n");
