@@ -38,9 +38,9 @@ public static class RatioPlots
     }
 
     /// <summary>
-    /// Figure 7: per-tensor ratios on a logarithmic axis (labelled in ratio units), one colour per tensor named in
-    /// the legend, heaviest first (by mean squared ‖ΔM‖); past <paramref name="maxLabelled"/> tensors the rest are
-    /// drawn in grey under one legend entry. The global ratio is the thick red line.
+    /// Figure 7: per-tensor ratios on a logarithmic axis (labelled in ratio units), one colour per tensor, each named
+    /// in the legend with its mean squared ‖ΔM‖; the <paramref name="maxLabelled"/> heaviest tensors get colours (and
+    /// are drawn last, on top), the rest are grey under one legend entry. The global ratio is the thick black dashed line.
     /// </summary>
     public static void PerTensorRatios(IEnumerable<StepNormRecord> records, string path, int width = 800, int height = 500,
         string title = "Per-tensor step-norm ratios ‖ΔM‖/‖ΔD‖ at every recorded step (log scale)", int maxLabelled = 10)
@@ -85,7 +85,7 @@ public static class RatioPlots
         if (global.Length > 0) {
             Track(global.Select(r => r.Ratio));
             var gl = plt.Add.ScatterLine(global.Select(r => (double)r.Step).ToArray(), global.Select(r => Math.Log10(r.Ratio)).ToArray());
-            gl.Color = Colors.Red;
+            gl.Color = Colors.Black;
             gl.LineWidth = 3;
             gl.LinePattern = LinePattern.Dashed;
             gl.LegendText = "global (all tensors)";
