@@ -53,8 +53,12 @@ public static class LabRunner
 
         using var vision = needVision ? LoadVision(options, profile, device) : null;
         using var language = needLanguage ? LoadLanguage(options, profile, device) : null;
-        if (vision is not null) console.MarkupLine($"vision: {Markup.Escape(vision.Description)} ({vision.ParameterCount():N0} parameters)");
-        if (language is not null) console.MarkupLine($"language: {Markup.Escape(language.Description)} ({language.ParameterCount():N0} parameters)");
+        var visionNames = vision?.ParameterNames() ?? Array.Empty<string>();
+        foreach (var task in new LabTask?[] { vision, language }) {
+            if (task is null) continue;
+            foreach (var line in LabProgress.ClauseLines($"{task.Name}: {task.Description} ({task.ParameterCount():N0} parameters)"))
+                console.MarkupLine(Markup.Escape(line));
+        }
 
         var tables = new List<TableResult>();
         var lrChoices = new Dictionary<string, Dictionary<BaseOptimizer, LrChoice>>();
@@ -67,14 +71,7 @@ public static class LabRunner
         int TuneSteps(int steps) => profile.TuneFraction is double f ? Math.Max(10, (int)Math.Round(steps * f)) : 0;
         int TuneTotal(string task, int steps) => profile.TuneFraction is null ? 0 : BaseOptimizers.All.Sum(o => LearningRates.Grid(task, o).Length) * TuneSteps(steps);
 
-        var progress = console.Progress()
-            .AutoClear(false)
-            .HideCompleted(false)
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
-                new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn());
-
-        progress.Start(ctx => {
-            ProgressTask? Add(bool on, string name, double steps) => on && steps > 0 ? ctx.AddTask(name, autoStart: false, maxValue: steps) : null;
+        LabProgress.Run(console, Add => {
             var visionTune = Add(needVision, "vision: tune learning rates", TuneTotal("vision", profile.VisionSteps));
             var visionTable = Add(parts.Contains(LabParts.TableVision), "vision: 3×3 grafting table", 9.0 * seeds * profile.VisionSteps);
             var langTune = Add(needLanguage, "language: tune learning rates", TuneTotal("language", profile.LanguageSteps));
@@ -84,81 +81,78 @@ public static class LabRunner
                 (1.0 + seeds * (parts.Contains(LabParts.TableVision) ? 1 : 3)) * profile.VisionSteps);
             var d1Task = Add(parts.Contains(LabParts.D1), "appendix D.1 constructions", D1Constructions.TotalSteps(profile.D1));
 
-            Action Step(ProgressTask? t) => () => t?.Increment(1);
-            Action<string> Status(ProgressTask? t, string prefix) => s => { if (t is not null) t.Description = Markup.Escape($"{prefix} — {s}"); };
-            void Done(ProgressTask? t, string name)
-            {
-                if (t is null) return;
-                t.Description = Markup.Escape(name);
-                t.Value = t.MaxValue;
-                t.StopTask();
-            }
+            Action Step(ILabPhase? t) => () => t?.Tick();
+            Action<string> Status(ILabPhase? t) => s => t?.Status(s);
 
-            Dictionary<BaseOptimizer, LrChoice> Lrs(LabTask task, ProgressTask? bar, int steps, string label)
+            Dictionary<BaseOptimizer, LrChoice> Lrs(LabTask task, ILabPhase? bar, int steps)
             {
                 var sw = Stopwatch.StartNew();
-                bar?.StartTask();
+                bar?.Start();
                 var schedule = new Schedule(options.Schedule, steps);
                 var r = profile.TuneFraction is null
                     ? LearningRates.FixedChoices(task.Name)
-                    : LearningRates.Tune(task, schedule, TuneSteps(steps), seed: 0, profile.ReadEvery, cachePath, options.Retune, Step(bar), Status(bar, label),
-                        extra => { if (bar is not null) bar.MaxValue += extra; });
-                Done(bar, label);
+                    : LearningRates.Tune(task, schedule, TuneSteps(steps), seed: 0, profile.ReadEvery, cachePath, options.Retune, Step(bar), Status(bar),
+                        extra => bar?.Grow(extra));
+                bar?.Done();
                 timings.Add(($"{task.Name}: learning-rate tuning", sw.Elapsed.TotalSeconds));
                 lrChoices[task.Name] = r;
                 return r;
             }
 
-            TableResult Table(LabTask task, Dictionary<BaseOptimizer, LrChoice> lrs, ProgressTask? bar, int steps, string label)
+            TableResult Table(LabTask task, Dictionary<BaseOptimizer, LrChoice> lrs, ILabPhase? bar, int steps)
             {
                 var sw = Stopwatch.StartNew();
-                bar?.StartTask();
-                var t = GraftingTable.Run(task, lrs, new Schedule(options.Schedule, steps), seeds, profile.ReadEvery, Step(bar), Status(bar, label));
-                Done(bar, label);
+                bar?.Start();
+                var t = GraftingTable.Run(task, lrs, new Schedule(options.Schedule, steps), seeds, profile.ReadEvery, Step(bar), Status(bar));
+                bar?.Done();
                 timings.Add(($"{task.Name}: 3×3 table ({9 * seeds} runs)", sw.Elapsed.TotalSeconds));
                 return t;
             }
 
             if (vision is not null) {
-                var lrs = Lrs(vision, visionTune, profile.VisionSteps, "vision: tune learning rates");
-                if (parts.Contains(LabParts.TableVision)) tables.Add(Table(vision, lrs, visionTable, profile.VisionSteps, "vision: 3×3 grafting table"));
+                var lrs = Lrs(vision, visionTune, profile.VisionSteps);
+                if (parts.Contains(LabParts.TableVision)) tables.Add(Table(vision, lrs, visionTable, profile.VisionSteps));
             }
             if (language is not null) {
-                var lrs = Lrs(language, langTune, profile.LanguageSteps, "language: tune learning rates");
-                if (parts.Contains(LabParts.TableLanguage)) tables.Add(Table(language, lrs, langTable, profile.LanguageSteps, "language: 3×3 grafting table"));
+                var lrs = Lrs(language, langTune, profile.LanguageSteps);
+                if (parts.Contains(LabParts.TableLanguage)) tables.Add(Table(language, lrs, langTable, profile.LanguageSteps));
                 if (parts.Contains(LabParts.Zoo)) {
                     var sw = Stopwatch.StartNew();
-                    zooTask?.StartTask();
-                    const string label = "language: section 4.1 (AdaGrad#{Adam, Yogi, AMSGrad, Adafactor})";
+                    zooTask?.Start();
                     zoo = DirectionZoo.Run(language, lrs[BaseOptimizer.AdaGrad].Lr, new Schedule(options.Schedule, profile.LanguageSteps), seeds,
-                        profile.ReadEvery, Step(zooTask), Status(zooTask, label));
-                    Done(zooTask, label);
+                        profile.ReadEvery, Step(zooTask), Status(zooTask));
+                    zooTask?.Done();
                     timings.Add(($"language: section 4.1 ({DirectionZoo.Runs(seeds)} runs)", sw.Elapsed.TotalSeconds));
                 }
             }
             if (vision is not null && parts.Contains(LabParts.Discovery)) {
                 var sw = Stopwatch.StartNew();
-                discTask?.StartTask();
+                discTask?.Start();
                 var visionTableResult = tables.FirstOrDefault(t => t.Task == vision.Name);
                 RunResult? Reuse(BaseOptimizer o, int seed) => visionTableResult?.Cell(o, o).Runs.FirstOrDefault(r => r.Seed == seed);
                 discovery = ScheduleDiscovery.Run(vision, lrChoices[vision.Name], new Schedule(options.Schedule, profile.VisionSteps), seeds,
-                    profile.ReadEvery, Reuse, Step(discTask), Status(discTask, "schedule discovery"));
-                Done(discTask, "schedule discovery");
+                    profile.ReadEvery, Reuse, Step(discTask), Status(discTask));
+                discTask?.Done();
                 timings.Add(("schedule discovery", sw.Elapsed.TotalSeconds));
             }
             if (parts.Contains(LabParts.D1)) {
                 var sw = Stopwatch.StartNew();
-                d1Task?.StartTask();
+                d1Task?.Start();
                 d1.AddRange(D1Constructions.Run(profile.D1, device, Step(d1Task)));
-                Done(d1Task, "appendix D.1 constructions");
+                d1Task?.Done();
                 timings.Add(("appendix D.1", sw.Elapsed.TotalSeconds));
             }
         });
 
         // Terminal tables.
-        foreach (var t in tables) console.Write(Reports.TableConsole(t));
-        if (discovery is not null)
-            console.MarkupLine(Markup.Escape($"discovery: c0 = {discovery.Fit.C0:G4}, c1 = {discovery.Fit.C1:G4}, R² = {discovery.Fit.RSquared:F3}; final training loss SGD {discovery.SgdLoss.Format("F4")}, AdaGrad {discovery.AdaGradLoss.Format("F4")}, corrected AdaGrad {discovery.CorrectedLoss.Format("F4")} ({(discovery.Helped ? "lower on average" : "not lower on average")})"));
+        foreach (var t in tables) {
+            console.Write(Reports.TableConsole(t));
+            console.MarkupLine(Markup.Escape(Reports.TableConsoleCaption(t)));
+        }
+        if (discovery is not null) {
+            console.MarkupLine(Markup.Escape($"discovery: correction c(t) = c0 + c1·t with c0 = {discovery.Fit.C0:G4}, c1 = {discovery.Fit.C1:G4}, R² = {discovery.Fit.RSquared:F3}"));
+            console.MarkupLine(Markup.Escape($"discovery: final training loss SGD {discovery.SgdLoss.Format("F4")}, AdaGrad {discovery.AdaGradLoss.Format("F4")}, corrected AdaGrad {discovery.CorrectedLoss.Format("F4")} ({(discovery.Helped ? "lower on average" : "not lower on average")})"));
+        }
         if (d1.Count > 0) {
             var dt = new Table().Border(TableBorder.Rounded).Title("[bold]Appendix D.1[/]: test error");
             dt.AddColumn("construction");
@@ -188,7 +182,8 @@ public static class LabRunner
             Write("discovery-ratio.csv", Reports.DiscoveryCsv(discovery));
             AdaGraft.Diagnostics.StepNormCsv.Write(Path.Combine(outDir, "discovery-norms.csv"), discovery.Norms);
             written.Add("discovery-norms.csv");
-            AdaGraft.Plotting.RatioPlots.PerTensorRatios(discovery.Norms, Path.Combine(outDir, "discovery-tensor-ratios.png"));
+            AdaGraft.Plotting.RatioPlots.PerTensorRatios(Plots.WithTensorNames(discovery.Norms, visionNames), Path.Combine(outDir, "discovery-tensor-ratios.png"),
+                title: $"{discovery.Task}: per-tensor ratios ‖ΔM‖/‖ΔD‖ of global SGD#AdaGrad, every step");
             written.Add("discovery-tensor-ratios.png");
             Plots.DiscoveryRatio(Path.Combine(outDir, "discovery-ratio.png"), discovery);
             Plots.DiscoveryCurves(Path.Combine(outDir, "discovery-curves.png"), discovery);
@@ -204,21 +199,24 @@ public static class LabRunner
 
         var report = new StringBuilder("# AdaGraft lab report\n\n");
         report.Append($"Profile `{profile.Name}`, {seeds} seed(s), schedule `{Schedule.Name(options.Schedule)}`, device `{device}`, {options.Threads} CPU thread(s), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.\n\n");
+        report.Append(Reading.Markdown(tables, discovery, d1, zoo, seeds, profile.Name));
         if (tables.Count > 0) {
             report.Append("## Grafting tables\n\n").Append(string.Concat(tables.Select(Reports.TableMarkdown)));
             report.Append("Curves: `grafting-curves.png` (colour = M, line style = D; seed 0).\n\n");
         }
         if (tables.Count > 0 || discovery is not null)
             report.Append(Reports.LearningRatesMarkdown(tables.Count > 0 ? tables : Array.Empty<TableResult>(), profile.TuneFraction));
-        if (discovery is not null) report.Append(Reports.DiscoveryMarkdown(discovery)).Append("Figures: `discovery-ratio.png`, `discovery-curves.png`, `discovery-tensor-ratios.png` (per-tensor ratios, figure 7). Every recorded norm: `discovery-norms.csv` (fit any series with `dotnet run --project samples/AdaGraft.Lab -c Release -- fit lab-output/discovery-norms.csv`).\n\n");
+        if (discovery is not null) report.Append(Reports.DiscoveryMarkdown(discovery, vision!.HeldOutName, vision.HeldOutHigherIsBetter)).Append("Figures: `discovery-ratio.png`, `discovery-curves.png`, `discovery-tensor-ratios.png` (per-tensor ratios, figure 7). Every recorded norm: `discovery-norms.csv` (fit any series with `dotnet run --project samples/AdaGraft.Lab -c Release -- fit lab-output/discovery-norms.csv`).\n\n");
         if (d1.Count > 0) report.Append(Reports.D1Markdown(d1));
-        if (zoo is not null) report.Append(DirectionZoo.Markdown(zoo, language!.HeldOutName));
+        if (zoo is not null) report.Append(DirectionZoo.Markdown(zoo, language!.HeldOutName, language.HeldOutHigherIsBetter));
         report.Append("## Wall time\n\n| phase | seconds |\n|---|---:|\n");
         foreach (var (phase, s) in timings) report.Append($"| {phase} | {s:F1} |\n");
         report.Append($"| **total** | **{total.Elapsed.TotalSeconds:F1}** |\n");
         Write("report.md", report.ToString());
 
-        console.MarkupLine($"wrote {written.Count} files to [link]{Markup.Escape(outDir)}[/]: {Markup.Escape(string.Join(", ", written))}");
+        console.MarkupLine($"wrote {written.Count} files to [link]{Markup.Escape(outDir)}[/]:");
+        console.MarkupLine(Markup.Escape("  " + string.Join(", ", written.Where(w => !w.EndsWith(".png", StringComparison.Ordinal)))));
+        console.MarkupLine(Markup.Escape("  " + string.Join(", ", written.Where(w => w.EndsWith(".png", StringComparison.Ordinal)))));
         console.MarkupLine($"total wall time {total.Elapsed.TotalSeconds:F1} s");
         return new LabSummary(outDir, tables, discovery, d1, total.Elapsed.TotalSeconds) { Zoo = zoo };
     }

@@ -3,6 +3,7 @@ using System.CommandLine;
 using System.IO;
 using System.Linq;
 using AdaGraft.Lab.Data;
+using AdaGraft.Lab.Output;
 using AdaGraft.Lab.Training;
 using Spectre.Console;
 
@@ -15,8 +16,9 @@ namespace AdaGraft.Lab;
 /// </summary>
 public static class LabProgram
 {
-    /// <summary>Process entry point.</summary>
-    public static int Main(string[] args) => Run(args, AnsiConsole.Console);
+    /// <summary>Process entry point: progress bars on an interactive terminal, plain lines when standard output is
+    /// redirected (see <see cref="LabConsole.ForStandardOutput"/>).</summary>
+    public static int Main(string[] args) => Run(args, LabConsole.ForStandardOutput());
 
     /// <summary>
     /// Parses <paramref name="args"/> and runs the lab in process, reporting to <paramref name="console"/>; help and

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Globalization;
 using System.Linq;
 using AdaGraft.Diagnostics;
 using ScottPlot;
@@ -37,43 +38,63 @@ public static class RatioPlots
     }
 
     /// <summary>
-    /// Figure 7: per-tensor ratios on a logarithmic axis, each curve shaded by its tensor's mean squared ‖ΔM‖
-    /// (darkest = largest), with the global ratio in red.
+    /// Figure 7: per-tensor ratios on a logarithmic axis (labelled in ratio units), one colour per tensor, each named
+    /// in the legend with its mean squared ‖ΔM‖; the <paramref name="maxLabelled"/> heaviest tensors get colours (and
+    /// are drawn last, on top), the rest are grey under one legend entry. The global ratio is the thick black dashed line.
     /// </summary>
     public static void PerTensorRatios(IEnumerable<StepNormRecord> records, string path, int width = 800, int height = 500,
-        string title = "Per-tensor step-norm ratios (log scale; darker = larger mean ‖ΔM‖²)")
+        string title = "Per-tensor step-norm ratios ‖ΔM‖/‖ΔD‖ at every recorded step (log scale)", int maxLabelled = 10)
     {
+        ArgumentNullException.ThrowIfNull(records);
+        if (maxLabelled < 0) throw new ArgumentOutOfRangeException(nameof(maxLabelled), maxLabelled, "maxLabelled must be 0 or more.");
         var all = records.ToArray();
         var tensors = all.Where(r => r.Tensor != StepNormRecorder.GlobalName).GroupBy(r => r.Tensor).ToArray();
         if (tensors.Length == 0) throw new ArgumentException("No per-tensor records to plot.", nameof(records));
         var weight = tensors.ToDictionary(t => t.Key, t => t.Average(r => r.MagnitudeNorm * r.MagnitudeNorm));
-        double max = weight.Values.Max();
+        var ordered = tensors.OrderByDescending(t => weight[t.Key]).ThenBy(t => t.Key, StringComparer.Ordinal).ToArray();
+        var palette = new ScottPlot.Palettes.Category10();
         var plt = new Plot();
-        foreach (var t in tensors.OrderBy(t => weight[t.Key])) {
-            var pts = t.Where(r => r.Ratio > 0).OrderBy(r => r.Step).ToArray();
+        double min = double.PositiveInfinity, max = 0;
+        void Track(IEnumerable<double> ys)
+        {
+            foreach (var y in ys) {
+                min = Math.Min(min, y);
+                max = Math.Max(max, y);
+            }
+        }
+        bool otherLabelled = false;
+        // Grey (unlabelled) tensors first, then the labelled ones lightest to heaviest, so the heaviest is on top.
+        for (int i = ordered.Length - 1; i >= 0; i--) {
+            var pts = ordered[i].Where(r => r.Ratio > 0 && double.IsFinite(r.Ratio)).OrderBy(r => r.Step).ToArray();
             if (pts.Length == 0) continue;
+            Track(pts.Select(r => r.Ratio));
             var line = plt.Add.ScatterLine(pts.Select(r => (double)r.Step).ToArray(), pts.Select(r => Math.Log10(r.Ratio)).ToArray());
-            double shade = max > 0 ? 0.15 + 0.85 * weight[t.Key] / max : 1;
-            line.Color = Colors.Black.WithAlpha(shade);
-            line.LineWidth = 1.2f;
+            line.LineWidth = 1.5f;
+            if (i < maxLabelled) {
+                line.Color = palette.GetColor(i);
+                line.LegendText = $"{ordered[i].Key} (mean ‖ΔM‖² {LogTicks.Label(double.Parse(weight[ordered[i].Key].ToString("G2", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture))})";
+            } else {
+                line.Color = Colors.Gray.WithAlpha(0.6);
+                if (!otherLabelled) {
+                    line.LegendText = $"{ordered.Length - maxLabelled} lighter tensor(s)";
+                    otherLabelled = true;
+                }
+            }
         }
-        var global = all.Where(r => r.Tensor == StepNormRecorder.GlobalName && r.Ratio > 0).OrderBy(r => r.Step).ToArray();
+        var global = all.Where(r => r.Tensor == StepNormRecorder.GlobalName && r.Ratio > 0 && double.IsFinite(r.Ratio)).OrderBy(r => r.Step).ToArray();
         if (global.Length > 0) {
+            Track(global.Select(r => r.Ratio));
             var gl = plt.Add.ScatterLine(global.Select(r => (double)r.Step).ToArray(), global.Select(r => Math.Log10(r.Ratio)).ToArray());
-            gl.Color = Colors.Red;
-            gl.LineWidth = 2;
-            gl.LegendText = "global";
-            plt.ShowLegend(Alignment.UpperRight);
+            gl.Color = Colors.Black;
+            gl.LineWidth = 3;
+            gl.LinePattern = LinePattern.Dashed;
+            gl.LegendText = "global (all tensors)";
         }
-        var ticks = new ScottPlot.TickGenerators.NumericAutomatic {
-            MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
-            IntegerTicksOnly = true,
-            LabelFormatter = y => $"1e{y:0}",
-        };
-        plt.Axes.Left.TickGenerator = ticks;
+        plt.ShowLegend(Alignment.UpperRight);
+        if (max > 0) LogTicks.ApplyLeft(plt, min, max);
         plt.Title(title);
         plt.XLabel("step");
-        plt.YLabel("ratio ‖ΔM‖/‖ΔD‖");
+        plt.YLabel("ratio ‖ΔM‖/‖ΔD‖ (log scale)");
         plt.SavePng(path, width, height);
     }
 }

@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using System.Text.RegularExpressions;
 using AdaGraft.Lab.Output;
 using FluentAssertions;
 using Spectre.Console;
@@ -17,12 +18,8 @@ public sealed class QuickLabRun : IDisposable
     {
         Directory = Path.Combine(Path.GetTempPath(), "adagraft-lab-test-" + Guid.NewGuid().ToString("N"));
         ConsoleText = new StringWriter();
-        var console = AnsiConsole.Create(new AnsiConsoleSettings {
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
-            Out = new AnsiConsoleOutput(ConsoleText),
-        });
+        // The console Main uses when standard output is redirected.
+        var console = LabConsole.Plain(ConsoleText);
         ExitCode = LabProgram.Run(new[] { "--quick", "--out", Directory }, console, ConsoleText, s => Summary = s);
     }
 
@@ -228,5 +225,50 @@ public class LabCommandLineTests
         } finally {
             Directory.Delete(dir, recursive: true);
         }
+    }
+}
+
+/// <summary>One format per quantity across the report's tables, and one generated reading.</summary>
+public class LabReportConsistencyTests : IClassFixture<QuickLabRun>
+{
+    private readonly QuickLabRun _run;
+
+    public LabReportConsistencyTests(QuickLabRun run) => _run = run;
+
+    private static string[] Cells(string row) => row.Split('|', StringSplitOptions.TrimEntries).Where(c => c.Length > 0).ToArray();
+
+    [Fact]
+    public void TestAccuracyIsAPercentageInEveryTable()
+    {
+        var md = File.ReadAllLines(_run.PathOf("report.md"));
+        int accuracyGrid = Array.FindIndex(md, l => l.StartsWith("**Test accuracy", StringComparison.Ordinal));
+        accuracyGrid.Should().BePositive("the vision table has an accuracy grid");
+        var gridRows = md.Skip(accuracyGrid + 4).Take(3).ToList();
+        var discoveryHeader = Array.FindIndex(md, l => l.StartsWith("| run | seeds | final training loss |", StringComparison.Ordinal));
+        discoveryHeader.Should().BePositive();
+        md[discoveryHeader].Should().EndWith("| test accuracy |", "the discovery table names the metric it shows");
+        var discoveryRows = md.Skip(discoveryHeader + 2).TakeWhile(l => l.StartsWith('|')).ToList();
+        discoveryRows.Should().HaveCount(4);
+        var accuracies = gridRows.SelectMany(r => Cells(r).Skip(1)).Concat(discoveryRows.Select(r => Cells(r)[^1])).ToList();
+        accuracies.Should().HaveCount(13);
+        accuracies.Should().OnlyContain(a => Regex.IsMatch(a, @"^\d{1,3}\.\d( ± \d+\.\d)? %$"), "accuracy is always written as 85.8 % (one decimal, percent)");
+        var console = _run.ConsoleText.ToString();
+        Regex.Count(console, @"\b\d{1,3}\.\d %").Should().Be(9, "the terminal table shows the nine accuracies the same way");
+    }
+
+    [Fact]
+    public void TheReadingIsGeneratedFromTheRunsNumbersAndStatedOnce()
+    {
+        var s = _run.Summary!;
+        var report = File.ReadAllText(_run.PathOf("report.md"));
+        report.Should().Contain("## Reading");
+        var zoo = Output.Reading.Zoo(s.Zoo!);
+        report.Should().Contain(zoo, "the reading bullet is the generated text");
+        Regex.Count(report, Regex.Escape(zoo)).Should().Be(2, "the section-4.1 part repeats the same generated sentence, not a second judgement");
+        report.Should().NotContain("unlike the paper's finding");
+        foreach (var t in s.Tables) report.Should().Contain(Output.Reading.Table(t));
+        report.Should().Contain(Output.Reading.Discovery(s.Discovery!)).And.Contain(Output.Reading.D1(s.D1));
+        var (rows, cols) = s.Tables.Single(t => t.Task == "vision").Spreads();
+        report.Should().Contain(rows < cols ? "**Vision: the final loss clusters by M**" : "**Vision: no clustering by M**");
     }
 }

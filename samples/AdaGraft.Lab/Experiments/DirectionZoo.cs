@@ -82,25 +82,17 @@ public static class DirectionZoo
         return sb.ToString();
     }
 
-    /// <summary>The report's section, with the reading the numbers support.</summary>
-    public static string Markdown(ZooResult r, string heldOutName)
+    /// <summary>The report's section, with the reading the numbers support (<see cref="AdaGraft.Lab.Output.Reading.Zoo"/>);
+    /// the held-out metric formatted as in every other table (a percentage when higher is better).</summary>
+    public static string Markdown(ZooResult r, string heldOutName, bool heldOutHigherIsBetter = false)
     {
         ArgumentNullException.ThrowIfNull(r);
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringBuilder("## Section 4.1: AdaGrad's step norms with other directions\n\n");
         sb.Append(inv, $"M = AdaGrad (lr {r.LrAdaGrad.ToString("G3", inv)}, the shared schedule), D ∈ {{Adam, Yogi, AMSGrad, Adafactor}} (lr 1), per-tensor grafting, task `{r.Task}`, {r.Steps} steps.\n\n");
         sb.Append(inv, $"| D | final training loss | {heldOutName} |\n|---|---:|---:|\n");
-        foreach (var c in r.Cells) sb.Append(inv, $"| {c.Direction} | {c.TrainLoss.Format("F4")} | {c.HeldOut.Format("F4")} |\n");
-        double spread = r.SpreadAcrossDirections, sd = r.MeanSeedSd;
-        sb.Append(inv, $"\nSpread of the mean final training loss across the four directions: **{spread.ToString("F4", inv)}**");
-        if (double.IsFinite(sd)) {
-            sb.Append(inv, $"; mean seed-to-seed sd: {sd.ToString("F4", inv)}. ");
-            sb.Append(spread <= 2 * sd
-                ? "The directions are within about two seed standard deviations of each other: nearly indistinguishable, as the paper found.\n\n"
-                : "The spread exceeds two seed standard deviations: at this scale the directions are distinguishable, unlike the paper's finding.\n\n");
-        } else {
-            sb.Append(" (one seed: no seed-to-seed spread to compare with).\n\n");
-        }
+        foreach (var c in r.Cells) sb.Append(inv, $"| {c.Direction} | {c.TrainLoss.Format("F4")} | {AdaGraft.Lab.Output.Reports.HeldOutText(c.HeldOut, heldOutHigherIsBetter)} |\n");
+        sb.Append('\n').Append(AdaGraft.Lab.Output.Reading.Zoo(r)).Append("\n\n");
         sb.Append("Curves: `section41-curves.png`.\n\n");
         return sb.ToString();
     }

@@ -46,8 +46,68 @@ public static class Plots
         return (xs.ToArray(), ys.ToArray());
     }
 
-    /// <summary>Figure 1's layout: one panel per task, training loss of every cell (seed 0), coloured by M, line
-    /// style by D, log-scaled loss axis.</summary>
+    /// <summary>The records with the recorder's default names (p0, p1, …) replaced by the model's parameter names
+    /// (<paramref name="names"/>, in parameter order); other names are kept.</summary>
+    public static IReadOnlyList<AdaGraft.Diagnostics.StepNormRecord> WithTensorNames(IReadOnlyList<AdaGraft.Diagnostics.StepNormRecord> records, IReadOnlyList<string> names)
+    {
+        ArgumentNullException.ThrowIfNull(records);
+        ArgumentNullException.ThrowIfNull(names);
+        string Name(string t) =>
+            t.Length > 1 && t[0] == 'p' && int.TryParse(t.AsSpan(1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int i) && i < names.Count
+                ? names[i] : t;
+        return records.Select(r => r with { Tensor = Name(r.Tensor) }).ToList();
+    }
+
+    /// <summary>Marker of each D (drawn on a few points of each curve, so that curves that lie on top of each other
+    /// can still be told apart).</summary>
+    public static MarkerShape MarkerOf(BaseOptimizer d) => d switch {
+        BaseOptimizer.Sgd => MarkerShape.FilledSquare,
+        BaseOptimizer.Adam => MarkerShape.OpenTriangleUp,
+        _ => MarkerShape.OpenCircle,
+    };
+
+    /// <summary>How one curve is drawn.</summary>
+    private sealed record CurveStyle(Color Color, LinePattern Pattern, float Width, MarkerShape Marker, string Legend);
+
+    /// <summary>
+    /// Adds curves of positive values (losses) on a log axis labelled in the values' own units: each curve a line in
+    /// its colour and pattern plus a dozen markers (staggered between curves so they do not coincide), in the order
+    /// given (later ones on top), with one legend entry per curve showing line and marker.
+    /// </summary>
+    private static void AddLogCurves(Plot plot, IReadOnlyList<(double[] X, double[] Y, CurveStyle Style)> curves)
+    {
+        double min = double.PositiveInfinity, max = 0;
+        for (int j = 0; j < curves.Count; j++) {
+            var (x, y, style) = curves[j];
+            if (x.Length == 0) continue;
+            var ly = y.Select(v => Math.Log10(Math.Max(v, 1e-12))).ToArray();
+            min = Math.Min(min, y.Min(v => Math.Max(v, 1e-12)));
+            max = Math.Max(max, y.Max());
+            var line = plot.Add.ScatterLine(x, ly, style.Color);
+            line.LinePattern = style.Pattern;
+            line.LineWidth = style.Width;
+            const int markers = 12;
+            int every = Math.Max(1, x.Length / markers);
+            int offset = every * j / Math.Max(1, curves.Count);
+            var idx = Enumerable.Range(0, x.Length).Where(i => i % every == offset % every).ToArray();
+            var pts = plot.Add.ScatterPoints(idx.Select(i => x[i]).ToArray(), idx.Select(i => ly[i]).ToArray(), style.Color);
+            pts.MarkerShape = style.Marker;
+            pts.MarkerSize = 8;
+            plot.Legend.ManualItems.Add(new LegendItem {
+                LabelText = style.Legend,
+                LineColor = style.Color,
+                LinePattern = style.Pattern,
+                LineWidth = style.Width,
+                MarkerShape = style.Marker,
+                MarkerColor = style.Color,
+                MarkerSize = 8,
+            });
+        }
+        if (max > 0) AdaGraft.Plotting.LogTicks.ApplyLeft(plot, min, max);
+    }
+
+    /// <summary>Figure 1's layout: one panel per task, training loss of every cell (seed 0, moving average) on a log
+    /// axis labelled in loss units; colour = M, line style and marker = D, the base optimizers (diagonal) thicker.</summary>
     public static void GraftingCurves(string path, IReadOnlyList<TableResult> tables, int width = 1400, int height = 560)
     {
         ArgumentNullException.ThrowIfNull(tables);
@@ -58,66 +118,63 @@ public static class Plots
             if (i > 0) mp.Subplots.Add(plot);
             var table = tables[i];
             int window = Math.Max(1, table.Steps / 40);
-            foreach (var cell in table.Cells) {
-                var run = cell.Runs[0];
-                var (x, y) = Smooth(run.Losses, window);
-                if (x.Length == 0) continue;
-                var s = plot.Add.ScatterLine(x, y.Select(v => Math.Log10(Math.Max(v, 1e-12))).ToArray(), ColorOf(cell.M));
-                s.LinePattern = PatternOf(cell.D);
-                s.LineWidth = cell.M == cell.D ? 2.5f : 1.6f;
-                s.LegendText = $"M={BaseOptimizers.Name(cell.M)}, D={BaseOptimizers.Name(cell.D)}";
-            }
-            plot.Title($"{table.Task}: colour = M, line style = D");
+            // The diagonal (thick) first, so the thinner grafts stay visible over it.
+            var curves = table.Cells.OrderBy(c => c.M == c.D ? 0 : 1).Select(cell => {
+                var (x, y) = Smooth(cell.Runs[0].Losses, window);
+                return (x, y, new CurveStyle(ColorOf(cell.M), PatternOf(cell.D), cell.M == cell.D ? 3f : 1.5f, MarkerOf(cell.D),
+                    $"M={BaseOptimizers.Name(cell.M)}, D={BaseOptimizers.Name(cell.D)}"));
+            }).ToList();
+            AddLogCurves(plot, curves);
+            plot.Title($"{table.Task}: training loss (seed 0); colour = M, line/marker = D");
             plot.XLabel("step");
-            plot.YLabel($"log10 training loss (moving average of {window} steps)");
+            plot.YLabel($"training loss, log scale (moving average of {window} steps)");
             plot.ShowLegend(Alignment.UpperRight);
         }
         mp.Layout = new ScottPlot.MultiplotLayouts.Columns();
         Save(mp, path, width * tables.Count / 2, height);
     }
 
-    /// <summary>Figure 4: the recorded correction (global ratio / AdaGrad's scheduled learning rate) per step and the
-    /// fitted line.</summary>
+    /// <summary>Figure 4: the correction c(t) (global ratio ÷ AdaGrad's scheduled learning rate) at every step of the
+    /// global graft and the fitted line.</summary>
     public static void DiscoveryRatio(string path, DiscoveryResult r, int width = 900, int height = 560)
     {
         ArgumentNullException.ThrowIfNull(r);
         var plot = new Plot();
         var xs = Enumerable.Range(0, r.Correction.Count).Select(t => (double)t).ToArray();
-        var pts = plot.Add.ScatterPoints(xs, r.Correction.ToArray(), Color.FromHex("#7f7f7f"));
-        pts.MarkerSize = 3;
-        pts.LegendText = "‖ΔM‖/‖ΔD‖ ÷ (lr_AdaGrad · schedule(t))";
-        var fit = plot.Add.ScatterLine(new[] { 0.0, xs.Length - 1.0 }, new[] { r.Fit.At(0), r.Fit.At(xs.Length - 1) }, Color.FromHex("#d62728"));
+        // The fitted line first, the points over it (a point on the line stays visible).
+        var fit = plot.Add.ScatterLine(new[] { 0.0, xs.Length - 1.0 }, new[] { r.Fit.At(0), r.Fit.At(xs.Length - 1) }, Color.FromHex("#d62728").WithAlpha(0.8));
         fit.LineWidth = 2.5f;
-        fit.LegendText = $"fit c0 + c1·t: c0 = {r.Fit.C0:G3}, c1 = {r.Fit.C1:G3}, R² = {r.Fit.RSquared:F3}";
-        plot.Title($"{r.Task}: global grafting SGD#AdaGrad, step-norm ratio (read every {r.ReadEvery} steps)");
+        fit.LegendText = $"least-squares line c0 + c1·t: c0 = {r.Fit.C0:G3}, c1 = {r.Fit.C1:G3}, R² = {r.Fit.RSquared:F3}";
+        var pts = plot.Add.ScatterPoints(xs, r.Correction.ToArray(), Color.FromHex("#404040"));
+        pts.MarkerSize = 4;
+        pts.LegendText = $"c(t) = ‖ΔM‖/‖ΔD‖ ÷ (lr_AdaGrad · schedule(t)), all {xs.Length} steps";
+        plot.Title($"{r.Task}: correction c(t) from global SGD#AdaGrad at every step, with its linear fit");
         plot.XLabel("step t");
-        plot.YLabel("implied correction of AdaGrad's learning rate");
+        plot.YLabel("c(t): factor on AdaGrad's scheduled learning rate");
         plot.ShowLegend(Alignment.UpperLeft);
         plot.SavePng(path, width, height);
     }
 
-    /// <summary>Figure 3: training curves of SGD, AdaGrad, the global graft and corrected AdaGrad.</summary>
+    /// <summary>Figure 3: training curves of SGD, AdaGrad, the global graft and corrected AdaGrad (log axis in loss units).</summary>
     public static void DiscoveryCurves(string path, DiscoveryResult r, int width = 900, int height = 560)
     {
         ArgumentNullException.ThrowIfNull(r);
         var plot = new Plot();
         int window = Math.Max(1, r.Correction.Count / 40);
-        void Add(RunResult run, Color c, LinePattern p)
+        (double[], double[], CurveStyle) Curve(RunResult run, Color c, LinePattern p, float w, MarkerShape m)
         {
             var (x, y) = Smooth(run.Losses, window);
-            if (x.Length == 0) return;
-            var s = plot.Add.ScatterLine(x, y.Select(v => Math.Log10(Math.Max(v, 1e-12))).ToArray(), c);
-            s.LinePattern = p;
-            s.LineWidth = 2;
-            s.LegendText = $"{run.Name}: final train loss {run.Final.TrainLoss:F4}";
+            return (x, y, new CurveStyle(c, p, w, m, $"{run.Name}: final train loss {run.Final.TrainLoss:F4}"));
         }
-        Add(r.Sgd[0], ColorOf(BaseOptimizer.Sgd), LinePattern.Solid);
-        Add(r.AdaGrad[0], ColorOf(BaseOptimizer.AdaGrad), LinePattern.Solid);
-        Add(r.Graft, Color.FromHex("#9467bd"), LinePattern.Dashed);
-        Add(r.Corrected[0], Color.FromHex("#ff7f0e"), LinePattern.Solid);
-        plot.Title($"{r.Task}: AdaGrad with the discovered correction (seed 0, moving average of {window} steps)");
+        AddLogCurves(plot, new[] {
+            Curve(r.Sgd[0], ColorOf(BaseOptimizer.Sgd), LinePattern.Solid, 3f, MarkerShape.FilledSquare),
+            Curve(r.AdaGrad[0], ColorOf(BaseOptimizer.AdaGrad), LinePattern.Solid, 2.5f, MarkerShape.OpenCircle),
+            Curve(r.Graft, Color.FromHex("#9467bd"), LinePattern.Dashed, 2f, MarkerShape.OpenTriangleUp),
+            Curve(r.Corrected[0], Color.FromHex("#ff7f0e"), LinePattern.Dotted, 2f, MarkerShape.OpenDiamond),
+        });
+        plot.Title($"{r.Task}: training loss of SGD, AdaGrad, graft, corrected AdaGrad (seed 0)");
         plot.XLabel("step");
-        plot.YLabel("log10 training loss");
+        plot.YLabel($"training loss, log scale (moving average of {window} steps)");
         plot.ShowLegend(Alignment.UpperRight);
         plot.SavePng(path, width, height);
     }
@@ -133,24 +190,27 @@ public static class Plots
         data.SaveTo(file);
     }
 
-    /// <summary>Section 4.1: AdaGrad's norms with four directions, seed 0, one panel.</summary>
+    /// <summary>Section 4.1: training loss with AdaGrad's step norms and four directions (seed 0), one panel, log axis
+    /// in loss units; each direction its own colour, line style and marker, thick lines first so that none hides another.</summary>
     public static void ZooCurves(string path, ZooResult r, int width = 900, int height = 560)
     {
         ArgumentNullException.ThrowIfNull(r);
         var plot = new Plot();
         var colors = new[] { "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b" };
+        var patterns = new[] { LinePattern.Solid, LinePattern.Dashed, LinePattern.Dotted, LinePattern.DenselyDashed };
+        var markers = new[] { MarkerShape.OpenTriangleUp, MarkerShape.OpenCircle, MarkerShape.OpenSquare, MarkerShape.Cross };
+        var widths = new[] { 4f, 3f, 2.5f, 2f };
         int window = Math.Max(1, r.Steps / 40);
-        for (int i = 0; i < r.Cells.Count; i++) {
-            var run = r.Cells[i].Runs[0];
+        var curves = r.Cells.Select((cell, i) => {
+            var run = cell.Runs[0];
             var (x, y) = Smooth(run.Losses, window);
-            if (x.Length == 0) continue;
-            var s = plot.Add.ScatterLine(x, y.Select(v => Math.Log10(Math.Max(v, 1e-12))).ToArray(), Color.FromHex(colors[i % colors.Length]));
-            s.LineWidth = 2;
-            s.LegendText = $"AdaGrad#{r.Cells[i].Direction}: final {run.Final.TrainLoss:F4}";
-        }
-        plot.Title($"{r.Task}: M = AdaGrad, D varies (section 4.1; seed 0, moving average of {window} steps)");
+            return (x, y, new CurveStyle(Color.FromHex(colors[i % colors.Length]), patterns[i % patterns.Length], widths[i % widths.Length],
+                markers[i % markers.Length], $"AdaGrad#{cell.Direction}: final {run.Final.TrainLoss:F4}"));
+        }).ToList();
+        AddLogCurves(plot, curves);
+        plot.Title($"{r.Task}: training loss, M = AdaGrad, four directions D (section 4.1, seed 0)");
         plot.XLabel("step");
-        plot.YLabel("log10 training loss");
+        plot.YLabel($"training loss, log scale (moving average of {window} steps)");
         plot.ShowLegend(Alignment.UpperRight);
         plot.SavePng(path, width, height);
     }

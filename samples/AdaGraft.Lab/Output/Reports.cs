@@ -61,8 +61,12 @@ public static class Reports
         return sb.ToString();
     }
 
-    private static string HeldOutText(TableResult t, Stat s) =>
-        t.HeldOutHigherIsBetter ? s.Format("F1", 100) + (double.IsFinite(s.Mean) ? " %" : "") : s.Format("F4");
+    /// <summary>The one format of a held-out metric in every table: accuracies (higher is better) as "85.8 %" (or
+    /// "85.8 ± 0.3 %"), losses as "2.9932" (or "2.9932 ± 0.0256").</summary>
+    public static string HeldOutText(Stat s, bool higherIsBetter) =>
+        higherIsBetter ? s.Format("F1", 100) + (double.IsFinite(s.Mean) ? " %" : "") : s.Format("F4");
+
+    private static string HeldOutText(TableResult t, Stat s) => HeldOutText(s, t.HeldOutHigherIsBetter);
 
     /// <summary>The N×N tables of one task as Markdown: final training loss and the held-out metric.</summary>
     public static string TableMarkdown(TableResult t)
@@ -112,8 +116,12 @@ public static class Reports
         return sb.ToString();
     }
 
-    /// <summary>Discovery as Markdown.</summary>
-    public static string DiscoveryMarkdown(DiscoveryResult r)
+    /// <summary>Discovery as Markdown (held-out column: the vision task's test accuracy, in percent).</summary>
+    public static string DiscoveryMarkdown(DiscoveryResult r) => DiscoveryMarkdown(r, "test accuracy", true);
+
+    /// <summary>Discovery as Markdown, the held-out metric named <paramref name="heldOutName"/> and formatted as in
+    /// every other table (<see cref="HeldOutText(Stat, bool)"/>).</summary>
+    public static string DiscoveryMarkdown(DiscoveryResult r, string heldOutName, bool heldOutHigherIsBetter)
     {
         ArgumentNullException.ThrowIfNull(r);
         var sb = new StringBuilder("## Schedule discovery (section 3.4)\n\n");
@@ -122,12 +130,12 @@ public static class Reports
         sb.Append($"Dividing it by AdaGrad's own scheduled learning rate (lr {r.LrAdaGrad.ToString("G3", Inv)} × schedule(t)) gives the correction c(t) that AdaGrad would need to take the graft's steps; a least-squares line through c(t) over {r.Fit.Count} steps:\n\n");
         sb.Append($"- **c0 = {r.Fit.C0.ToString("G4", Inv)}, c1 = {r.Fit.C1.ToString("G4", Inv)} per step, R² = {r.Fit.RSquared.ToString("F3", Inv)}**\n");
         sb.Append($"- corrected AdaGrad: lr {r.LrAdaGrad.ToString("G3", Inv)} × schedule(t) × max(c0 + c1·t, 0)\n\n");
-        sb.Append($"| run | seeds | final training loss | held-out |\n|---|---:|---:|---:|\n");
+        sb.Append($"| run | seeds | final training loss | {heldOutName} |\n|---|---:|---:|---:|\n");
         void Row(string name, IReadOnlyList<RunResult> runs)
         {
             var loss = Stat.Of(runs.Select(x => x.Final.TrainLoss).ToList());
             var held = Stat.Of(runs.Select(x => x.Final.HeldOut).ToList());
-            sb.Append($"| {name} | {runs.Count} | {loss.Format("F4")} | {held.Format("F4")} |\n");
+            sb.Append($"| {name} | {runs.Count} | {loss.Format("F4")} | {HeldOutText(held, heldOutHigherIsBetter)} |\n");
         }
         Row("SGD", r.Sgd);
         Row("AdaGrad", r.AdaGrad);
@@ -176,13 +184,19 @@ public static class Reports
         return sb.ToString();
     }
 
+    /// <summary>The line printed under <see cref="TableConsole"/> (not a table caption, which would wrap at the table's width).</summary>
+    public static string TableConsoleCaption(TableResult t)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        return $"{t.Task}: {t.Steps} steps, {t.Cells[0].Runs.Count} seed(s), schedule {Schedule.Name(t.Schedule.Kind)}; rows M, columns D; each cell: final training loss, then {t.HeldOutName}";
+    }
+
     /// <summary>The N×N table of one task for the terminal.</summary>
     public static Table TableConsole(TableResult t)
     {
         ArgumentNullException.ThrowIfNull(t);
         var table = new Table().Border(TableBorder.Rounded)
-            .Title($"[bold]{Markup.Escape(t.Task)}[/]: final training loss / {Markup.Escape(t.HeldOutName)}")
-            .Caption(Markup.Escape($"{t.Steps} steps, {t.Cells[0].Runs.Count} seed(s), schedule {Schedule.Name(t.Schedule.Kind)}; rows M, columns D"));
+            .Title($"[bold]{Markup.Escape(t.Task)}[/]: final training loss / {Markup.Escape(t.HeldOutName)}");
         table.AddColumn("M \\ D");
         foreach (var d in BaseOptimizers.All) table.AddColumn(new TableColumn(BaseOptimizers.Name(d)).RightAligned());
         foreach (var m in BaseOptimizers.All) {

@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -43,6 +44,13 @@ public abstract class LabTask : IDisposable
         long n = 0;
         foreach (var p in m.parameters()) n += p.numel();
         return n;
+    }
+
+    /// <summary>The model's parameter names in <c>parameters()</c> order (what an optimizer over them sees as tensor 0, 1, …).</summary>
+    public string[] ParameterNames()
+    {
+        using var m = CreateModel(0);
+        return m.named_parameters().Select(p => p.name).ToArray();
     }
 
     /// <summary>A new model initialised from <paramref name="seed"/>, on <see cref="Device"/>.</summary>
