@@ -11,6 +11,7 @@ public class CudaTests
         "graft-sgd#adam-tensor-closed", "graft-sgd#adam-global-closed", "graft-adagrad#adam-block-closed",
         "graft-sgd#adam-tensor-blackbox", "graft-builtin-sgd#adam-tensor-blackbox",
         "yogi", "adafactor", "lamb", "lars", "novograd", "lion", "graft-adagrad#adafactor-tensor-closed",
+        "nadam", "radam", "adamax", "adadelta", "rmsprop-centered", "graft-sgd#nadam-tensor-closed",
     };
 
     private static optim.Optimizer Make(string name, IList<Parameter> ps) => name switch {
@@ -31,6 +32,12 @@ public class CudaTests
         "lars" => LarsOptimizer.Create(ps, 0.1),
         "novograd" => NovoGradOptimizer.Create(ps, 0.01, weight_decay: 0.01),
         "lion" => LionOptimizer.Create(ps, 1e-3, weight_decay: 0.1),
+        "nadam" => NAdamOptimizer.Create(ps, 0.01, weight_decay: 0.01),
+        "radam" => RAdamOptimizer.Create(ps, 0.05, beta2: 0.99),
+        "adamax" => AdamaxOptimizer.Create(ps, 0.01, weight_decay: 0.01),
+        "adadelta" => AdadeltaOptimizer.Create(ps, 1.0, weight_decay: 0.01),
+        "rmsprop-centered" => RmsPropOptimizer.CenteredRmsProp(ps, 0.01, momentum: 0.9),
+        "graft-sgd#nadam-tensor-closed" => Graft(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02), NAdamOptimizer.Create(ps, 1), GraftGranularity.PerTensor, GraftPath.ClosedForm),
         "graft-adagrad#adafactor-tensor-closed" => Graft(GenericSecondMomentOptimizer.AdaGrad(ps, 0.1), AdafactorOptimizer.Create(ps, 1), GraftGranularity.PerTensor, GraftPath.ClosedForm),
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown"),
     };

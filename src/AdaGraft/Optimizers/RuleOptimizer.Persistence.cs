@@ -132,10 +132,10 @@ public abstract partial class RuleOptimizer<TOptions, TState>
         _pendingLoad.Add(() => target.LoadStateDict(staged));
     }
 
-    void ILoadStager.Stage(RuleState target, long step, Tensor?[] slots)
+    void ILoadStager.Stage(RuleState target, long step, Tensor?[] slots, double[] host)
     {
         _pendingTensors.Add(slots);
-        _pendingLoad.Add(() => target.Commit(step, slots));
+        _pendingLoad.Add(() => target.Commit(step, slots, host));
         if (!ReferenceEquals(target, _lastState)) return;
         foreach (var apply in _pendingLoad) apply();
         _pendingLoad.Clear();
@@ -211,16 +211,16 @@ public abstract partial class RuleOptimizer<TOptions, TState>
         var differences = SwitchDifferences(stagedOptions);
         if (differences.Count > 0) throw RuleOptions.AlgorithmMismatch(GetType().Name, differences);
         try {
-            var stagedStates = new List<(long, Tensor?[])>();
+            var stagedStates = new List<(long step, Tensor?[] slots, double[] host)>();
             try {
                 foreach (var s in sd.State) stagedStates.Add(((RuleState)s).Read(reader));
             } catch {
-                foreach (var (_, slots) in stagedStates) foreach (var t in slots) t?.Dispose();
+                foreach (var (_, slots, _) in stagedStates) foreach (var t in slots) t?.Dispose();
                 throw;
             }
             return () => {
                 for (int i = 0; i < stagedOptions.Count; i++) sd.Options[i].LoadStateDict(stagedOptions[i]);
-                for (int i = 0; i < stagedStates.Count; i++) ((RuleState)sd.State[i]).Commit(stagedStates[i].Item1, stagedStates[i].Item2);
+                for (int i = 0; i < stagedStates.Count; i++) ((RuleState)sd.State[i]).Commit(stagedStates[i].step, stagedStates[i].slots, stagedStates[i].host);
             };
         } catch (EndOfStreamException e) {
             throw new InvalidDataException("The optimizer state ends early: the file is truncated.", e);

@@ -11,5 +11,5 @@ internal interface ILoadStager
 {
     void Stage(RuleOptions target, RuleOptions staged);
 
-    void Stage(RuleState target, long step, Tensor?[] slots);
+    void Stage(RuleState target, long step, Tensor?[] slots, double[] host);
 }

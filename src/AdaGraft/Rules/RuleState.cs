@@ -20,14 +20,30 @@ public abstract class RuleState : OptimizerState, IDisposable
     private Tensor?[]? _backup;
     private Tensor? _paramBackup;
     private bool _disposed;
+    private double[] _host;
 
     /// <summary>Creates the state of one parameter.</summary>
-    protected RuleState(Parameter parameter, string[] slotNames, int scratchCount) : base(parameter)
+    protected RuleState(Parameter parameter, string[] slotNames, int scratchCount) : this(parameter, slotNames, scratchCount, 0)
+    {
+    }
+
+    /// <summary>
+    /// Creates the state of one parameter with <paramref name="hostValueCount"/> host-side numbers besides the slots
+    /// (e.g. NAdam's running product of momentum coefficients), saved after the step count.
+    /// </summary>
+    protected RuleState(Parameter parameter, string[] slotNames, int scratchCount, int hostValueCount) : base(parameter)
     {
         _slotNames = slotNames;
         _slots = new Tensor?[slotNames.Length];
         _scratch = new Tensor?[scratchCount];
+        _host = new double[hostValueCount];
     }
+
+    /// <summary>
+    /// The host-side numbers of this state (saved and loaded with it; none unless the rule declared some). A rule
+    /// reads and writes them in its step, on the host: they never cause a device synchronisation.
+    /// </summary>
+    protected internal double[] HostValues => _host;
 
     /// <summary>The parameter this state belongs to.</summary>
     public Parameter Parameter => _parameter;
@@ -230,6 +246,7 @@ public abstract class RuleState : OptimizerState, IDisposable
         writer.Write(_parameter.shape.Length);
         foreach (var d in _parameter.shape) writer.Write(d);
         writer.Write(AppliedSteps is null ? Step : (long)AppliedSteps.item<double>());
+        foreach (var h in _host) writer.Write(h);
         writer.Write(_slots.Length);
         for (int i = 0; i < _slots.Length; i++) {
             writer.Write(_slotNames[i]);
@@ -240,16 +257,16 @@ public abstract class RuleState : OptimizerState, IDisposable
     /// <summary>Reads what <see cref="SaveStateDict"/> wrote, validating everything before changing anything.</summary>
     public override void LoadStateDict(BinaryReader reader)
     {
-        var (step, slots) = Read(reader);
-        if (Stager is null) Commit(step, slots);
-        else Stager.Stage(this, step, slots);
+        var (step, slots, host) = Read(reader);
+        if (Stager is null) Commit(step, slots, host);
+        else Stager.Stage(this, step, slots, host);
     }
 
     /// <summary>The optimizer that applies a load read through TorchSharp's base class only once all of it was read.</summary>
     internal ILoadStager? Stager { get; set; }
 
     /// <summary>Reads a saved state into new tensors (on this parameter's device) without changing this state.</summary>
-    internal (long step, Tensor?[] slots) Read(BinaryReader reader)
+    internal (long step, Tensor?[] slots, double[] host) Read(BinaryReader reader)
     {
         ThrowIfDisposed();
         var dtype = (ScalarType)reader.ReadInt32();
@@ -261,6 +278,11 @@ public abstract class RuleState : OptimizerState, IDisposable
             throw new InvalidDataException($"The saved state belongs to a {dtype} parameter of shape [{string.Join(", ", shape)}] but this parameter is {_parameter.dtype} of shape [{string.Join(", ", _parameter.shape)}]: load into an optimizer over the same model.");
         long step = reader.ReadInt64();
         if (step < 0) throw new InvalidDataException($"The saved step count {step} is negative: the file is corrupted.");
+        var host = new double[_host.Length];
+        for (int i = 0; i < host.Length; i++) {
+            host[i] = reader.ReadDouble();
+            if (!double.IsFinite(host[i])) throw new InvalidDataException($"The saved state's host value {i} is {host[i]}: the file is corrupted.");
+        }
         int count = reader.ReadInt32();
         if (count != _slotNames.Length)
             throw new InvalidDataException($"The saved state has {count} slots but {GetType().Name} has {_slotNames.Length}: the file was written by another optimizer type.");
@@ -276,7 +298,7 @@ public abstract class RuleState : OptimizerState, IDisposable
             foreach (var t in slots) t?.Dispose();
             throw;
         }
-        return (step, slots);
+        return (step, slots, host);
     }
 
     /// <summary>Copies another state of the same type (validated first).</summary>
@@ -291,12 +313,13 @@ public abstract class RuleState : OptimizerState, IDisposable
                 throw new ArgumentException($"State slot '{_slotNames[i]}' has shape [{string.Join(", ", s.shape)}] but the parameter needs [{string.Join(", ", ExpectedSlotShape(i))}].", nameof(source));
         }
         var copies = other._slots.Select(s => s?.to(_parameter.dtype, _parameter.device, copy: true).DetachFromDisposeScope()).ToArray();
-        Commit(other.Step, copies);
+        Commit(other.Step, copies, (double[])other._host.Clone());
     }
 
     /// <summary>Replaces the slots (taking ownership of <paramref name="slots"/>).</summary>
-    internal void Commit(long step, Tensor?[] slots)
+    internal void Commit(long step, Tensor?[] slots, double[] host)
     {
+        host.CopyTo(_host, 0);
         AppliedSteps?.fill_((double)step);
         for (int i = 0; i < _slots.Length; i++) {
             if (!ReferenceEquals(_slots[i], slots[i])) _slots[i]?.Dispose();
@@ -328,7 +351,7 @@ public abstract class RuleState : OptimizerState, IDisposable
     /// <summary>True when every slot equals the other state's (to allclose) and the step counters match.</summary>
     public override bool ApproximatelyEquals(OptimizerState other)
     {
-        if (other is not RuleState o || o.GetType() != GetType() || o.Step != Step) return false;
+        if (other is not RuleState o || o.GetType() != GetType() || o.Step != Step || !o._host.AsSpan().SequenceEqual(_host)) return false;
         for (int i = 0; i < _slots.Length; i++) {
             var a = _slots[i];
             var b = o._slots[i];

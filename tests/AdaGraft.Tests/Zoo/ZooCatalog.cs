@@ -22,6 +22,17 @@ public static class ZooCatalog
         ["novograd-eps0"] = (p, s) => NovoGradOptimizer.Create(p, lr: 0.01 * s, eps: 0),
         ["lion"] = (p, s) => LionOptimizer.Create(p, lr: 1e-3 * s),
         ["lion-weight-decay"] = (p, s) => LionOptimizer.Create(p, lr: 1e-3 * s, weight_decay: 0.5),
+        // TorchSharp's other second-moment built-ins, as rules (drop-ins with TorchSharp's numbers).
+        ["nadam"] = (p, s) => NAdamOptimizer.Create(p, lr: 0.01 * s),
+        ["nadam-weight-decay"] = (p, s) => NAdamOptimizer.Create(p, lr: 0.01 * s, weight_decay: 0.05, momentum_decay: 0.01),
+        ["radam"] = (p, s) => RAdamOptimizer.Create(p, lr: 0.01 * s, beta2: 0.99),
+        ["radam-paper-weight-decay"] = (p, s) => RAdamOptimizer.CreatePaper(p, lr: 0.01 * s, beta2: 0.99, weight_decay: 0.05),
+        ["adamax"] = (p, s) => AdamaxOptimizer.Create(p, lr: 0.01 * s),
+        ["adamax-eps0"] = (p, s) => AdamaxOptimizer.Create(p, lr: 0.01 * s, eps: 0, weight_decay: 0.05),
+        ["adadelta"] = (p, s) => AdadeltaOptimizer.Create(p, lr: 1.0 * s),
+        ["adadelta-weight-decay"] = (p, s) => AdadeltaOptimizer.Create(p, lr: 1.0 * s, rho: 0.95, weight_decay: 0.05),
+        ["rmsprop-centered"] = (p, s) => RmsPropOptimizer.CenteredRmsProp(p, lr: 0.01 * s),
+        ["rmsprop-centered-momentum"] = (p, s) => RmsPropOptimizer.CenteredRmsProp(p, lr: 0.01 * s, momentum: 0.9, weight_decay: 0.05),
     };
 
     public static optim.Optimizer Make(string name, IEnumerable<Parameter> ps, double lrScale = 1) => Factories[name](ps, lrScale);
@@ -62,6 +73,11 @@ public static class ZooCatalog
             case LarsOptimizer o: o.save_state_dict(w); break;
             case NovoGradOptimizer o: o.save_state_dict(w); break;
             case LionOptimizer o: o.save_state_dict(w); break;
+            case NAdamOptimizer o: o.save_state_dict(w); break;
+            case RAdamOptimizer o: o.save_state_dict(w); break;
+            case AdamaxOptimizer o: o.save_state_dict(w); break;
+            case AdadeltaOptimizer o: o.save_state_dict(w); break;
+            case RmsPropOptimizer o: o.save_state_dict(w); break;
             case GenericSecondMomentOptimizer o: o.save_state_dict(w); break;
             default: throw new ArgumentException($"No saver for {opt.GetType().Name}.", nameof(opt));
         }
@@ -76,6 +92,11 @@ public static class ZooCatalog
             case LarsOptimizer o: o.load_state_dict(r); break;
             case NovoGradOptimizer o: o.load_state_dict(r); break;
             case LionOptimizer o: o.load_state_dict(r); break;
+            case NAdamOptimizer o: o.load_state_dict(r); break;
+            case RAdamOptimizer o: o.load_state_dict(r); break;
+            case AdamaxOptimizer o: o.load_state_dict(r); break;
+            case AdadeltaOptimizer o: o.load_state_dict(r); break;
+            case RmsPropOptimizer o: o.load_state_dict(r); break;
             case GenericSecondMomentOptimizer o: o.load_state_dict(r); break;
             default: throw new ArgumentException($"No loader for {opt.GetType().Name}.", nameof(opt));
         }

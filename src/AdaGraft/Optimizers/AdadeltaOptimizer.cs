@@ -1,0 +1,58 @@
+using System.Collections.Generic;
+using AdaGraft.Rules;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Optimizers;
+
+/// <summary>
+/// Adadelta as a TorchSharp optimizer, a drop-in for <c>torch.optim.Adadelta</c> (same argument names, order, defaults
+/// and numbers); see <see cref="AdadeltaRule"/> for the update. Build it with <see cref="Create"/>. Usable standalone and
+/// as M or D of a closed-form graft; contiguous float32/float64 CPU tensors take a fused step (<see cref="FusedCpuKernel"/>).
+/// </summary>
+public sealed class AdadeltaOptimizer : RuleOptimizer<AdadeltaOptions, AdadeltaState, AdadeltaRule>
+{
+    private long _fusedSteps;
+
+    /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
+    public AdadeltaOptimizer(IEnumerable<Parameter> parameters, AdadeltaOptions options)
+        : base(new[] { new ParamGroup<AdadeltaOptions>(NotNull(parameters), new AdadeltaOptions()) }, options) { }
+
+    /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
+    public AdadeltaOptimizer(IEnumerable<ParamGroup<AdadeltaOptions>> groups, AdadeltaOptions defaults)
+        : base(groups, defaults) { }
+
+    private static IEnumerable<Parameter> NotNull(IEnumerable<Parameter> parameters)
+    {
+        System.ArgumentNullException.ThrowIfNull(parameters);
+        return parameters;
+    }
+
+    /// <summary>Options with every hyperparameter set (TorchSharp's defaults).</summary>
+    public static AdadeltaOptions DefaultOptions(double lr = 1.0, double rho = 0.9, double eps = 1e-6, double weight_decay = 0, bool maximize = false) => new() {
+        LearningRate = lr,
+        Rho = rho,
+        Epsilon = eps,
+        WeightDecay = weight_decay,
+        Maximize = maximize,
+    };
+
+    /// <summary>Reproduces <c>torch.optim.Adadelta(parameters, lr, rho, eps, weight_decay, maximize)</c>.</summary>
+    public static AdadeltaOptimizer Create(IEnumerable<Parameter> parameters, double lr = 1.0, double rho = 0.9, double eps = 1e-6, double weight_decay = 0, bool maximize = false)
+        => new(parameters, DefaultOptions(lr, rho, eps, weight_decay, maximize));
+
+    /// <summary>
+    /// On (default): contiguous float32/float64 CPU tensors take each step in one fused pass over memory; the numbers
+    /// agree with the eager path to round-off. Off: always the eager TorchSharp operations. The process-wide switch
+    /// <see cref="CpuSwitches.FusedKernels"/> turns the kernel off for every instance.
+    /// </summary>
+    public bool FusedCpuKernel { get; set; } = true;
+
+    /// <summary>How many tensor steps the fused kernel has taken (diagnostics and tests).</summary>
+    internal long FusedTensorSteps => _fusedSteps;
+
+    /// <inheritdoc />
+    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => !CpuSwitches.Fused(FusedCpuKernel) ? null
+        : FusedRules.Steps(tensors.Count, i => (tensors[i].State, tensors[i].Parameter, tensors[i].Grad),
+            i => AdadeltaRule.Plan(tensors[i].Options, tensors[i].State), AdadeltaRule.Chunk, ref _fusedSteps);
+}

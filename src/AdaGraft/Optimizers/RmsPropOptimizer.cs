@@ -1,0 +1,63 @@
+using System.Collections.Generic;
+using AdaGraft.Rules;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Optimizers;
+
+/// <summary>
+/// RMSprop as TorchSharp's <c>torch.optim.RMSProp</c> computes it, centered or not (same argument names, order,
+/// defaults and numbers); see <see cref="RmsPropRule"/> for the update. Build it with <see cref="Create"/> or
+/// <see cref="CenteredRmsProp"/>. Schedulers that cycle momentum set μ (<c>IMomentum</c>; as betas: (μ, α)). Usable
+/// standalone and as M or D of a closed-form graft; contiguous float32/float64 CPU tensors take a fused step
+/// (<see cref="FusedCpuKernel"/>).
+/// </summary>
+public sealed class RmsPropOptimizer : MomentRuleOptimizer<RmsPropOptions, RmsPropState, RmsPropRule>
+{
+    private long _fusedSteps;
+
+    /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
+    public RmsPropOptimizer(IEnumerable<Parameter> parameters, RmsPropOptions options)
+        : base(parameters, options) { }
+
+    /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
+    public RmsPropOptimizer(IEnumerable<MomentParamGroup<RmsPropOptions>> groups, RmsPropOptions defaults)
+        : base(groups, defaults) { }
+
+    /// <summary>Options with every hyperparameter set (TorchSharp's defaults).</summary>
+    public static RmsPropOptions DefaultOptions(double lr = 0.01, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false) => new() {
+        LearningRate = lr,
+        Alpha = alpha,
+        Epsilon = eps,
+        WeightDecay = weight_decay,
+        Momentum = momentum,
+        Centered = centered,
+        Maximize = maximize,
+    };
+
+    /// <summary>Reproduces <c>torch.optim.RMSProp(parameters, lr, alpha, eps, weight_decay, momentum, centered, maximize)</c>.</summary>
+    public static RmsPropOptimizer Create(IEnumerable<Parameter> parameters, double lr = 0.01, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false)
+        => new(parameters, DefaultOptions(lr, alpha, eps, weight_decay, momentum, centered, maximize));
+
+    /// <summary>
+    /// Centered RMSprop: reproduces <c>torch.optim.RMSProp(parameters, lr, alpha, eps, weight_decay, momentum, centered: true, maximize)</c>
+    /// (the same argument names as <c>GenericSecondMomentOptimizer.TorchRmsProp</c>, without <c>centered</c>).
+    /// </summary>
+    public static RmsPropOptimizer CenteredRmsProp(IEnumerable<Parameter> parameters, double lr = 0.01, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0, double momentum = 0, bool maximize = false)
+        => Create(parameters, lr, alpha, eps, weight_decay, momentum, centered: true, maximize: maximize);
+
+    /// <summary>
+    /// On (default): contiguous float32/float64 CPU tensors take each step in one fused pass over memory; the numbers
+    /// agree with the eager path to round-off. Off: always the eager TorchSharp operations. The process-wide switch
+    /// <see cref="CpuSwitches.FusedKernels"/> turns the kernel off for every instance.
+    /// </summary>
+    public bool FusedCpuKernel { get; set; } = true;
+
+    /// <summary>How many tensor steps the fused kernel has taken (diagnostics and tests).</summary>
+    internal long FusedTensorSteps => _fusedSteps;
+
+    /// <inheritdoc />
+    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => !CpuSwitches.Fused(FusedCpuKernel) ? null
+        : FusedRules.Steps(tensors.Count, i => (tensors[i].State, tensors[i].Parameter, tensors[i].Grad),
+            i => RmsPropRule.Plan(tensors[i].Options, tensors[i].State), RmsPropRule.Chunk, ref _fusedSteps);
+}

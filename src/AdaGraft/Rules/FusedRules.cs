@@ -1,0 +1,162 @@
+using System;
+using System.Collections.Generic;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Rules;
+
+/// <summary>The data addresses of one tensor's fused step: parameter, gradient and up to three state slots.</summary>
+internal struct FusedPointers
+{
+    public IntPtr W, G, S0, S1, S2;
+    public bool Single;
+}
+
+/// <summary>
+/// One SIMD vector of a rule's update at element <c>i</c> (reading and writing w and the slots in place). Implemented by
+/// readonly structs that hold the step's constants as vectors, so that the JIT specialises and inlines the loop.
+/// </summary>
+internal unsafe interface IVectorKernel<T> where T : unmanaged
+{
+    void Body(T* w, T* g, T* s0, T* s1, T* s2, long i);
+}
+
+/// <summary>A rule's fused step over elements [start, end) of one tensor, with the host constants of <typeparamref name="TPlan"/>.</summary>
+internal delegate void ChunkKernel<TPlan>(in TPlan plan, in FusedPointers at, long start, long end);
+
+/// <summary>
+/// The fused CPU path of the rules that are not Algorithm 1 (NAdam, RAdam, Adamax, Adadelta, TorchSharp's RMSprop):
+/// each element's gradient, state and parameter are read once and written once, in SIMD vectors over chunks run in
+/// parallel (<see cref="FusedCpu.Run"/>), instead of one memory pass per tensor operation. Contiguous float32/float64
+/// CPU tensors with a host step count only; everything else takes the eager path, which computes the same numbers.
+/// </summary>
+internal static unsafe class FusedRules
+{
+    /// <summary>
+    /// True when the fused kernel may take this tensor's step: parameter, gradient and every allocated slot are
+    /// contiguous CPU tensors of the parameter's float32/float64 dtype, and the step count lives on the host.
+    /// </summary>
+    internal static bool CanFuse(RuleState state, Tensor param, Tensor grad)
+    {
+        var dtype = param.dtype;
+        if (!FusedCpu.Eligible(param, dtype) || !FusedCpu.Eligible(grad, dtype) || state.AppliedSteps is not null) return false;
+        for (int i = 0; i < state.SlotNames.Length; i++) {
+            if (state.SlotAt(i) is Tensor slot && !FusedCpu.Eligible(slot, dtype)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>The address of a slot, or zero when the rule does not use it in this step.</summary>
+    internal static IntPtr Pointer(Tensor? slot) => slot is null ? IntPtr.Zero : FusedCpu.Pointer(slot);
+
+    /// <summary>
+    /// Takes the fused step of every tensor that qualifies (<see cref="CanFuse"/>), all in one parallel loop, and returns
+    /// which it took (null: none). <paramref name="plan"/> advances a tensor's state counters, allocates the slots the
+    /// step needs and returns the host constants and the slots' addresses; it runs only for tensors that qualify, after
+    /// every check of the step passed. Afterwards the version counters of the written tensors advance as eager in-place
+    /// operations would advance them.
+    /// </summary>
+    internal static bool[]? Steps<TPlan>(int count, Func<int, (RuleState State, Tensor Param, Tensor Grad)> tensor,
+        Func<int, (TPlan Plan, FusedPointers Slots)> plan, ChunkKernel<TPlan> kernel, ref long fusedSteps)
+    {
+        if (count == 0) return null;
+        var fused = new bool[count];
+        var plans = new TPlan[count];
+        var at = new FusedPointers[count];
+        var items = new List<FusedCpu.WorkItem>();
+        var kept = new List<Tensor>();
+        long total = 0;
+        for (int i = 0; i < count; i++) {
+            var (state, p, grad) = tensor(i);
+            if (!CanFuse(state, p, grad)) continue;
+            fused[i] = true;
+            var (constants, slots) = plan(i);
+            plans[i] = constants;
+            slots.W = FusedCpu.Pointer(p);
+            slots.G = FusedCpu.Pointer(grad);
+            slots.Single = p.dtype == ScalarType.Float32;
+            at[i] = slots;
+            kept.Add(p);
+            kept.Add(grad);
+            long n = p.numel();
+            FusedCpu.Split(items, i, n, 0, 0);
+            total += n;
+        }
+        if (kept.Count == 0) return null;
+        FusedCpu.Run(items.Count, total, j => {
+            var (t, start, length, _) = items[j];
+            kernel(plans[t], at[t], start, start + length);
+        });
+        for (int i = 0; i < count; i++) {
+            if (!fused[i]) continue;
+            var state = tensor(i).State;
+            state.MarkParameterWritten(at[i].W);
+            state.MarkSlotsWritten();
+            fusedSteps++;
+        }
+        GC.KeepAlive(kept);
+        return fused;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="k"/> over elements [start, end) of the tensor at <paramref name="at"/>: whole vectors in
+    /// place, then a tail of fewer than one vector through zero-padded copies (padding lanes are computed and dropped).
+    /// </summary>
+    internal static void Sweep<T, TKernel>(in TKernel k, in FusedPointers at, long start, long end)
+        where T : unmanaged where TKernel : struct, IVectorKernel<T>
+    {
+        T* w = (T*)at.W, g = (T*)at.G, s0 = (T*)at.S0, s1 = (T*)at.S1, s2 = (T*)at.S2;
+        int width = Vector<T>.Count;
+        long i = start;
+        for (; i + width <= end; i += width) k.Body(w, g, s0, s1, s2, i);
+        if (i == end) return;
+        int count = (int)(end - i);
+        T* tw = stackalloc T[width], tg = stackalloc T[width], t0 = stackalloc T[width], t1 = stackalloc T[width], t2 = stackalloc T[width];
+        In(w, i, count, tw);
+        In(g, i, count, tg);
+        In(s0, i, count, t0);
+        In(s1, i, count, t1);
+        In(s2, i, count, t2);
+        k.Body(tw, tg, s0 is null ? null : t0, s1 is null ? null : t1, s2 is null ? null : t2, 0);
+        Out(tw, w, i, count);
+        Out(t0, s0, i, count);
+        Out(t1, s1, i, count);
+        Out(t2, s2, i, count);
+    }
+
+    private static void In<T>(T* src, long start, int count, T* dst) where T : unmanaged
+    {
+        new Span<T>(dst, Vector<T>.Count).Clear();
+        if (src != null) new ReadOnlySpan<T>(src + start, count).CopyTo(new Span<T>(dst, count));
+    }
+
+    private static void Out<T>(T* src, T* dst, long start, int count) where T : unmanaged
+    {
+        if (dst != null) new ReadOnlySpan<T>(src, count).CopyTo(new Span<T>(dst + start, count));
+    }
+
+    /// <summary>Loads one vector at element <paramref name="i"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector<T> Load<T>(T* p, long i) where T : unmanaged => Unsafe.ReadUnaligned<Vector<T>>(p + i);
+
+    /// <summary>Stores one vector at element <paramref name="i"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Store<T>(T* p, long i, Vector<T> v) where T : unmanaged => Unsafe.WriteUnaligned(p + i, v);
+
+    /// <summary>A host constant as a vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector<T> V<T>(double x) where T : unmanaged, IFloatingPointIeee754<T> => new(T.CreateChecked(x));
+
+    /// <summary>
+    /// 1/x with ±∞ and NaN replaced by 0 (what <c>reciprocal_().nan_to_num_(0, 0, 0)</c> gives eagerly): the
+    /// pseudoinverse the rules use for ε = 0, where a coordinate with a zero denominator does not move.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector<T> PseudoInverse<T>(Vector<T> x) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var inv = Vector<T>.One / x;
+        return Vector.ConditionalSelect(Vector.LessThan(Vector.Abs(inv), new Vector<T>(T.PositiveInfinity)), inv, Vector<T>.Zero);
+    }
+}

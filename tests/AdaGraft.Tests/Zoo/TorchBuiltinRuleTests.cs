@@ -1,0 +1,231 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using AdaGraft.Optimizers;
+using AdaGraft.Tests.Support;
+using FluentAssertions;
+using TorchSharp;
+using TorchSharp.Modules;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace AdaGraft.Tests.Zoo;
+
+/// <summary>
+/// The rules for TorchSharp's other second-moment built-ins (NAdam, RAdam, Adamax, Adadelta, RMSprop centered or not)
+/// reproduce <c>torch.optim.*</c> in float64 over 100 steps with their options varied, on the eager and on the fused
+/// CPU path; the fused path equals the eager one on large tensors (float64 and float32); a misused step raises before
+/// anything changes, on both paths. (Their state round trip and their grafts run over <see cref="ZooCatalog"/>.)
+/// </summary>
+public sealed class TorchBuiltinRuleTests
+{
+    private static readonly Dictionary<string, (Func<IList<Parameter>, optim.Optimizer> Ours, Func<IList<Parameter>, optim.Optimizer> BuiltIn)> Cases = new() {
+        ["nadam"] = (ps => NAdamOptimizer.Create(ps, 0.01), ps => optim.NAdam(ps, 0.01)),
+        ["nadam-weight-decay"] = (ps => NAdamOptimizer.Create(ps, 0.01, weight_decay: 0.05), ps => optim.NAdam(ps, 0.01, weight_decay: 0.05)),
+        ["nadam-betas-eps-momentum-decay"] = (ps => NAdamOptimizer.Create(ps, 0.02, 0.8, 0.99, 1e-6, 0.01, 0.01), ps => optim.NAdam(ps, 0.02, 0.8, 0.99, 1e-6, 0.01, 0.01)),
+        ["nadam-beta1-0"] = (ps => NAdamOptimizer.Create(ps, 0.01, beta1: 0), ps => optim.NAdam(ps, 0.01, beta1: 0)),
+        ["radam"] = (ps => RAdamOptimizer.Create(ps, 0.01), ps => optim.RAdam(ps, 0.01)),
+        ["radam-weight-decay"] = (ps => RAdamOptimizer.Create(ps, 0.05, beta2: 0.99, weight_decay: 0.05), ps => optim.RAdam(ps, 0.05, beta2: 0.99, weight_decay: 0.05)),
+        ["radam-betas-eps"] = (ps => RAdamOptimizer.Create(ps, 0.3, 0.5, 0.9, 1e-6), ps => optim.RAdam(ps, 0.3, 0.5, 0.9, 1e-6)),
+        // With η = 1, η² = η: the paper's (PyTorch's) form equals TorchSharp's built-in.
+        ["radam-paper-lr-1"] = (ps => RAdamOptimizer.CreatePaper(ps, 1, beta2: 0.9), ps => optim.RAdam(ps, 1, beta2: 0.9)),
+        ["adamax"] = (ps => AdamaxOptimizer.Create(ps, 0.01), ps => optim.Adamax(ps, 0.01)),
+        ["adamax-weight-decay"] = (ps => AdamaxOptimizer.Create(ps, 0.01, weight_decay: 0.05), ps => optim.Adamax(ps, 0.01, weight_decay: 0.05)),
+        ["adamax-betas-eps"] = (ps => AdamaxOptimizer.Create(ps, 0.02, 0.5, 0.9, 1e-3), ps => optim.Adamax(ps, 0.02, 0.5, 0.9, 1e-3)),
+        ["adadelta"] = (ps => AdadeltaOptimizer.Create(ps), ps => optim.Adadelta(ps)),
+        ["adadelta-rho-weight-decay"] = (ps => AdadeltaOptimizer.Create(ps, 0.5, 0.95, weight_decay: 0.05), ps => optim.Adadelta(ps, 0.5, 0.95, weight_decay: 0.05)),
+        ["adadelta-eps-maximize"] = (ps => AdadeltaOptimizer.Create(ps, 1, eps: 1e-4, maximize: true), ps => optim.Adadelta(ps, 1, eps: 1e-4, maximize: true)),
+        ["rmsprop-centered"] = (ps => RmsPropOptimizer.CenteredRmsProp(ps, 0.01), ps => optim.RMSProp(ps, 0.01, centered: true)),
+        ["rmsprop-centered-momentum"] = (ps => RmsPropOptimizer.CenteredRmsProp(ps, 0.01, momentum: 0.9), ps => optim.RMSProp(ps, 0.01, momentum: 0.9, centered: true)),
+        ["rmsprop-centered-all-options"] = (ps => RmsPropOptimizer.Create(ps, 0.005, 0.9, 1e-6, 0.05, 0.5, true, true), ps => optim.RMSProp(ps, 0.005, 0.9, 1e-6, 0.05, 0.5, true, true)),
+        ["rmsprop-not-centered-momentum"] = (ps => RmsPropOptimizer.Create(ps, 0.01, momentum: 0.9, weight_decay: 0.05), ps => optim.RMSProp(ps, 0.01, momentum: 0.9, weight_decay: 0.05)),
+    };
+
+    public static TheoryData<string, bool> CasesAndPaths()
+    {
+        var data = new TheoryData<string, bool>();
+        foreach (var name in Cases.Keys) {
+            data.Add(name, false);
+            data.Add(name, true);
+        }
+        return data;
+    }
+
+    private static readonly string[] OnePerRule = { "nadam-weight-decay", "radam-weight-decay", "adamax-weight-decay", "adadelta-eps-maximize", "rmsprop-centered-all-options" };
+
+    /// <summary>One configuration per rule (for the tests that need not vary every option).</summary>
+    public static TheoryData<string, bool> RulesAndPaths()
+    {
+        var data = new TheoryData<string, bool>();
+        foreach (var name in OnePerRule) {
+            data.Add(name, false);
+            data.Add(name, true);
+        }
+        return data;
+    }
+
+    private static optim.Optimizer Make(string name, IList<Parameter> ps, bool fused)
+    {
+        var opt = Cases[name].Ours(ps);
+        switch (opt) {
+            case NAdamOptimizer o: o.FusedCpuKernel = fused; break;
+            case RAdamOptimizer o: o.FusedCpuKernel = fused; break;
+            case AdamaxOptimizer o: o.FusedCpuKernel = fused; break;
+            case AdadeltaOptimizer o: o.FusedCpuKernel = fused; break;
+            case RmsPropOptimizer o: o.FusedCpuKernel = fused; break;
+            default: throw new ArgumentException($"unknown optimizer {opt.GetType().Name}", nameof(name));
+        }
+        return opt;
+    }
+
+    private static long FusedCount(optim.Optimizer opt) => opt switch {
+        NAdamOptimizer o => o.FusedTensorSteps,
+        RAdamOptimizer o => o.FusedTensorSteps,
+        AdamaxOptimizer o => o.FusedTensorSteps,
+        AdadeltaOptimizer o => o.FusedTensorSteps,
+        RmsPropOptimizer o => o.FusedTensorSteps,
+        _ => throw new ArgumentException($"unknown optimizer {opt.GetType().Name}", nameof(opt)),
+    };
+
+    /// <summary>The fixture's shapes (a 0-d scalar and tails shorter than a vector included) and a longer vector.</summary>
+    private static readonly long[][] Shapes = Fixtures.Shapes.Append(new long[] { 1_001 }).ToArray();
+
+    [Theory]
+    [MemberData(nameof(CasesAndPaths))]
+    public void MatchesTheBuiltInOver100Float64Steps(string name, bool fused)
+    {
+        var a = Fixtures.MakeParameters(Shapes);
+        var b = Fixtures.Clone(a);
+        var initial = Fixtures.Clone(a);
+        using var ours = Make(name, a, fused);
+        using var theirs = Cases[name].BuiltIn(b);
+        double worst = 0;
+        for (int step = 0; step < 100; step++) {
+            Fixtures.SetGradients(a, step);
+            Fixtures.SetGradients(b, step);
+            ours.step();
+            theirs.step();
+            worst = Math.Max(worst, Fixtures.MaxRelativeDifference(a, b));
+        }
+        worst.Should().BeLessThanOrEqualTo(1e-10);
+        Fixtures.MaxRelativeDifference(a, initial).Should().BeGreaterThan(1e-4, "the parameters moved: the comparison is not of two idle runs");
+        (FusedCount(ours) > 0).Should().Be(fused, "the flag decides the path under test");
+    }
+
+    /// <summary>
+    /// Fused = eager where the fused step splits a tensor into chunks and runs them in parallel (more than 2^16
+    /// elements in the step), with a tail shorter than a vector at the end of the last chunk.
+    /// </summary>
+    [Theory]
+    [InlineData(ScalarType.Float64, 1e-10)]
+    [InlineData(ScalarType.Float32, 2e-5)]
+    public void FusedEqualsEagerOnLargeTensors(ScalarType dtype, double tolerance)
+    {
+        var shapes = new[] { new long[] { 70_001 }, new long[] { 5 }, Array.Empty<long>() };
+        var names = OnePerRule.Append("rmsprop-centered-momentum").Append("radam-betas-eps");
+        foreach (var name in names) {
+            var a = Fixtures.MakeParameters(shapes, dtype);
+            var b = Fixtures.Clone(a);
+            using var fused = Make(name, a, fused: true);
+            using var eager = Make(name, b, fused: false);
+            int steps = dtype == ScalarType.Float64 ? 15 : 10;
+            for (int step = 0; step < steps; step++) {
+                Fixtures.SetGradients(a, step);
+                Fixtures.SetGradients(b, step);
+                fused.step();
+                eager.step();
+            }
+            Fixtures.MaxRelativeDifference(a, b).Should().BeLessThanOrEqualTo(tolerance, name);
+            FusedCount(fused).Should().Be(steps * shapes.Length, name);
+            FusedCount(eager).Should().Be(0, name);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(RulesAndPaths))]
+    public void AGradientOfAnotherShapeRaisesBeforeAnythingChanges(string name, bool fused)
+    {
+        foreach (long elements in new long[] { 8, 1_000_000 }) {
+            var ps = Fixtures.MakeParameters(new[] { new long[] { 64 }, new long[] { 4, 4 } }, ScalarType.Float32);
+            using var opt = Make(name, ps, fused);
+            Fixtures.SetGradients(ps, 0);
+            opt.step();
+            Fixtures.SetGradients(ps, 1);
+            using (var g = torch.randn(elements)) ps[0].grad = g;
+            var before = Fixtures.Snapshot(ps);
+            var state = ZooCatalog.SaveState(opt);
+            long fusedBefore = FusedCount(opt);
+            var ex = opt.Invoking(o => o.step()).Should().Throw<InvalidOperationException>().Which;
+            ex.Message.Should().Contain("parameter 0 of shape [64]").And.Contain($"[{elements}]");
+            TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(ps), before, "a step that raises changes no parameter");
+            ZooCatalog.SaveState(opt).Should().Equal(state, "a step that raises changes no state");
+            FusedCount(opt).Should().Be(fusedBefore);
+
+            // A healthy step afterwards takes the path under test.
+            Fixtures.SetGradients(ps, 1);
+            opt.step();
+            (FusedCount(opt) > fusedBefore).Should().Be(fused);
+        }
+    }
+
+    /// <summary>
+    /// NAdam's running product of μ depends on the history of β1 (a scheduler may cycle it), so it is saved with the
+    /// state, not recomputed from the step count: a run whose β1 changed before the save continues bit-identically.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void NAdamMuProductSurvivesACheckpointAfterBeta1Changed(bool fused)
+    {
+        var w = Fixtures.MakeParameters(Fixtures.Shapes);
+        using var original = (NAdamOptimizer)Make("nadam", w, fused);
+        for (int step = 0; step < 6; step++) {
+            if (step == 3) ((optim.IBetas)original.ParamGroups.Single()).Betas = (0.5, 0.999); // as a scheduler cycling betas would
+            Fixtures.SetGradients(w, step);
+            original.step();
+        }
+        var bytes = ZooCatalog.SaveState(original);
+        var copy = Fixtures.Clone(w);
+        using var restored = (NAdamOptimizer)Make("nadam", copy, fused);
+        ZooCatalog.LoadState(restored, bytes);
+        restored.StateOf(copy[0]).MuProduct.Should().Be(original.StateOf(w[0]).MuProduct).And.NotBe(1);
+        ((optim.IBetas)restored.ParamGroups.Single()).Betas.Should().Be((0.5, 0.999), "the group's options come from the file");
+        for (int step = 6; step < 12; step++) {
+            Fixtures.SetGradients(w, step);
+            Fixtures.SetGradients(copy, step);
+            original.step();
+            restored.step();
+        }
+        TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(copy), Fixtures.Snapshot(w), "after loading");
+    }
+
+    /// <summary>
+    /// TorchSharp 0.107's RAdam scales its rectified steps by η² (<see cref="RAdamOptimizer.Create"/> reproduces it);
+    /// the paper's form scales them by η: the two agree while ρ_t ≤ 5 (the first 5 steps with β2 = 0.999) and differ after.
+    /// </summary>
+    [Fact]
+    public void RAdamPaperFormDiffersFromTorchSharpOnlyInTheRectifiedSteps()
+    {
+        var a = Fixtures.MakeParameters(Fixtures.Shapes);
+        var b = Fixtures.Clone(a);
+        using var torchSharp = RAdamOptimizer.Create(a, 0.01);
+        using var paper = RAdamOptimizer.CreatePaper(b, 0.01);
+        for (int step = 0; step < 5; step++) {
+            Fixtures.SetGradients(a, step);
+            Fixtures.SetGradients(b, step);
+            torchSharp.step();
+            paper.step();
+        }
+        TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(a), Fixtures.Snapshot(b), "unrectified steps use η once in both");
+        var before = Fixtures.Clone(a);
+        Fixtures.SetGradients(a, 5);
+        Fixtures.SetGradients(b, 5);
+        torchSharp.step();
+        paper.step();
+        for (int i = 0; i < a.Count; i++) {
+            using var stepTorchSharp = a[i].detach() - before[i].detach();
+            using var stepPaper = b[i].detach() - before[i].detach();
+            Fixtures.RelativeDifference(stepTorchSharp * 100, stepPaper).Should().BeLessThan(1e-9, "the 6th step is rectified: η² = η/100");
+        }
+    }
+}
