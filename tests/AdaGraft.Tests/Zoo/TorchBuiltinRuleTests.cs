@@ -64,16 +64,18 @@ public sealed class TorchBuiltinRuleTests
         return data;
     }
 
-    private static optim.Optimizer Make(string name, IList<Parameter> ps, bool fused)
+    private static optim.Optimizer Make(string name, IList<Parameter> ps, bool fused) => WithPath(Cases[name].Ours(ps), fused);
+
+    /// <summary>Turns the fused CPU kernel of <paramref name="opt"/> on or off.</summary>
+    private static optim.Optimizer WithPath(optim.Optimizer opt, bool fused)
     {
-        var opt = Cases[name].Ours(ps);
         switch (opt) {
             case NAdamOptimizer o: o.FusedCpuKernel = fused; break;
             case RAdamOptimizer o: o.FusedCpuKernel = fused; break;
             case AdamaxOptimizer o: o.FusedCpuKernel = fused; break;
             case AdadeltaOptimizer o: o.FusedCpuKernel = fused; break;
             case RmsPropOptimizer o: o.FusedCpuKernel = fused; break;
-            default: throw new ArgumentException($"unknown optimizer {opt.GetType().Name}", nameof(name));
+            default: throw new ArgumentException($"unknown optimizer {opt.GetType().Name}", nameof(opt));
         }
         return opt;
     }
@@ -165,6 +167,45 @@ public sealed class TorchBuiltinRuleTests
             Fixtures.SetGradients(ps, 1);
             opt.step();
             (FusedCount(opt) > fusedBefore).Should().Be(fused);
+        }
+    }
+
+    /// <summary>
+    /// ε = 0 is the pseudoinverse: a coordinate whose gradient is always exactly 0 (coordinate 0 of every fixture
+    /// tensor) has a zero denominator and does not move, where TorchSharp's built-ins would write 0/0 = NaN; every other
+    /// coordinate moves and stays finite, and the fused path takes the same steps as the eager one.
+    /// </summary>
+    [Fact]
+    public void EpsilonZeroIsThePseudoinverseOnBothPaths()
+    {
+        var factories = new Dictionary<string, Func<IList<Parameter>, optim.Optimizer>> {
+            ["nadam"] = ps => NAdamOptimizer.Create(ps, 0.01, eps: 0),
+            ["radam"] = ps => RAdamOptimizer.Create(ps, 0.3, beta2: 0.9, eps: 0),
+            ["adamax"] = ps => AdamaxOptimizer.Create(ps, 0.01, eps: 0),
+            ["rmsprop-centered"] = ps => RmsPropOptimizer.CenteredRmsProp(ps, 0.01, eps: 0, momentum: 0.5),
+        };
+        foreach (var (name, factory) in factories) {
+            var shapes = new[] { new long[] { 7 }, new long[] { 3, 5 } };
+            var a = Fixtures.MakeParameters(shapes);
+            var b = Fixtures.Clone(a);
+            var initial = Fixtures.Snapshot(a);
+            using var fused = WithPath(factory(a), fused: true);
+            using var eager = WithPath(factory(b), fused: false);
+            for (int step = 0; step < 20; step++) {
+                Fixtures.SetGradients(a, step);
+                Fixtures.SetGradients(b, step);
+                fused.step();
+                eager.step();
+            }
+            var after = Fixtures.Snapshot(a);
+            after.SelectMany(x => x).Should().OnlyContain(v => double.IsFinite(v), name);
+            for (int i = 0; i < after.Length; i++) {
+                after[i][0].Should().Be(initial[i][0], $"{name}: coordinate 0 never had a gradient");
+                after[i].Skip(1).Zip(initial[i].Skip(1)).Should().OnlyContain(p => p.First != p.Second, $"{name}: the other coordinates moved");
+            }
+            Fixtures.MaxRelativeDifference(a, b).Should().BeLessThanOrEqualTo(1e-10, name);
+            FusedCount(fused).Should().BeGreaterThan(0, name);
+            FusedCount(eager).Should().Be(0, name);
         }
     }
 
