@@ -171,6 +171,33 @@ public sealed class TorchBuiltinRuleTests
     }
 
     /// <summary>
+    /// The fused kernels write through data pointers, then advance the version counters of the parameter (always) and
+    /// of a state slot the caller was handed: a backward pass through a graph that saved either raises, as after an
+    /// eager step.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(RulesAndPaths))]
+    public void SteppingBetweenForwardAndBackwardMakesBackwardRaise(string name, bool fused)
+    {
+        var ps = Fixtures.MakeParameters(new[] { new long[] { 64 } }, ScalarType.Float32);
+        using var opt = Make(name, ps, fused);
+        Fixtures.SetGradients(ps, 0);
+        opt.step();
+        var slot = ((Rules.RuleState)((OptimizerHelper)opt).state_dict().State.Single()).GetSlot(0)!;
+        using var x = torch.ones(64).requires_grad_(true);
+        var y = (ps[0] * ps[0]).sum();
+        var z = (x * slot).sum(); // saves the slot for x's gradient
+        Fixtures.SetGradients(ps, 1);
+        long before = FusedCount(opt);
+        opt.step();
+        (FusedCount(opt) > before).Should().Be(fused);
+        foreach (var loss in new[] { y, z }) {
+            var act = () => loss.backward();
+            act.Should().Throw<Exception>("the step changed a tensor the graph saved, in place").Which.Message.Should().Contain("modified by an inplace operation");
+        }
+    }
+
+    /// <summary>
     /// ε = 0 is the pseudoinverse: a coordinate whose gradient is always exactly 0 (coordinate 0 of every fixture
     /// tensor) has a zero denominator and does not move, where TorchSharp's built-ins would write 0/0 = NaN; every other
     /// coordinate moves and stays finite, and the fused path takes the same steps as the eager one.
