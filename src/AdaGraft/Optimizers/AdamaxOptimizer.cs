@@ -7,7 +7,7 @@ namespace AdaGraft.Optimizers;
 
 /// <summary>
 /// Adamax as a TorchSharp optimizer, a drop-in for <c>torch.optim.Adamax</c> (same argument names, order, defaults and
-/// numbers); see <see cref="AdamaxRule"/> for the update. Build it with <see cref="Create"/>. Usable standalone and as
+/// numbers); see <see cref="AdamaxRule"/> for the update. Build it with <c>Create</c>. Usable standalone and as
 /// M or D of a closed-form graft; contiguous float32/float64 CPU tensors take a fused step (<see cref="FusedCpuKernel"/>).
 /// </summary>
 public sealed class AdamaxOptimizer : MomentRuleOptimizer<AdamaxOptions, AdamaxState, AdamaxRule>
@@ -33,6 +33,10 @@ public sealed class AdamaxOptimizer : MomentRuleOptimizer<AdamaxOptions, AdamaxS
 
     /// <summary>Reproduces <c>torch.optim.Adamax(parameters, lr, beta1, beta2, eps, weight_decay)</c>.</summary>
     public static AdamaxOptimizer Create(IEnumerable<Parameter> parameters, double lr = 0.002, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0)
+        => new(parameters, DefaultOptions(lr, beta1, beta2, eps, weight_decay));
+
+    /// <summary>The same preset over parameter groups: unset group options take these arguments.</summary>
+    public static AdamaxOptimizer Create(IEnumerable<MomentParamGroup<AdamaxOptions>> parameters, double lr = 0.002, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0)
         => new(parameters, DefaultOptions(lr, beta1, beta2, eps, weight_decay));
 
     /// <summary>

@@ -7,8 +7,8 @@ namespace AdaGraft.Optimizers;
 
 /// <summary>
 /// RAdam as a TorchSharp optimizer, a drop-in for <c>torch.optim.RAdam</c> (same argument names, order, defaults and
-/// numbers); see <see cref="RAdamRule"/> for the update. Build it with <see cref="Create"/> (TorchSharp's numbers) or
-/// <see cref="CreatePaper"/> (PyTorch's and the paper's). Usable standalone and as M or D of a closed-form graft;
+/// numbers); see <see cref="RAdamRule"/> for the update. Build it with <c>Create</c> (TorchSharp's numbers) or
+/// <c>CreatePaper</c> (PyTorch's and the paper's). Usable standalone and as M or D of a closed-form graft;
 /// contiguous float32/float64 CPU tensors take a fused step (<see cref="FusedCpuKernel"/>).
 /// </summary>
 public sealed class RAdamOptimizer : MomentRuleOptimizer<RAdamOptions, RAdamState, RAdamRule>
@@ -35,13 +35,25 @@ public sealed class RAdamOptimizer : MomentRuleOptimizer<RAdamOptions, RAdamStat
 
     /// <summary>
     /// Reproduces <c>torch.optim.RAdam(parameters, lr, beta1, beta2, eps, weight_decay)</c> of TorchSharp 0.107, whose
-    /// rectified steps (after the first few) are scaled by η² instead of η; <see cref="CreatePaper"/> uses η, as PyTorch does.
+    /// rectified steps (after the first few) are scaled by η² instead of η; <c>CreatePaper</c> uses η, as PyTorch does.
     /// </summary>
     public static RAdamOptimizer Create(IEnumerable<Parameter> parameters, double lr = 0.002, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0)
         => new(parameters, DefaultOptions(lr, beta1, beta2, eps, weight_decay));
 
+    /// <summary>The same preset over parameter groups: unset group options take these arguments.</summary>
+    public static RAdamOptimizer Create(IEnumerable<MomentParamGroup<RAdamOptions>> parameters, double lr = 0.002, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0)
+        => new(parameters, DefaultOptions(lr, beta1, beta2, eps, weight_decay));
+
     /// <summary>RAdam as PyTorch's <c>torch.optim.RAdam</c> and the paper compute it (the rectified step scaled by η once).</summary>
     public static RAdamOptimizer CreatePaper(IEnumerable<Parameter> parameters, double lr = 0.001, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0)
+    {
+        var o = DefaultOptions(lr, beta1, beta2, eps, weight_decay);
+        o.LearningRateSquaredWhenRectified = false;
+        return new(parameters, o);
+    }
+
+    /// <summary>The same preset over parameter groups: unset group options take these arguments.</summary>
+    public static RAdamOptimizer CreatePaper(IEnumerable<MomentParamGroup<RAdamOptions>> parameters, double lr = 0.001, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0)
     {
         var o = DefaultOptions(lr, beta1, beta2, eps, weight_decay);
         o.LearningRateSquaredWhenRectified = false;

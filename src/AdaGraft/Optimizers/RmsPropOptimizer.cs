@@ -7,8 +7,8 @@ namespace AdaGraft.Optimizers;
 
 /// <summary>
 /// RMSprop as TorchSharp's <c>torch.optim.RMSProp</c> computes it, centered or not (same argument names, order,
-/// defaults and numbers); see <see cref="RmsPropRule"/> for the update. Build it with <see cref="Create"/> or
-/// <see cref="CenteredRmsProp"/>. Schedulers that cycle momentum set μ (<c>IMomentum</c>; as betas: (μ, α)). Usable
+/// defaults and numbers); see <see cref="RmsPropRule"/> for the update. Build it with <c>Create</c> or
+/// <c>CenteredRmsProp</c>. Schedulers that cycle momentum set μ (<c>IMomentum</c>; as betas: (μ, α)). Usable
 /// standalone and as M or D of a closed-form graft; contiguous float32/float64 CPU tensors take a fused step
 /// (<see cref="FusedCpuKernel"/>).
 /// </summary>
@@ -39,11 +39,19 @@ public sealed class RmsPropOptimizer : MomentRuleOptimizer<RmsPropOptions, RmsPr
     public static RmsPropOptimizer Create(IEnumerable<Parameter> parameters, double lr = 0.01, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false)
         => new(parameters, DefaultOptions(lr, alpha, eps, weight_decay, momentum, centered, maximize));
 
+    /// <summary>The same preset over parameter groups: unset group options take these arguments.</summary>
+    public static RmsPropOptimizer Create(IEnumerable<MomentParamGroup<RmsPropOptions>> parameters, double lr = 0.01, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false)
+        => new(parameters, DefaultOptions(lr, alpha, eps, weight_decay, momentum, centered, maximize));
+
     /// <summary>
     /// Centered RMSprop: reproduces <c>torch.optim.RMSProp(parameters, lr, alpha, eps, weight_decay, momentum, centered: true, maximize)</c>
     /// (the same argument names as <c>GenericSecondMomentOptimizer.TorchRmsProp</c>, without <c>centered</c>).
     /// </summary>
     public static RmsPropOptimizer CenteredRmsProp(IEnumerable<Parameter> parameters, double lr = 0.01, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0, double momentum = 0, bool maximize = false)
+        => Create(parameters, lr, alpha, eps, weight_decay, momentum, centered: true, maximize: maximize);
+
+    /// <summary>The same preset over parameter groups: unset group options take these arguments.</summary>
+    public static RmsPropOptimizer CenteredRmsProp(IEnumerable<MomentParamGroup<RmsPropOptions>> parameters, double lr = 0.01, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0, double momentum = 0, bool maximize = false)
         => Create(parameters, lr, alpha, eps, weight_decay, momentum, centered: true, maximize: maximize);
 
     /// <summary>
