@@ -158,7 +158,7 @@ public static class LabRunner
         // Terminal tables.
         foreach (var t in tables) console.Write(Reports.TableConsole(t));
         if (discovery is not null)
-            console.MarkupLine(Markup.Escape($"discovery: c0 = {discovery.Fit.C0:G4}, c1 = {discovery.Fit.C1:G4}, R² = {discovery.Fit.RSquared:F3}; final training loss SGD {discovery.SgdLoss.Format("F4")}, AdaGrad {discovery.AdaGradLoss.Format("F4")}, corrected AdaGrad {discovery.CorrectedLoss.Format("F4")} ({(discovery.Helped ? "lower on average" : "not lower on average")})"));
+            console.MarkupLine(Markup.Escape($"discovery: c0 = {discovery.Fit.A:G4}, c1 = {discovery.Fit.B:G4}, R² = {discovery.Fit.RSquared:F3}; final training loss SGD {discovery.SgdLoss.Format("F4")}, AdaGrad {discovery.AdaGradLoss.Format("F4")}, corrected AdaGrad {discovery.CorrectedLoss.Format("F4")} ({(discovery.Helped ? "lower on average" : "not lower on average")})"));
         if (d1.Count > 0) {
             var dt = new Table().Border(TableBorder.Rounded).Title("[bold]Appendix D.1[/]: test error");
             dt.AddColumn("construction");

@@ -86,9 +86,9 @@ public static class Plots
         var pts = plot.Add.ScatterPoints(xs, r.Correction.ToArray(), Color.FromHex("#7f7f7f"));
         pts.MarkerSize = 3;
         pts.LegendText = "‖ΔM‖/‖ΔD‖ ÷ (lr_AdaGrad · schedule(t))";
-        var fit = plot.Add.ScatterLine(new[] { 0.0, xs.Length - 1.0 }, new[] { r.Fit.At(0), r.Fit.At(xs.Length - 1) }, Color.FromHex("#d62728"));
+        var fit = plot.Add.ScatterLine(new[] { 0.0, xs.Length - 1.0 }, new[] { r.FitAt(0), r.FitAt(xs.Length - 1) }, Color.FromHex("#d62728"));
         fit.LineWidth = 2.5f;
-        fit.LegendText = $"fit c0 + c1·t: c0 = {r.Fit.C0:G3}, c1 = {r.Fit.C1:G3}, R² = {r.Fit.RSquared:F3}";
+        fit.LegendText = $"fit c0 + c1·t: c0 = {r.Fit.A:G3}, c1 = {r.Fit.B:G3}, R² = {r.Fit.RSquared:F3}";
         plot.Title($"{r.Task}: global grafting SGD#AdaGrad, step-norm ratio (read every {r.ReadEvery} steps)");
         plot.XLabel("step t");
         plot.YLabel("implied correction of AdaGrad's learning rate");
