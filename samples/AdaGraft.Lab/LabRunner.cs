@@ -150,7 +150,7 @@ public static class LabRunner
             console.MarkupLine(Markup.Escape(Reports.TableConsoleCaption(t)));
         }
         if (discovery is not null) {
-            console.MarkupLine(Markup.Escape($"discovery: correction c(t) = c0 + c1·t with c0 = {discovery.Fit.C0:G4}, c1 = {discovery.Fit.C1:G4}, R² = {discovery.Fit.RSquared:F3}"));
+            console.MarkupLine(Markup.Escape($"discovery: correction c(t) = c0 + c1·t (t from 1) with c0 = {discovery.Fit.A:G4}, c1 = {discovery.Fit.B:G4}, R² = {discovery.Fit.RSquared:F3}"));
             console.MarkupLine(Markup.Escape($"discovery: final training loss SGD {discovery.SgdLoss.Format("F4")}, AdaGrad {discovery.AdaGradLoss.Format("F4")}, corrected AdaGrad {discovery.CorrectedLoss.Format("F4")} ({(discovery.Helped ? "lower on average" : "not lower on average")})"));
         }
         if (d1.Count > 0) {

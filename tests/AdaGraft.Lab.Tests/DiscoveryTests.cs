@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using AdaGraft.Grafting;
-using AdaGraft.Lab.Discovery;
 using AdaGraft.Lab.Training;
 using AdaGraft.Optimizers;
 using FluentAssertions;
@@ -11,61 +10,6 @@ using Xunit;
 using static TorchSharp.torch;
 
 namespace AdaGraft.Lab.Tests;
-
-public class LinearFitTests
-{
-    [Fact]
-    public void RecoversANoisyLine()
-    {
-        var rng = new Random(42);
-        double Gauss() => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
-        var t = Enumerable.Range(0, 2000).Select(i => (double)i).ToList();
-        var y = t.Select(x => 0.2 + 1e-4 * x + 0.01 * Gauss()).ToList();
-        var fit = LinearFit.Fit(t, y);
-        fit.C0.Should().BeApproximately(0.2, 0.002);
-        fit.C1.Should().BeApproximately(1e-4, 2e-6);
-        fit.RSquared.Should().BeInRange(0.8, 1.0);
-        fit.Count.Should().Be(2000);
-        // R² ≈ signal / (signal + noise): signal variance (1e-4)²·Var(t) = 1e-8·2000²/12 ≈ 3.33e-3, noise 1e-4 → ≈ 0.971.
-        double signal = 1e-8 * (2000.0 * 2000 - 1) / 12;
-        fit.RSquared.Should().BeApproximately(signal / (signal + 1e-4), 0.005);
-    }
-
-    [Fact]
-    public void ExactLineHasRSquaredOne()
-    {
-        var fit = LinearFit.Fit(new[] { 1.0, 2, 3, 4 }, new[] { 3.0, 5, 7, 9 });
-        fit.C0.Should().BeApproximately(1, 1e-12);
-        fit.C1.Should().BeApproximately(2, 1e-12);
-        fit.RSquared.Should().Be(1);
-        fit.At(10).Should().BeApproximately(21, 1e-12);
-    }
-
-    [Fact]
-    public void LargeStepNumbersLoseNoPrecision()
-    {
-        var t = Enumerable.Range(0, 100).Select(i => 1e8 + i).ToList();
-        var fit = LinearFit.Fit(t, t.Select(x => 5 - 3e-3 * (x - 1e8)).ToList());
-        fit.C1.Should().BeApproximately(-3e-3, 1e-12);
-    }
-
-    [Fact]
-    public void FitSeriesSkipsNonFinitePoints()
-    {
-        var fit = LinearFit.FitSeries(new[] { 1.0, double.NaN, 3, 4 });
-        fit.Count.Should().Be(3);
-        fit.C1.Should().BeApproximately(1, 1e-12);
-    }
-
-    [Fact]
-    public void BadInputIsRejected()
-    {
-        ((Action)(() => LinearFit.Fit(new[] { 1.0, 2 }, new[] { 1.0 }))).Should().Throw<ArgumentException>().WithMessage("*2 points*1*");
-        ((Action)(() => LinearFit.Fit(new[] { 1.0 }, new[] { 1.0 }))).Should().Throw<ArgumentException>().WithMessage("*at least 2*");
-        ((Action)(() => LinearFit.Fit(new[] { 1.0, 1 }, new[] { 1.0, 2 }))).Should().Throw<ArgumentException>().WithMessage("*All x are equal*");
-        ((Action)(() => LinearFit.Fit(new[] { 1.0, double.PositiveInfinity }, new[] { 1.0, 2 }))).Should().Throw<ArgumentException>().WithMessage("*not finite*");
-    }
-}
 
 public class RecorderTests
 {

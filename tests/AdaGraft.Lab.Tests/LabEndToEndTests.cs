@@ -141,8 +141,10 @@ public class LabEndToEndTests : IClassFixture<QuickLabRun>
     {
         var d = _run.Summary!.Discovery!;
         d.Ratios.Should().HaveCount(d.Graft.Losses.Length).And.OnlyContain(r => double.IsFinite(r) && r > 0);
-        double.IsFinite(d.Fit.C0).Should().BeTrue();
-        double.IsFinite(d.Fit.C1).Should().BeTrue();
+        d.Fit.Family.Should().Be(AdaGraft.Diagnostics.ScheduleFamily.Linear);
+        double.IsFinite(d.Fit.A).Should().BeTrue();
+        double.IsFinite(d.Fit.B).Should().BeTrue();
+        d.Fit.Points.Should().Be(d.Ratios.Count);
         var lines = File.ReadAllLines(_run.PathOf("discovery-ratio.csv"));
         lines.Should().HaveCount(d.Ratios.Count + 1);
     }

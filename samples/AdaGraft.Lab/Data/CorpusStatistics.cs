@@ -1,7 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
-using AdaGraft.Lab.Discovery;
+using AdaGraft.Diagnostics;
 
 namespace AdaGraft.Lab.Data;
 
@@ -22,9 +22,9 @@ public sealed record CorpusStatistics(int Distinct, int Rare, int RareThreshold,
         ArgumentNullException.ThrowIfNull(tokens);
         var counts = tokens.Where(t => t != GrammarCorpus.EndOfSentence).GroupBy(t => t).Select(g => g.Count()).OrderByDescending(c => c).ToList();
         int n = Math.Min(slopeRanks, counts.Count);
-        var fit = n >= 2
-            ? LinearFit.Fit(Enumerable.Range(1, n).Select(r => Math.Log(r)).ToList(), counts.Take(n).Select(c => Math.Log(c)).ToList())
-            : new LinearFit(double.NaN, double.NaN, double.NaN, n);
-        return new CorpusStatistics(counts.Count, counts.Count(c => c <= rareThreshold), rareThreshold, fit.C1, n, fit.RSquared);
+        var (_, slope, rSquared) = n >= 2
+            ? ScheduleFitter.Line(Enumerable.Range(1, n).Select(r => Math.Log(r)).ToList(), counts.Take(n).Select(c => Math.Log(c)).ToList())
+            : (double.NaN, double.NaN, double.NaN);
+        return new CorpusStatistics(counts.Count, counts.Count(c => c <= rareThreshold), rareThreshold, slope, n, rSquared);
     }
 }

@@ -3,9 +3,9 @@ using System.Collections.Generic;
 using System.Linq;
 using AdaGraft.Diagnostics;
 using AdaGraft.Grafting;
-using AdaGraft.Lab.Discovery;
 using AdaGraft.Lab.Tasks;
 using AdaGraft.Lab.Training;
+using AdaGraft.Schedules;
 
 namespace AdaGraft.Lab.Experiments;
 
@@ -15,18 +15,23 @@ namespace AdaGraft.Lab.Experiments;
 /// <param name="LrAdaGrad">AdaGrad's tuned learning rate (base of the corrected AdaGrad).</param>
 /// <param name="Ratios">‖ΔM‖/‖ΔD‖ per step (D's learning rate 1): the learning rate the graft gave AdaGrad's direction.</param>
 /// <param name="Correction">Ratios / (lr_AdaGrad · schedule(t)): the factor by which AdaGrad's own scheduled learning
-/// rate would have to be multiplied to take the graft's steps.</param>
-/// <param name="Fit">The least-squares line through <paramref name="Correction"/>.</param>
+/// rate would have to be multiplied to take the graft's steps (the library's <see cref="StepNormRecorder.Corrections"/>).</param>
+/// <param name="Fit">The least-squares line c0 + c1·t through <paramref name="Correction"/>, t the 1-based step
+/// (<see cref="StepNormRecorder.FitCorrection"/>).</param>
 /// <param name="Graft">The global graft SGD#AdaGrad's run (seed 0; the correction is fitted on it).</param>
 /// <param name="Corrected">AdaGrad with the fitted correction multiplied onto the shared schedule, one run per seed.</param>
 /// <param name="AdaGrad">Plain AdaGrad, one run per seed.</param>
 /// <param name="Sgd">Plain SGD, one run per seed.</param>
 /// <param name="ReadEvery">Steps between host reads of the recorded ratios.</param>
 public sealed record DiscoveryResult(string Task, double LrSgd, double LrAdaGrad, IReadOnlyList<double> Ratios, IReadOnlyList<double> Correction,
-    LinearFit Fit, RunResult Graft, IReadOnlyList<RunResult> Corrected, IReadOnlyList<RunResult> AdaGrad, IReadOnlyList<RunResult> Sgd, int ReadEvery)
+    ScheduleFitResult Fit, RunResult Graft, IReadOnlyList<RunResult> Corrected, IReadOnlyList<RunResult> AdaGrad, IReadOnlyList<RunResult> Sgd, int ReadEvery)
 {
-    /// <summary>The correction applied to AdaGrad at step t: max(c0 + c1·t, 0).</summary>
-    public double Applied(int t) => Math.Max(Fit.At(t), 0);
+    /// <summary>The correction applied to AdaGrad at step index t (0-based, as <see cref="Ratios"/>): max(c0 + c1·(t + 1), 0),
+    /// the fit's own <see cref="ScheduleCorrections.ToCorrection"/>.</summary>
+    public double Applied(int t) => Fit.ToCorrection().Factor(t + 1);
+
+    /// <summary>The fitted line at step index t (0-based, as <see cref="Ratios"/>).</summary>
+    public double FitAt(int t) => Fit.Evaluate(t + 1);
 
     /// <summary>Every recorded norm of the graft (per tensor and global), for the CSV the <c>fit</c> command reads.</summary>
     public IReadOnlyList<StepNormRecord> Norms { get; init; } = Array.Empty<StepNormRecord>();
@@ -50,8 +55,9 @@ public sealed record DiscoveryResult(string Task, double LrSgd, double LrAdaGrad
 
 /// <summary>
 /// Section 3.4: run global grafting SGD#AdaGrad, record the global norm ratio every step (on the device, read every
-/// k steps), fit a linear correction c0 + c1·t, then train AdaGrad with the correction multiplied onto the shared
-/// schedule and compare with plain AdaGrad and SGD over the same seeds.
+/// k steps), take the correction c(t) against AdaGrad's own scheduled rate and fit a line c0 + c1·t (the library's
+/// <see cref="StepNormRecorder.FitCorrection"/>), then train AdaGrad with the fit's correction multiplied onto the
+/// shared schedule and compare with plain AdaGrad and SGD over the same seeds.
 /// </summary>
 public static class ScheduleDiscovery
 {
@@ -82,9 +88,13 @@ public static class ScheduleDiscovery
         var records = recorded.Records();
         var ratios = recorded.GlobalRatios().ratios;
 
-        var correction = ratios.Select((r, t) => r / (lrAda * schedule.Multiplier(t))).ToArray();
-        var fit = LinearFit.FitSeries(correction);
-        Func<int, double> applied = t => Math.Max(fit.At(t), 0);
+        // AdaGrad's own rate at optimizer step s (1-based): its tuned lr times the shared schedule at index s − 1.
+        Func<long, double> adaGradRate = s => lrAda * schedule.Multiplier((int)(s - 1));
+        var correction = recorded.Corrections(adaGradRate).corrections;
+        var fit = recorded.FitCorrection(adaGradRate, ScheduleFamily.Linear);
+        var fitted = fit.ToCorrection();
+        // The trainer's LambdaLR passes the 0-based step index.
+        Func<int, double> applied = t => fitted.Factor(t + 1);
 
         var corrected = new List<RunResult>();
         var adagrad = new List<RunResult>();

@@ -142,9 +142,9 @@ public static class Plots
         var plot = new Plot();
         var xs = Enumerable.Range(0, r.Correction.Count).Select(t => (double)t).ToArray();
         // The fitted line first, the points over it (a point on the line stays visible).
-        var fit = plot.Add.ScatterLine(new[] { 0.0, xs.Length - 1.0 }, new[] { r.Fit.At(0), r.Fit.At(xs.Length - 1) }, Color.FromHex("#d62728").WithAlpha(0.8));
+        var fit = plot.Add.ScatterLine(new[] { 0.0, xs.Length - 1.0 }, new[] { r.FitAt(0), r.FitAt(xs.Length - 1) }, Color.FromHex("#d62728").WithAlpha(0.8));
         fit.LineWidth = 2.5f;
-        fit.LegendText = $"least-squares line c0 + c1·t: c0 = {r.Fit.C0:G3}, c1 = {r.Fit.C1:G3}, R² = {r.Fit.RSquared:F3}";
+        fit.LegendText = $"least-squares line c0 + c1·t: c0 = {r.Fit.A:G3}, c1 = {r.Fit.B:G3}, R² = {r.Fit.RSquared:F3}";
         var pts = plot.Add.ScatterPoints(xs, r.Correction.ToArray(), Color.FromHex("#404040"));
         pts.MarkerSize = 4;
         pts.LegendText = $"c(t) = ‖ΔM‖/‖ΔD‖ ÷ (lr_AdaGrad · schedule(t)), all {xs.Length} steps";

@@ -62,8 +62,8 @@ public static class Reading
     {
         ArgumentNullException.ThrowIfNull(r);
         var sb = new StringBuilder("**Schedule discovery**: the correction fitted to the SGD#AdaGrad global ratio (divided by AdaGrad's own scheduled rate) is ");
-        sb.Append($"c(t) = {r.Fit.C0.ToString("G3", Inv)} + {r.Fit.C1.ToString("G3", Inv)}·t (R² = {r.Fit.RSquared.ToString("F3", Inv)}), ");
-        sb.Append(r.Fit.C1 > 0 ? "rising over training as in the paper; " : "not rising over training, unlike the paper; ");
+        sb.Append($"c(t) = {r.Fit.A.ToString("G3", Inv)} + {r.Fit.B.ToString("G3", Inv)}·t (R² = {r.Fit.RSquared.ToString("F3", Inv)}), ");
+        sb.Append(r.Fit.B > 0 ? "rising over training as in the paper; " : "not rising over training, unlike the paper; ");
         sb.Append(r.Helped ? "applied to AdaGrad it lowered the mean final training loss" : "applied to AdaGrad it did not lower the mean final training loss");
         sb.Append($" ({r.CorrectedLoss.Format("F4")} against plain AdaGrad's {r.AdaGradLoss.Format("F4")}");
         var diffs = r.PairedDifferences;

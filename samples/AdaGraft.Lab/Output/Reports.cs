@@ -127,8 +127,8 @@ public static class Reports
         var sb = new StringBuilder("## Schedule discovery (section 3.4)\n\n");
         sb.Append($"Global grafting M = SGD (lr {r.LrSgd.ToString("G3", Inv)}), D = AdaGrad (lr 1) on the {r.Task} task with the shared schedule. ");
         sb.Append($"The global ratio ‖ΔM‖/‖ΔD‖ was copied into a device buffer every step and read to the host every {r.ReadEvery} steps. ");
-        sb.Append($"Dividing it by AdaGrad's own scheduled learning rate (lr {r.LrAdaGrad.ToString("G3", Inv)} × schedule(t)) gives the correction c(t) that AdaGrad would need to take the graft's steps; a least-squares line through c(t) over {r.Fit.Count} steps:\n\n");
-        sb.Append($"- **c0 = {r.Fit.C0.ToString("G4", Inv)}, c1 = {r.Fit.C1.ToString("G4", Inv)} per step, R² = {r.Fit.RSquared.ToString("F3", Inv)}**\n");
+        sb.Append($"Dividing it by AdaGrad's own scheduled learning rate (lr {r.LrAdaGrad.ToString("G3", Inv)} × schedule(t)) gives the correction c(t) that AdaGrad would need to take the graft's steps; a least-squares line through c(t) over {r.Fit.Points} steps:\n\n");
+        sb.Append($"- **c0 = {r.Fit.A.ToString("G4", Inv)}, c1 = {r.Fit.B.ToString("G4", Inv)} per step, R² = {r.Fit.RSquared.ToString("F3", Inv)}** (t counts optimizer steps from 1)\n");
         sb.Append($"- corrected AdaGrad: lr {r.LrAdaGrad.ToString("G3", Inv)} × schedule(t) × max(c0 + c1·t, 0)\n\n");
         sb.Append($"| run | seeds | final training loss | {heldOutName} |\n|---|---:|---:|---:|\n");
         void Row(string name, IReadOnlyList<RunResult> runs)
@@ -156,7 +156,7 @@ public static class Reports
         ArgumentNullException.ThrowIfNull(r);
         var sb = new StringBuilder("step,global_ratio,correction,fit\n");
         for (int t = 0; t < r.Ratios.Count; t++)
-            sb.AppendJoin(',', t, Num(r.Ratios[t]), Num(r.Correction[t]), Num(r.Fit.At(t))).Append('\n');
+            sb.AppendJoin(',', t, Num(r.Ratios[t]), Num(r.Correction[t]), Num(r.FitAt(t))).Append('\n');
         return sb.ToString();
     }
 

@@ -22,8 +22,13 @@ public enum ScheduleFamily
 /// <param name="A">c0 (linear) or a (power law, exponential).</param>
 /// <param name="B">c1 (linear), α (power law) or b (exponential).</param>
 /// <param name="RSquared">Coefficient of determination of the fit, measured on the original values (comparable across families).</param>
+/// <remarks><c>.ToCorrection()</c> (namespace <c>AdaGraft.Schedules</c>) turns a fit into the learning-rate correction of
+/// its family, for <c>CorrectedScheduler</c>.</remarks>
 public sealed record ScheduleFitResult(ScheduleFamily Family, double A, double B, double RSquared)
 {
+    /// <summary>The number of points fitted (0 when the result was built by hand).</summary>
+    public int Points { get; init; }
+
     /// <summary>The fitted value at step <paramref name="t"/>.</summary>
     public double Evaluate(double t) => Family switch {
         ScheduleFamily.Linear => A + B * t,
@@ -50,7 +55,7 @@ public static class ScheduleFitter
     {
         Check(t, y);
         var (a, b, r2) = Line(t, y);
-        return new ScheduleFitResult(ScheduleFamily.Linear, a, b, r2);
+        return new ScheduleFitResult(ScheduleFamily.Linear, a, b, r2) { Points = t.Count };
     }
 
     /// <summary>
@@ -79,7 +84,7 @@ public static class ScheduleFitter
         RequirePositive(y, nameof(y), "power law");
         var (la, alpha) = LeastSquares(t.Select(v => Math.Log(v)).ToArray(), y.Select(v => Math.Log(v)).ToArray());
         double a = Math.Exp(la);
-        return new ScheduleFitResult(ScheduleFamily.PowerLaw, a, alpha, RSquared(t, y, x => a * Math.Pow(x, alpha)));
+        return new ScheduleFitResult(ScheduleFamily.PowerLaw, a, alpha, RSquared(t, y, x => a * Math.Pow(x, alpha))) { Points = t.Count };
     }
 
     /// <summary>Fits <c>y ≈ a·e^(b·t)</c> (y &gt; 0).</summary>
@@ -89,7 +94,7 @@ public static class ScheduleFitter
         RequirePositive(y, nameof(y), "exponential");
         var (la, b) = LeastSquares(t, y.Select(v => Math.Log(v)).ToArray());
         double a = Math.Exp(la);
-        return new ScheduleFitResult(ScheduleFamily.Exponential, a, b, RSquared(t, y, x => a * Math.Exp(b * x)));
+        return new ScheduleFitResult(ScheduleFamily.Exponential, a, b, RSquared(t, y, x => a * Math.Exp(b * x))) { Points = t.Count };
     }
 
     /// <summary>Every family that applies to the data, best (highest R²) first.</summary>

@@ -59,7 +59,10 @@ public sealed class StepNormRecorder : IDisposable
     private readonly string[] _names;
     private readonly List<long> _steps = new();
     private readonly List<double[]> _rows = new();
+    private readonly List<double[]> _rates = new();
     private readonly long[] _pendingSteps;
+    private readonly double[][] _pendingRates;
+    private readonly int[] _directionGroupOf;
     private Tensor? _buffer;
     private int _pending;
     private long _step;
@@ -82,6 +85,8 @@ public sealed class StepNormRecorder : IDisposable
         _graft = graft;
         _stride = _options.Stride;
         _pendingSteps = new long[_options.FlushEvery];
+        _pendingRates = new double[_options.FlushEvery][];
+        _directionGroupOf = GroupIndices(graft);
         graft.Stepped += OnStepped;
     }
 
@@ -97,6 +102,20 @@ public sealed class StepNormRecorder : IDisposable
         ArgumentNullException.ThrowIfNull(model);
         var byHandle = model.named_parameters().ToDictionary(np => np.parameter.Handle, np => np.name);
         return graft.parameters().Select((p, i) => byHandle.TryGetValue(p.Handle, out var name) ? name : $"p{i}").ToArray();
+    }
+
+    /// <summary>For each of the graft's parameters, the index of D's parameter group that holds it (−1: not found).</summary>
+    private static int[] GroupIndices(GraftOptimizer graft)
+    {
+        var byHandle = new Dictionary<IntPtr, int>();
+        int g = 0;
+        foreach (var group in graft.Direction.ParamGroups) {
+            if (group is TorchSharp.Modules.ParamGroup pg) {
+                foreach (var p in pg.Parameters) byHandle.TryAdd(p.Handle, g);
+            }
+            g++;
+        }
+        return graft.parameters().Select(p => byHandle.TryGetValue(p.Handle, out int i) ? i : -1).ToArray();
     }
 
     /// <summary>Tensor names, in the graft's parameter order.</summary>
@@ -124,6 +143,7 @@ public sealed class StepNormRecorder : IDisposable
         }
         _buffer[_pending].copy_(row);
         _pendingSteps[_pending] = _step;
+        _pendingRates[_pending] = graft.Direction.ParamGroups.Select(pg => pg.LearningRate).ToArray();
         _pending++;
         if (_pending == _options.FlushEvery) FlushPending();
     }
@@ -202,6 +222,7 @@ public sealed class StepNormRecorder : IDisposable
         for (int r = 0; r < _pending; r++) {
             _steps.Add(_pendingSteps[r]);
             _rows.Add(values.AsSpan(r * width, width).ToArray());
+            _rates.Add(_pendingRates[r]);
         }
         _pending = 0;
         while (_steps.Count > _options.MaxRecordedSteps) Thin();
@@ -214,10 +235,13 @@ public sealed class StepNormRecorder : IDisposable
         var keep = Enumerable.Range(0, _steps.Count).Where(i => _steps[i] % _stride == 0).ToArray();
         var steps = keep.Select(i => _steps[i]).ToList();
         var rows = keep.Select(i => _rows[i]).ToList();
+        var rates = keep.Select(i => _rates[i]).ToList();
         _steps.Clear();
         _steps.AddRange(steps);
         _rows.Clear();
         _rows.AddRange(rows);
+        _rates.Clear();
+        _rates.AddRange(rates);
     }
 
     /// <summary>All records flushed so far, tidy: one per (step, tensor), globals last in each step.</summary>
@@ -242,6 +266,84 @@ public sealed class StepNormRecorder : IDisposable
     {
         var g = Records().Where(r => r.Tensor == GlobalName).ToArray();
         return (g.Select(r => (double)r.Step).ToArray(), g.Select(r => r.Ratio).ToArray());
+    }
+
+    /// <summary>
+    /// The paper's correction c(t) (sections 3.4 and 4.2): at each recorded step, the learning rate the graft gave D's
+    /// direction (the ratio ‖ΔM‖/‖ΔD‖ times D's own learning rate inside the graft at that step) divided by the rate
+    /// D would use on its own, <paramref name="directionRate"/>(t). Training D alone with its rate multiplied by c(t)
+    /// takes the graft's steps. Steps where <paramref name="tensor"/> had no gradient are left out.
+    /// </summary>
+    /// <param name="directionRate">D's own scheduled learning rate at optimizer step t (1-based): e.g.
+    /// <c>t =&gt; lr * Math.Pow(0.1, (t - 1) / 30)</c> for <c>StepLR(step_size: 30)</c>; with a TorchSharp
+    /// <c>LambdaLR</c> it is <c>lr · λ(t − 1)</c>. Must be finite and positive at every recorded step.</param>
+    /// <param name="tensor">A tensor name (<see cref="TensorNames"/>) or <see cref="GlobalName"/> (default).</param>
+    /// <returns>The recorded steps and c(t) at each.</returns>
+    /// <exception cref="ArgumentException">An unknown tensor, or <paramref name="directionRate"/> not finite and
+    /// positive at some step.</exception>
+    /// <exception cref="InvalidOperationException">The global series was asked for while D's parameter groups had
+    /// different learning rates (no single factor relates the global ratio to one rate): use a tensor's series.</exception>
+    public (double[] steps, double[] corrections) Corrections(Func<long, double> directionRate, string tensor = GlobalName)
+    {
+        ArgumentNullException.ThrowIfNull(directionRate);
+        ArgumentNullException.ThrowIfNull(tensor);
+        ThrowIfDisposed();
+        int index = tensor == GlobalName ? _names.Length : Array.IndexOf(_names, tensor);
+        if (index < 0)
+            throw new ArgumentException($"No tensor is named '{tensor}'; use one of {string.Join(", ", _names)} or StepNormRecorder.GlobalName.", nameof(tensor));
+        FlushPending();
+        var steps = new List<double>(_steps.Count);
+        var values = new List<double>(_steps.Count);
+        for (int s = 0; s < _steps.Count; s++) {
+            double ratio = _rows[s][3 * index + 2];
+            if (double.IsNaN(_rows[s][3 * index])) continue;
+            long step = _steps[s];
+            double own = directionRate(step);
+            if (!double.IsFinite(own) || own <= 0)
+                throw new ArgumentException($"directionRate({step}) = {own}; D's own learning rate must be finite and positive at every recorded step.", nameof(directionRate));
+            steps.Add(step);
+            values.Add(ratio * GraftRate(_rates[s], index, step) / own);
+        }
+        return (steps.ToArray(), values.ToArray());
+    }
+
+    /// <summary>D's learning rate inside the graft for the series <paramref name="index"/> (a tensor, or the global one).</summary>
+    private double GraftRate(double[] rates, int index, long step)
+    {
+        if (index < _names.Length && index < _directionGroupOf.Length && _directionGroupOf[index] >= 0 && _directionGroupOf[index] < rates.Length)
+            return rates[_directionGroupOf[index]];
+        double first = rates[0];
+        if (rates.Any(r => r != first)) {
+            throw new InvalidOperationException(index == _names.Length
+                ? $"At step {step} D's parameter groups had different learning rates ({string.Join(", ", rates)}): the global ratio has no single correction. Ask for a tensor's series, or give D one rate inside the graft."
+                : $"At step {step} D's parameter groups had different learning rates ({string.Join(", ", rates)}) and the group of '{_names[index]}' is not known.");
+        }
+        return first;
+    }
+
+    /// <summary>
+    /// Schedule discovery in one call: fits <see cref="Corrections"/> (its finite points) to <paramref name="family"/>,
+    /// or to the family with the highest R² when null. <c>.ToCorrection()</c> (in <c>AdaGraft.Schedules</c>) turns the
+    /// fit into the correction a <c>CorrectedScheduler</c> multiplies onto D's schedule.
+    /// </summary>
+    /// <param name="directionRate">D's own scheduled learning rate at step t (1-based), as for <see cref="Corrections"/>.</param>
+    /// <param name="family">The shape to fit; null: the best of those that apply (power law and exponential need c &gt; 0).</param>
+    /// <param name="tensor">A tensor name or <see cref="GlobalName"/> (default).</param>
+    public ScheduleFitResult FitCorrection(Func<long, double> directionRate, ScheduleFamily? family = null, string tensor = GlobalName)
+    {
+        var (steps, values) = Corrections(directionRate, tensor);
+        var keep = Enumerable.Range(0, values.Length).Where(i => double.IsFinite(values[i])).ToArray();
+        if (keep.Length < 3)
+            throw new InvalidOperationException($"Only {keep.Length} recorded steps of '{tensor}' have a finite correction; fitting needs at least 3. Train longer or record more often (RecorderOptions.Stride).");
+        var t = keep.Select(i => steps[i]).ToArray();
+        var c = keep.Select(i => values[i]).ToArray();
+        return family switch {
+            null => ScheduleFitter.Best(t, c),
+            ScheduleFamily.Linear => ScheduleFitter.Linear(t, c),
+            ScheduleFamily.PowerLaw => ScheduleFitter.PowerLaw(t, c),
+            ScheduleFamily.Exponential => ScheduleFitter.Exponential(t, c),
+            _ => throw new ArgumentOutOfRangeException(nameof(family), family, "Use Linear, PowerLaw, Exponential, or null for the best."),
+        };
     }
 
     /// <summary>Writes <c>step,tensor,m_norm,d_norm,ratio</c> CSV (invariant culture, round-trip precision).</summary>

@@ -200,8 +200,8 @@ public sealed partial class GenericSecondMomentOptimizer
         if (centered == true)
             throw new NotSupportedException(
                 "centered: true (centered RMSprop, which divides by √(v − mean(g)²)) is not supported by TorchRmsProp: Algorithm 1 keeps no "
-                + "running mean of the gradient. Use centered: false, or TorchSharp's torch.optim.RMSProp(..., centered: true) "
-                + "(a GraftOptimizer takes it as a child on the black-box path).");
+                + "running mean of the gradient. Use RmsPropOptimizer.Create(parameters, lr, alpha, eps, weight_decay, momentum, centered: true) "
+                + "(the same arguments and numbers as torch.optim.RMSProp, fused on CPU, usable in closed-form grafts), or centered: false here.");
     }
 
     private static SecondMomentOptions TorchRmsPropOptions(double lr, double alpha, double eps, double weight_decay, double momentum, bool centered, bool maximize)

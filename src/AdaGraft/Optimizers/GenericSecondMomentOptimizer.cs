@@ -25,7 +25,7 @@ namespace AdaGraft.Optimizers;
 /// <para>LR schedulers change <c>ParamGroup.LearningRate</c>; schedulers that cycle momentum or betas use
 /// <see cref="IMomentum"/> (β1) and <see cref="IBetas"/> (β1, β2).</para>
 /// </remarks>
-public sealed partial class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMomentOptions, SecondMomentState, SecondMomentRule>, IFusedPlanSource
+public sealed partial class GenericSecondMomentOptimizer : MomentRuleOptimizer<SecondMomentOptions, SecondMomentState, SecondMomentRule, GenericSecondMomentOptimizer.ParamGroup>, IFusedPlanSource
 {
     /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
     public sealed class ParamGroup : MomentParamGroup<SecondMomentOptions>

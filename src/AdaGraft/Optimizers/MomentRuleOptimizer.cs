@@ -75,10 +75,12 @@ public abstract class RuleOptimizer<TOptions, TState, TRule> : RuleOptimizer<TOp
 /// <typeparam name="TOptions">The rule's options.</typeparam>
 /// <typeparam name="TState">The rule's per-tensor state.</typeparam>
 /// <typeparam name="TRule">The rule.</typeparam>
-public abstract class MomentRuleOptimizer<TOptions, TState, TRule> : RuleOptimizer<TOptions, TState, TRule>, IMomentum, IBetas
+/// <typeparam name="TGroup">The group type plain TorchSharp groups and parameter lists are wrapped in.</typeparam>
+public abstract class MomentRuleOptimizer<TOptions, TState, TRule, TGroup> : RuleOptimizer<TOptions, TState, TRule>, IMomentum, IBetas
     where TOptions : RuleOptions, IMomentOptions, new()
     where TState : RuleState
     where TRule : IRule<TOptions, TState>
+    where TGroup : MomentParamGroup<TOptions>, new()
 {
     /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
     protected MomentRuleOptimizer(IEnumerable<Parameter> parameters, TOptions options)
@@ -88,8 +90,8 @@ public abstract class MomentRuleOptimizer<TOptions, TState, TRule> : RuleOptimiz
     protected MomentRuleOptimizer(IEnumerable<MomentParamGroup<TOptions>> groups, TOptions defaults)
         : base(groups, defaults) { }
 
-    private static MomentParamGroup<TOptions> Group(IEnumerable<Parameter> parameters, TOptions? options) =>
-        new(parameters, options);
+    private static TGroup Group(IEnumerable<Parameter> parameters, TOptions? options) =>
+        new() { Parameters = parameters, Options = options ?? new TOptions() };
 
     private static IEnumerable<Parameter> NotNull(IEnumerable<Parameter> parameters)
     {
@@ -114,4 +116,23 @@ public abstract class MomentRuleOptimizer<TOptions, TState, TRule> : RuleOptimiz
         }
         base.add_param_group(param_group!);
     }
+}
+
+/// <summary>
+/// <see cref="MomentRuleOptimizer{TOptions, TState, TRule, TGroup}"/> whose groups are
+/// <see cref="MomentParamGroup{TOptions}"/> (the zoo optimizers).
+/// </summary>
+/// <typeparam name="TOptions">The rule's options.</typeparam>
+/// <typeparam name="TState">The rule's per-tensor state.</typeparam>
+/// <typeparam name="TRule">The rule.</typeparam>
+public abstract class MomentRuleOptimizer<TOptions, TState, TRule> : MomentRuleOptimizer<TOptions, TState, TRule, MomentParamGroup<TOptions>>
+    where TOptions : RuleOptions, IMomentOptions, new()
+    where TState : RuleState
+    where TRule : IRule<TOptions, TState>
+{
+    /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
+    protected MomentRuleOptimizer(IEnumerable<Parameter> parameters, TOptions options) : base(parameters, options) { }
+
+    /// <summary>Creates the optimizer over parameter groups; unset group options come from <paramref name="defaults"/>.</summary>
+    protected MomentRuleOptimizer(IEnumerable<MomentParamGroup<TOptions>> groups, TOptions defaults) : base(groups, defaults) { }
 }

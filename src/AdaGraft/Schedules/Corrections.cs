@@ -15,8 +15,22 @@ public interface ILearningRateCorrection
 /// <summary><c>c0 + c1·t</c>: the linear correction the paper discovers for AdaGrad (section 3.4).</summary>
 public sealed record LinearCorrection(double C0, double C1) : ILearningRateCorrection
 {
+    /// <summary>
+    /// The least factor: <c>max(c0 + c1·t, Floor)</c>. Default −∞ (the line as it is; a negative factor makes
+    /// <see cref="CorrectedScheduler"/> raise). A fitted line's <see cref="ScheduleCorrections.ToCorrection"/> sets 0,
+    /// so that a falling line extrapolated past its zero holds the rate at 0 instead.
+    /// </summary>
+    public double Floor { get; init; } = double.NegativeInfinity;
+
     /// <inheritdoc />
-    public double Factor(long t) => C0 + C1 * t;
+    public double Factor(long t) => Math.Max(C0 + C1 * t, Floor);
+}
+
+/// <summary><c>a·e^(b·t)</c>: an exponential correction (e.g. a fitted decay, b &lt; 0).</summary>
+public sealed record ExponentialCorrection(double A, double B) : ILearningRateCorrection
+{
+    /// <inheritdoc />
+    public double Factor(long t) => A * Math.Exp(B * t);
 }
 
 /// <summary><c>a·t^α</c>: a power-law correction (section 3.3, α ≈ −0.27 in the translation run).</summary>

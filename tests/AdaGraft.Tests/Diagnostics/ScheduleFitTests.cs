@@ -54,6 +54,26 @@ public class ScheduleFitTests
     }
 
     [Fact]
+    public void LineIsExactOnALineAndLosesNoPrecisionAtLargeSteps()
+    {
+        var (c0, c1, r2) = ScheduleFitter.Line(new[] { 1.0, 2, 3, 4 }, new[] { 3.0, 5, 7, 9 });
+        c0.Should().BeApproximately(1, 1e-12);
+        c1.Should().BeApproximately(2, 1e-12);
+        r2.Should().Be(1);
+        var t = Enumerable.Range(0, 100).Select(i => 1e8 + i).ToArray();
+        ScheduleFitter.Line(t, t.Select(x => 5 - 3e-3 * (x - 1e8)).ToArray()).slope.Should().BeApproximately(-3e-3, 1e-12);
+    }
+
+    [Fact]
+    public void LineRejectsBadInputWithTheReason()
+    {
+        FluentActions.Invoking(() => ScheduleFitter.Line(new[] { 1.0, 2 }, new[] { 1.0 })).Should().Throw<ArgumentException>().WithMessage("*2 points*1*");
+        FluentActions.Invoking(() => ScheduleFitter.Line(new[] { 1.0 }, new[] { 1.0 })).Should().Throw<ArgumentException>().WithMessage("*at least 2*");
+        FluentActions.Invoking(() => ScheduleFitter.Line(new[] { 1.0, 1 }, new[] { 1.0, 2 })).Should().Throw<ArgumentException>().WithMessage("*All x are equal*");
+        FluentActions.Invoking(() => ScheduleFitter.Line(new[] { 1.0, double.PositiveInfinity }, new[] { 1.0, 2 })).Should().Throw<ArgumentException>().WithMessage("*not finite*");
+    }
+
+    [Fact]
     public void BadSeriesAreRejectedWithTheReason()
     {
         var ok = new double[] { 1, 2, 3 };
