@@ -32,9 +32,12 @@ public sealed class NAdamOptimizer : MomentRuleOptimizer<NAdamOptions, NAdamStat
         MomentumDecay = momentum_decay,
     };
 
-    /// <summary>Reproduces <c>torch.optim.NAdam(parameters, lr, beta1, beta2, eps, weight_decay, momentum_decay)</c>.</summary>
-    public static NAdamOptimizer Create(IEnumerable<Parameter> parameters, double lr = 0.002, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, double momentum_decay = 0.004)
-        => new(parameters, DefaultOptions(lr, beta1, beta2, eps, weight_decay, momentum_decay));
+    /// <summary>
+    /// Reproduces <c>torch.optim.NAdam(named_parameters, lr, beta1, beta2, eps, weight_decay, momentum_decay)</c>; the first
+    /// argument is a parameter list, named <c>named_parameters</c> as in TorchSharp 0.107's factory.
+    /// </summary>
+    public static NAdamOptimizer Create(IEnumerable<Parameter> named_parameters, double lr = 0.002, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, double momentum_decay = 0.004)
+        => new(named_parameters, DefaultOptions(lr, beta1, beta2, eps, weight_decay, momentum_decay));
 
     /// <summary>The same preset over parameter groups: unset group options take these arguments.</summary>
     public static NAdamOptimizer Create(IEnumerable<MomentParamGroup<NAdamOptions>> parameters, double lr = 0.002, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, double momentum_decay = 0.004)

@@ -65,6 +65,27 @@ public sealed class TorchSignatureTests
         Drift(host, name, factory).Should().BeEmpty($"{preset} must be a drop-in for torch.optim.{factory}");
     }
 
+    /// <summary>TorchSharp's other second-moment built-ins and their rule optimizers (parameter-list form).</summary>
+    public static TheoryData<Type, string> RuleDropIns() => new() {
+        { typeof(NAdamOptimizer), nameof(optim.NAdam) },
+        { typeof(RAdamOptimizer), nameof(optim.RAdam) },
+        { typeof(AdamaxOptimizer), nameof(optim.Adamax) },
+        { typeof(AdadeltaOptimizer), nameof(optim.Adadelta) },
+        { typeof(RmsPropOptimizer), nameof(optim.RMSProp) },
+    };
+
+    [Theory]
+    [MemberData(nameof(RuleDropIns))]
+    public void ARuleDropInsCreateHasTorchSharpsNamesOrderAndDefaults(Type host, string factory)
+    {
+        var first = typeof(IEnumerable<Parameter>);
+        var theirs = typeof(optim).GetMethods(BindingFlags.Public | BindingFlags.Static)
+            .Single(m => m.Name == factory && m.GetParameters()[0].ParameterType == first);
+        var ours = Presets.Overload(host, "Create", first);
+        ours.Should().NotBeNull($"{host.Name}.Create must take a parameter list as torch.optim.{factory} does");
+        Differences(theirs, ours!).Should().BeEmpty($"{host.Name}.Create must be a drop-in for torch.optim.{factory}");
+    }
+
     /// <summary>The check finds drifts: a preset with PyTorch's AdamW default and two switched arguments fails it.</summary>
     [Fact]
     public void TheCheckFindsADriftedDefaultAndASwitchedOrder()
