@@ -1,7 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
-
 namespace AdaGraft.Diagnostics;
 
 /// <summary>The shapes of implicit step-size schedules seen in the paper (sections 3.4 and 4.2).</summary>

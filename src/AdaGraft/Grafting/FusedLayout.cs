@@ -1,9 +1,3 @@
-using System;
-using System.Collections.Generic;
-using AdaGraft.Rules;
-using TorchSharp;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Grafting;
 
 /// <summary>

@@ -1,5 +1,3 @@
-using System;
-using static TorchSharp.torch;
 using static TorchSharp.torch.optim;
 
 namespace AdaGraft.Grafting;

@@ -1,9 +1,4 @@
-using System;
-using System.Linq;
 using AdaGraft.Optimizers;
-using AdaGraft.Rules;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Grafting;
 

@@ -1,8 +1,3 @@
-using System;
-using AdaGraft.Rules;
-using TorchSharp;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Grafting;
 
 /// <summary>The fused black-box path: Algorithm 3 with fused save, measure-and-restore, measure and combine kernels.</summary>

@@ -1,10 +1,4 @@
-using System;
-using System.Collections.Generic;
 using AdaGraft.Optimizers;
-using AdaGraft.Rules;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Grafting;
 

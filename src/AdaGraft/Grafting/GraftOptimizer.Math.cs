@@ -1,9 +1,3 @@
-using System;
-using System.Linq;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Grafting;
 
 /// <summary>The norm, ratio (0 where ‖ΔD‖ = 0), zero rule and combination math every eager path shares.</summary>

@@ -1,11 +1,4 @@
-using System;
-using System.Collections.Generic;
-using System.IO;
-using System.Linq;
 using AdaGraft.Optimizers;
-using AdaGraft.Rules;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
 using static TorchSharp.torch.optim;
 
 namespace AdaGraft.Grafting;

@@ -1,6 +1,3 @@
-using System;
-using TorchSharp;
-
 namespace AdaGraft.Grafting;
 
 /// <summary>Over which set of coordinates the norms ‖ΔM‖ and ‖ΔD‖ are taken.</summary>

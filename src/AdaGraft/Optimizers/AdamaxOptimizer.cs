@@ -1,8 +1,3 @@
-using System.Collections.Generic;
-using AdaGraft.Rules;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Optimizers;
 
 /// <summary>

@@ -1,10 +1,4 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
-using TorchSharp;
-using TorchSharp.Modules;
 using static AdaGraft.Rules.TensorLayout;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Optimizers;
 

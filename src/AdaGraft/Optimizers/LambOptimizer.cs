@@ -1,7 +1,3 @@
-using System.Collections.Generic;
-using AdaGraft.Rules;
-using TorchSharp.Modules;
-
 namespace AdaGraft.Optimizers;
 
 /// <summary>

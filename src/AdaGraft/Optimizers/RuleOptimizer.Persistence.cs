@@ -1,12 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.IO;
-using System.Linq;
-using AdaGraft.Rules;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Optimizers;
 
 /// <summary>Persistence of a rule optimizer: checkpoints, state dictionaries, staged loads and moves between devices.</summary>

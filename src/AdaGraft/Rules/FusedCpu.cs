@@ -1,12 +1,9 @@
-using System;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using System.Threading.Tasks;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Rules;
 

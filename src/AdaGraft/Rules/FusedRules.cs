@@ -1,9 +1,5 @@
-using System;
-using System.Collections.Generic;
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Rules;
 

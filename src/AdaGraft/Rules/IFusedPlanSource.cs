@@ -1,6 +1,3 @@
-using TorchSharp;
-using TorchSharp.Modules;
-
 namespace AdaGraft.Rules;
 
 /// <summary>

@@ -1,6 +1,3 @@
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Rules;
 
 /// <summary>

@@ -1,8 +1,3 @@
-using System;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Rules;
 
 /// <summary>Hyperparameters of <see cref="LambRule"/> (one parameter group). Unset values inherit the optimizer's defaults.</summary>

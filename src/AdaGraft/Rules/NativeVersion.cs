@@ -1,8 +1,4 @@
-using System;
-using System.IO;
 using System.Runtime.InteropServices;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Rules;
 

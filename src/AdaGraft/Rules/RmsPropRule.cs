@@ -1,8 +1,4 @@
-using System;
 using System.Numerics;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Rules;
 

@@ -1,10 +1,5 @@
-using System;
-using System.Collections.Generic;
 using System.Globalization;
-using System.IO;
-using System.Linq;
 using System.Reflection;
-using TorchSharp.Modules;
 
 namespace AdaGraft.Rules;
 

@@ -1,10 +1,3 @@
-using System;
-using System.IO;
-using System.Linq;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Rules;
 
 /// <summary>

@@ -1,8 +1,3 @@
-using System;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Rules;
 
 /// <summary>Where ε enters the denominator.</summary>

@@ -1,8 +1,3 @@
-using System.IO;
-using System.Linq;
-using TorchSharp;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Rules;
 
 /// <summary>

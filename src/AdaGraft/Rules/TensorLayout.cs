@@ -1,6 +1,3 @@
-using System.Linq;
-using static TorchSharp.torch;
-
 namespace AdaGraft.Rules;
 
 /// <summary>

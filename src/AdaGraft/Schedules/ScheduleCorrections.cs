@@ -1,4 +1,3 @@
-using System;
 using AdaGraft.Diagnostics;
 
 namespace AdaGraft.Schedules;

@@ -1,7 +1,3 @@
-using System;
-using System.IO;
-using System.Linq;
-using TorchSharp.Modules;
 using static TorchSharp.torch.optim;
 using static TorchSharp.torch.optim.lr_scheduler;
 
