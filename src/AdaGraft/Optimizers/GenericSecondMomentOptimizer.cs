@@ -53,56 +53,27 @@ public sealed partial class GenericSecondMomentOptimizer : MomentRuleOptimizer<S
     private bool Fused => CpuSwitches.Fused(FusedCpuKernel);
 
     /// <summary>How many tensor steps the fused kernel has taken (diagnostics and tests).</summary>
-    internal long FusedTensorSteps { get; private set; }
+    internal long FusedTensorSteps => _fusedSteps;
+
+    private long _fusedSteps;
 
     /// <inheritdoc />
-    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors)
+    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => !Fused ? null
+        : FusedRules.Steps(tensors.Count, i => (tensors[i].State, tensors[i].Parameter, tensors[i].Grad),
+            i => (SecondMomentRule.Plan(tensors[i].Options, tensors[i].State), default(FusedPointers)), StepChunk, ref _fusedSteps);
+
+    /// <summary>The Algorithm 1 kernel over elements [start, end) of one tensor.</summary>
+    private static void StepChunk(in FusedPlan plan, in FusedPointers at, long start, long end)
     {
-        if (!Fused || tensors.Count == 0) return null;
-        int n = tensors.Count;
-        var fused = new bool[n];
-        var plans = new FusedPlan[n];
-        var w = new IntPtr[n];
-        var g = new IntPtr[n];
-        var single = new bool[n];
-        var items = new List<FusedCpu.WorkItem>();
-        long total = 0;
-        for (int i = 0; i < n; i++) {
-            var (options, state, p, grad) = tensors[i];
-            if (!SecondMomentRule.CanFuse(state, p, grad)) continue;
-            fused[i] = true;
-            plans[i] = SecondMomentRule.Plan(options, state);
-            w[i] = FusedCpu.Pointer(p);
-            g[i] = FusedCpu.Pointer(grad);
-            single[i] = p.dtype == ScalarType.Float32;
-            long numel = p.numel();
-            FusedCpu.Split(items, i, numel, 0, 0);
-            total += numel;
-        }
-        if (!Array.Exists(fused, f => f)) return null;
-        // One parallel loop over every fused tensor's chunks: many small tensors share the threads, as one large one does.
-        FusedCpu.Run(items.Count, total, j => {
-            var (t, start, length, _) = items[j];
-            if (single[t]) FusedCpu.Step<float>(plans[t], w[t], g[t], start, start + length);
-            else FusedCpu.Step<double>(plans[t], w[t], g[t], start, start + length);
-        });
-        // The kernels wrote through data pointers: advance the version counters as the eager in-place ops would, and
-        // keep every tensor whose address they used alive until here.
-        for (int i = 0; i < n; i++) {
-            if (!fused[i]) continue;
-            tensors[i].State.MarkParameterWritten(w[i]);
-            tensors[i].State.MarkSlotsWritten();
-            FusedTensorSteps++;
-        }
-        GC.KeepAlive(tensors);
-        return fused;
+        if (at.Single) FusedCpu.Step<float>(plan, at.W, at.G, start, end);
+        else FusedCpu.Step<double>(plan, at.W, at.G, start, end);
     }
 
     /// <inheritdoc />
     bool IFusedPlanSource.CanFuseState(Parameter parameter, ScalarType dtype)
     {
         var (_, state) = EntryOf(parameter);
-        return Fused && SecondMomentRule.StateCanFuse(state, dtype);
+        return Fused && FusedRules.StateCanFuse(state, dtype);
     }
 
     /// <inheritdoc />

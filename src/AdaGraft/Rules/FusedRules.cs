@@ -23,7 +23,7 @@ internal unsafe interface IVectorKernel<T> where T : unmanaged
 internal delegate void ChunkKernel<TPlan>(in TPlan plan, in FusedPointers at, long start, long end);
 
 /// <summary>
-/// The fused CPU path of the rules that are not Algorithm 1 (NAdam, RAdam, Adamax, Adadelta, TorchSharp's RMSprop):
+/// The fused CPU path of the rule optimizers (Algorithm 1, NAdam, RAdam, Adamax, Adadelta, TorchSharp's RMSprop):
 /// each element's gradient, state and parameter are read once and written once, in SIMD vectors over chunks run in
 /// parallel (<see cref="FusedCpu.Run"/>), instead of one memory pass per tensor operation. Contiguous float32/float64
 /// CPU tensors with a host step count only; everything else takes the eager path, which computes the same numbers.
@@ -37,7 +37,13 @@ internal static unsafe class FusedRules
     internal static bool CanFuse(RuleState state, Tensor param, Tensor grad)
     {
         var dtype = param.dtype;
-        if (!FusedCpu.Eligible(param, dtype) || !FusedCpu.Eligible(grad, dtype) || state.AppliedSteps is not null) return false;
+        return FusedCpu.Eligible(param, dtype) && FusedCpu.Eligible(grad, dtype) && StateCanFuse(state, dtype);
+    }
+
+    /// <summary>The state half of <see cref="CanFuse"/>: a host-side step count and <paramref name="dtype"/> CPU slots.</summary>
+    internal static bool StateCanFuse(RuleState state, ScalarType dtype)
+    {
+        if (state.AppliedSteps is not null) return false;
         for (int i = 0; i < state.SlotNames.Length; i++) {
             if (state.SlotAt(i) is Tensor slot && !FusedCpu.Eligible(slot, dtype)) return false;
         }

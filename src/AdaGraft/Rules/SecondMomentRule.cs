@@ -272,29 +272,8 @@ public sealed class SecondMomentRule : IRule<SecondMomentOptions, SecondMomentSt
         (beta1 > 0 ? 1 - Math.Pow(beta1, t) : 1, 1 - Math.Pow(beta2, t));
 
     /// <summary>
-    /// True when the fused CPU kernel can take this tensor's step: contiguous float32/float64 CPU parameter, gradient
-    /// and state, and a host-side step count (no <see cref="RuleState.AppliedSteps"/>). Changes nothing.
-    /// </summary>
-    internal static bool CanFuse(SecondMomentState state, Tensor param, Tensor grad)
-    {
-        var dtype = param.dtype;
-        return FusedCpu.Eligible(param, dtype) && FusedCpu.Eligible(grad, dtype) && StateCanFuse(state, dtype);
-    }
-
-    /// <summary>The state half of <see cref="CanFuse"/>: a host-side step count and <paramref name="dtype"/> CPU slots.</summary>
-    internal static bool StateCanFuse(SecondMomentState state, ScalarType dtype)
-    {
-        if (state.AppliedSteps is not null) return false;
-        for (int i = 0; i < state.SlotNames.Length; i++) {
-            var slot = state.SlotAt(i);
-            if (slot is not null && !FusedCpu.Eligible(slot, dtype)) return false;
-        }
-        return true;
-    }
-
-    /// <summary>
     /// The fused kernel's form of <see cref="Propose"/>: advances the step counter, allocates the slots the step needs,
-    /// and returns the host constants and state pointers (only after <see cref="CanFuse"/> said yes).
+    /// and returns the host constants and state pointers (only after <see cref="FusedRules.CanFuse"/> said yes).
     /// </summary>
     internal static FusedPlan Plan(SecondMomentOptions o, SecondMomentState state)
     {
