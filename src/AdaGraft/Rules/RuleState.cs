@@ -298,11 +298,23 @@ public abstract class RuleState : OptimizerState, IDisposable
                     throw new InvalidDataException($"The saved state has slot '{name}' where {GetType().Name} expects '{_slotNames[i]}': the file was written by another optimizer type.");
                 slots[i] = TensorIO.ReadOptional(reader, ExpectedSlotShape(i), _parameter.dtype, _parameter.device, $"state slot '{name}'");
             }
+            CheckLoadedSlots(step, slots);
         } catch {
             foreach (var t in slots) t?.Dispose();
             throw;
         }
         return (step, slots, host);
+    }
+
+    /// <summary>
+    /// Throws <see cref="InvalidDataException"/> when slots read from a file (each already of its expected shape) do not
+    /// form a state this one can continue from (e.g. a matrix preconditioner's factors present for other dimensions).
+    /// Called before anything changes; none by default.
+    /// </summary>
+    /// <param name="steps">The saved step count.</param>
+    /// <param name="slots">The saved slots (null where absent).</param>
+    protected virtual void CheckLoadedSlots(long steps, Tensor?[] slots)
+    {
     }
 
     /// <summary>Copies another state of the same type (validated first).</summary>

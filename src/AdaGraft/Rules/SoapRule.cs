@@ -147,6 +147,22 @@ public sealed class SoapState : RuleState
             + $"(max_precond_dim, merge_dims, precondition_1d, identity_basis) now give {wanted}. Restore those options, or build a new optimizer.");
     }
 
+    /// <inheritdoc />
+    protected override void CheckLoadedSlots(long steps, Tensor?[] slots)
+    {
+        ArgumentNullException.ThrowIfNull(slots);
+        var layout = Layout;
+        for (int i = 0; i < slots.Length; i++) {
+            int d = (i - 2) / 2;
+            bool wanted = steps > 0 && (i < 2 || (d < layout.Shape.Length && layout.Preconditioned[d]));
+            if (wanted == slots[i] is not null) continue;
+            throw new InvalidDataException(
+                $"The saved SOAP state of a parameter of shape {TensorLayout.Shape(Parameter.shape)} after {steps} steps "
+                + $"{(wanted ? "lacks" : "has")} slot '{SlotNames[i]}', but this optimizer's layout is {layout}: the file was saved "
+                + "with other max_precond_dim, merge_dims, precondition_1d or identity_basis. Load it into an optimizer built with the file's.");
+        }
+    }
+
     internal Tensor Slot(int index) => EnsureSlot(index);
 
     internal Tensor FactorSlot(int dim) => EnsureSlot(2 + 2 * dim);

@@ -49,6 +49,7 @@ public static class SoapTestSupport
     public static double OrthonormalityError(Tensor q)
     {
         using var scope = torch.NewDisposeScope();
-        return (q.t().matmul(q) - torch.eye(q.shape[1], dtype: q.dtype)).abs().max().item<double>();
+        var d = q.to_type(ScalarType.Float64);
+        return (d.t().matmul(d) - torch.eye(q.shape[1], dtype: ScalarType.Float64)).abs().max().item<double>();
     }
 }
