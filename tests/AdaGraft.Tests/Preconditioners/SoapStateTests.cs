@@ -5,7 +5,8 @@ public class SoapStateTests
 {
     /// <summary>
     /// save_state_dict after 7 steps (a refresh at Adam step 3 and 6), load into a fresh optimizer built with other
-    /// numbers, continue both 6 steps (one more refresh): bit-identical. A fresh optimizer that did not load differs.
+    /// numbers (and moved with to(CPU), where it is), continue both 6 steps (one more refresh): bit-identical. A fresh
+    /// optimizer that did not load differs.
     /// </summary>
     [Theory]
     [InlineData(false)]
@@ -26,6 +27,7 @@ public class SoapStateTests
         var state = restored.StateOf(restoredParams[0]);
         state.Step.Should().Be(7);
         state.Basis(0).Should().NotBeNull();
+        restored.to(CPU); // a move to the device it is on changes nothing
 
         SoapTestSupport.Run(original, w, 6, first: 7);
         SoapTestSupport.Run(restored, restoredParams, 6, first: 7);
@@ -130,21 +132,5 @@ public class SoapStateTests
         soap.Invoking(o => o.step()).Should().Throw<NotSupportedException>().Which.Message.Should().Contain("SkipNonFiniteSteps");
         TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(w), before);
         soap.StateOf(w[0]).FirstMoment.Should().BeNull();
-    }
-
-    /// <summary>to(device) on the parameters' own device keeps every tensor of the state and the steps the same.</summary>
-    [Fact]
-    public void ToTheSameDeviceChangesNothing()
-    {
-        var a = Fixtures.MakeParameters(SoapTestSupport.Shapes);
-        var b = Fixtures.Clone(a);
-        using var moved = SoapOptimizer.Create(a, precondition_frequency: 2);
-        using var still = SoapOptimizer.Create(b, precondition_frequency: 2);
-        SoapTestSupport.Run(moved, a, 4);
-        SoapTestSupport.Run(still, b, 4);
-        moved.to(CPU);
-        SoapTestSupport.Run(moved, a, 4, first: 4);
-        SoapTestSupport.Run(still, b, 4, first: 4);
-        TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(a), Fixtures.Snapshot(b));
     }
 }
