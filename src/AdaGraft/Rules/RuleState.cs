@@ -224,6 +224,7 @@ public abstract class RuleState : OptimizerState, IDisposable
     internal void CheckFits(int index)
     {
         ThrowIfDisposed();
+        CheckStructure(index);
         // The slots are this state's own: while none was replaced or handed out, they fit as long as the parameter's
         // layout is the one they were last found to fit.
         if (!_exposed && _cache.StillFits(_parameter)) return;
@@ -238,6 +239,16 @@ public abstract class RuleState : OptimizerState, IDisposable
                 + "converted after the optimizer was built. Build a new optimizer over the changed parameters (or load a matching state).");
         }
         _cache.Fitted(_parameter);
+    }
+
+    /// <summary>
+    /// Throws <see cref="InvalidOperationException"/> when the state's structure (e.g. which dimensions a matrix
+    /// preconditioner covers) no longer matches its group's options; called first by <see cref="CheckFits"/>, before
+    /// anything changes. None by default.
+    /// </summary>
+    /// <param name="index">The parameter's index in the optimizer's list (for the message).</param>
+    protected virtual void CheckStructure(int index)
+    {
     }
 
     /// <summary>True when slot <paramref name="i"/> has the parameter's dtype and device and the shape <see cref="ExpectedSlotShape"/> gives.</summary>
@@ -336,11 +347,23 @@ public abstract class RuleState : OptimizerState, IDisposable
                     throw new InvalidDataException($"The saved state has slot '{name}' where {GetType().Name} expects '{_slotNames[i]}': the file was written by another optimizer type.");
                 slots[i] = TensorIO.ReadOptional(reader, ExpectedSlotShape(i), _parameter.dtype, _parameter.device, $"state slot '{name}'");
             }
+            CheckLoadedSlots(step, slots);
         } catch {
             foreach (var t in slots) t?.Dispose();
             throw;
         }
         return (step, slots, host);
+    }
+
+    /// <summary>
+    /// Throws <see cref="InvalidDataException"/> when slots read from a file (each already of its expected shape) do not
+    /// form a state this one can continue from (e.g. a matrix preconditioner's factors present for other dimensions).
+    /// Called before anything changes; none by default.
+    /// </summary>
+    /// <param name="steps">The saved step count.</param>
+    /// <param name="slots">The saved slots (null where absent).</param>
+    protected virtual void CheckLoadedSlots(long steps, Tensor?[] slots)
+    {
     }
 
     /// <summary>Copies another state of the same type (validated first).</summary>
