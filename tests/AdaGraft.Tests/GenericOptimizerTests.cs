@@ -4,7 +4,7 @@ using static AdaGraft.Tests.Support.TestTensors;
 namespace AdaGraft.Tests;
 
 /// <summary>
-/// Properties every configuration of <see cref="OptimizerCatalog"/> must have as a TorchSharp optimizer:
+/// Properties every Algorithm 1 configuration of <see cref="OptimizerTable"/> must have as a TorchSharp optimizer:
 /// state-dict round trips, closures, LR schedulers, device moves, parameter groups, zero_grad and disposal.
 /// </summary>
 public class GenericOptimizerTests
@@ -27,11 +27,11 @@ public class GenericOptimizerTests
     // ---------------- State dict ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void StateDictRoundTripThroughAStreamContinuesBitIdentically(string name)
     {
         var a = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerCatalog.Create(name, a);
+        using var opt = OptimizerTable.CreateGeneric(name, a);
         Run(opt, a, 0, 5);
 
         byte[] bytes;
@@ -41,7 +41,7 @@ public class GenericOptimizerTests
         }
 
         var b = Fixtures.Clone(a);
-        using var restored = OptimizerCatalog.Create(name, b);
+        using var restored = OptimizerTable.CreateGeneric(name, b);
         // A different learning rate, so that a load that forgets the options is noticed.
         foreach (var g in restored.ParamGroups) g.LearningRate *= 3;
         using (var stream = new MemoryStream(bytes))
@@ -59,20 +59,20 @@ public class GenericOptimizerTests
     }
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void StateDictRoundTripThroughAFileContinuesBitIdentically(string name)
     {
         var dir = Directory.CreateTempSubdirectory("adagraft-tests-");
         try {
             string path = Path.Combine(dir.FullName, "optimizer.bin");
             var a = Fixtures.MakeParameters(Fixtures.Shapes);
-            using var opt = OptimizerCatalog.Create(name, a);
+            using var opt = OptimizerTable.CreateGeneric(name, a);
             Run(opt, a, 0, 5);
             opt.save_state_dict(path);
             Directory.GetFiles(dir.FullName).Should().ContainSingle("the atomic save leaves no temporary file behind");
 
             var b = Fixtures.Clone(a);
-            using var restored = OptimizerCatalog.Create(name, b);
+            using var restored = OptimizerTable.CreateGeneric(name, b);
             foreach (var g in restored.ParamGroups) g.LearningRate *= 3;
             restored.load_state_dict(path);
             foreach (var p in b) restored.StateOf(p).Step.Should().Be(5);
@@ -88,15 +88,15 @@ public class GenericOptimizerTests
     // ---------------- Closures ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void StepWithClosureCallsItOnceReturnsItsLossAndEqualsAStepWithTheSameGradient(string name)
     {
         var a = Fixtures.MakeParameters(Fixtures.Shapes);
         var b = Fixtures.Clone(a);
         using var gen = new Generator(11);
         var c = a.Select(p => torch.randn(p.shape, ScalarType.Float64, generator: gen)).ToList();
-        using var withClosure = OptimizerCatalog.Create(name, a);
-        using var byHand = OptimizerCatalog.Create(name, b);
+        using var withClosure = OptimizerTable.CreateGeneric(name, a);
+        using var byHand = OptimizerTable.CreateGeneric(name, b);
 
         for (int step = 0; step < 3; step++) {
             int calls = 0;
@@ -129,15 +129,15 @@ public class GenericOptimizerTests
     // ---------------- LR schedulers ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void StepLrGivesTheSameTrajectoryAsSettingTheLearningRateByHand(string name)
     {
         var a = Fixtures.MakeParameters(Fixtures.Shapes);
         var b = Fixtures.Clone(a);
         var constant = Fixtures.Clone(a);
-        using var scheduled = OptimizerCatalog.Create(name, a);
-        using var byHand = OptimizerCatalog.Create(name, b);
-        using var unscheduled = OptimizerCatalog.Create(name, constant);
+        using var scheduled = OptimizerTable.CreateGeneric(name, a);
+        using var byHand = OptimizerTable.CreateGeneric(name, b);
+        using var unscheduled = OptimizerTable.CreateGeneric(name, constant);
         double lr0 = scheduled.ParamGroups.Single().LearningRate;
         var scheduler = optim.lr_scheduler.StepLR(scheduled, step_size: 3, gamma: 0.5);
 
@@ -158,13 +158,13 @@ public class GenericOptimizerTests
     }
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.NamesWithMomentum), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNamesWithMomentum), MemberType = typeof(OptimizerTable))]
     public void OneCycleLrWithCycleMomentumChangesTheGroupsBeta1AndTheOptimizerUsesIt(string name)
     {
         var a = Fixtures.MakeParameters(Fixtures.Shapes);
         var b = Fixtures.Clone(a);
-        using var cycled = OptimizerCatalog.Create(name, a);
-        using var notCycled = OptimizerCatalog.Create(name, b);
+        using var cycled = OptimizerTable.CreateGeneric(name, a);
+        using var notCycled = OptimizerTable.CreateGeneric(name, b);
         var groupA = (GenericSecondMomentOptimizer.ParamGroup)cycled.Groups.Single();
         var groupB = (GenericSecondMomentOptimizer.ParamGroup)notCycled.Groups.Single();
         double beta1 = groupA.Momentum, beta2 = groupA.Options.Beta2!.Value;
@@ -197,13 +197,13 @@ public class GenericOptimizerTests
     // ---------------- Device moves ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void ToDeviceKeepsTheTrajectory(string name)
     {
         var a = Fixtures.MakeParameters(Fixtures.Shapes);
         var b = Fixtures.Clone(a);
-        using var moved = OptimizerCatalog.Create(name, a);
-        using var stayed = OptimizerCatalog.Create(name, b);
+        using var moved = OptimizerTable.CreateGeneric(name, a);
+        using var stayed = OptimizerTable.CreateGeneric(name, b);
         Run(moved, a, 0, 3);
         Run(stayed, b, 0, 3);
         moved.to(torch.CPU);
@@ -216,10 +216,10 @@ public class GenericOptimizerTests
     // ---------------- Parameter groups ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void TwoParameterGroupsEqualTwoSeparateOptimizers(string name)
     {
-        var factory = OptimizerCatalog.Factories[name];
+        var factory = OptimizerTable.GenericFactory(name);
         var all = Fixtures.MakeParameters(Fixtures.Shapes);
         var separate = Fixtures.Clone(all);
         var defaults = DefaultsOf(factory);
@@ -250,11 +250,11 @@ public class GenericOptimizerTests
     // ---------------- zero_grad and missing gradients ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void ZeroGradSetsEveryGradientToZero(string name)
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerCatalog.Create(name, ps);
+        using var opt = OptimizerTable.CreateGeneric(name, ps);
         Fixtures.SetGradients(ps, 0);
         ps.Should().OnlyContain(p => Values(p.grad!).Any(x => x != 0), "the fixture's gradients are not zero");
         opt.zero_grad();
@@ -266,12 +266,12 @@ public class GenericOptimizerTests
     }
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void ParameterWithoutGradientIsSkipped(string name)
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         var before = Fixtures.Snapshot(ps);
-        using var opt = OptimizerCatalog.Create(name, ps);
+        using var opt = OptimizerTable.CreateGeneric(name, ps);
         for (int s = 0; s < 3; s++) {
             Fixtures.SetGradients(ps, s);
             ps[1].grad = null;
@@ -290,11 +290,11 @@ public class GenericOptimizerTests
     // ---------------- Disposal ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void DisposeFreesTheStateAndLaterStepsThrow(string name)
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        var opt = OptimizerCatalog.Create(name, ps);
+        var opt = OptimizerTable.CreateGeneric(name, ps);
         Run(opt, ps, 0, 2);
         var slots = Slots(opt, ps);
         slots.All(t => !t.IsInvalid).Should().BeTrue("the state is alive before Dispose");
