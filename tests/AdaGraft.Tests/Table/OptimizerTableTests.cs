@@ -332,12 +332,7 @@ public sealed class OptimizerTableTests
         using var cold = Build(entry, through, coldParams, 1);
         Transfer(source, restored, through);
         OptimizerTable.SaveState(restored).Should().Equal(OptimizerTable.SaveState(source), $"{name} loaded through {through} holds what was saved");
-        for (int step = 5; step < 10; step++) {
-            foreach (var (ps, opt) in new[] { (w, source), (restoredParams, restored), (coldParams, cold) }) {
-                Fixtures.SetGradients(ps, step);
-                opt.step();
-            }
-        }
+        for (int step = 5; step < 10; step++) Fixtures.StepAll(step, (w, source), (restoredParams, restored), (coldParams, cold));
         TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(restoredParams), Fixtures.Snapshot(w), $"({name} through {through}: restored vs. uninterrupted)");
         if (!entry.Stateless || IsGraft(through))
             Fixtures.MaxRelativeDifference(coldParams, w).Should().BeGreaterThan(1e-12, "an optimizer without the saved state takes other steps");

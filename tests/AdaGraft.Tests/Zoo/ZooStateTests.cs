@@ -27,14 +27,7 @@ public class ZooStateTests
         OptimizerTable.LoadState(restored, bytes);
         OptimizerTable.SaveState(restored).Should().Equal(bytes, "the loaded optimizer saves exactly what it loaded (options included)");
 
-        for (int step = 7; step < 12; step++) {
-            Fixtures.SetGradients(w, step);
-            Fixtures.SetGradients(restoredParams, step);
-            Fixtures.SetGradients(coldParams, step);
-            original.step();
-            restored.step();
-            cold.step();
-        }
+        for (int step = 7; step < 12; step++) Fixtures.StepAll(step, (w, original), (restoredParams, restored), (coldParams, cold));
         TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(restoredParams), Fixtures.Snapshot(w), "after loading");
         if (OptimizerTable.Get(name).Stateless) {
             // LARS without momentum (and plain SGD) keeps no tensor state: only the options (the 7× learning rate above) were restored.
