@@ -63,6 +63,16 @@ public sealed record OptimizerInfo(string Name, Type Type, Func<IEnumerable<Para
     /// <summary>The configuration keeps no tensor state: a fresh optimizer takes the same steps as a restored one.</summary>
     public bool Stateless { get; init; }
 
+    /// <summary>
+    /// False where the grafting identities that hold to round-off for step rules (Graft(A, 3A) = A; closed form = black
+    /// box) hold only approximately, for a stated reason: SOAP's decoupled weight decay multiplies the step by (1 − ηλ),
+    /// so its step is not linear in η; and its eigenbases of rank-deficient factors (a vector's factor gains rank one per
+    /// step) are not continuous in the gradients, so the black box's ΔD = w′ − w, which rounds differently from the
+    /// closed form's proposal, can pick another basis inside a degenerate eigenspace. SOAP's own graft tests cover both
+    /// paths where the factors are well defined.
+    /// </summary>
+    public bool ExactGraftIdentities { get; init; } = true;
+
     /// <summary>The preset method this entry's error inputs are for (e.g. <c>TorchAdam</c>), or null.</summary>
     public string? Preset { get; init; }
 
@@ -119,6 +129,7 @@ public static class OptimizerTable
             | Capability.WeightDecay | Capability.Momentum | Capability.TorchReference,
         [typeof(AdadeltaOptimizer)] = Capability.FusedKernel | Capability.ClosedFormChild | Capability.GroupsAndSchedulers | Capability.Maximize
             | Capability.WeightDecay | Capability.TorchReference,
+        [typeof(SoapOptimizer)] = Capability.ClosedFormChild | Capability.GroupsAndSchedulers | Capability.CyclesMomentum | Capability.WeightDecay | Capability.Momentum,
         [typeof(RmsPropOptimizer)] = Capability.FusedKernel | Capability.ClosedFormChild | Capability.GroupsAndSchedulers | Capability.CyclesMomentum
             | Capability.Maximize | Capability.WeightDecay | Capability.Momentum | Capability.TorchReference,
     };
@@ -232,6 +243,11 @@ public static class OptimizerTable
         },
         E("rmsprop-not-centered-momentum", (p, s) => RmsPropOptimizer.Create(p, 0.01 * s, momentum: 0.9, weight_decay: 0.05)) with {
             Reference = p => optim.RMSProp(p, 0.01, momentum: 0.9, weight_decay: 0.05),
+        },
+        // Matrix preconditioners.
+        E("soap", (p, s) => SoapOptimizer.Create(p, lr: 3e-3 * s, precondition_frequency: 2)) with { ExactGraftIdentities = false },
+        E("soap-precondition-1d", (p, s) => SoapOptimizer.Create(p, lr: 3e-3 * s, precondition_frequency: 1, precondition_1d: true, weight_decay: 0)) with {
+            ExactGraftIdentities = false,
         },
     };
 
