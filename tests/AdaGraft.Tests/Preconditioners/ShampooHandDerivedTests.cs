@@ -108,4 +108,34 @@ public sealed class ShampooHandDerivedTests
         Fixtures.MaxRelativeDifference(internalW, graftW).Should().BeLessThanOrEqualTo(1e-10);
         Fixtures.MaxRelativeDifference(internalW, start).Should().BeGreaterThan(1e-2);
     }
+
+    /// <summary>
+    /// Shampoo as M: one grafted step has Shampoo's own step norm per tensor and Adam's direction (each measured by
+    /// running the child alone from the same start).
+    /// </summary>
+    [Fact]
+    public void ShampooAsMagnitudeGivesItsStepNormToAdamsDirection()
+    {
+        long[][] shapes = { new long[] { 4, 6 }, new long[] { 5 } };
+        var graftW = Fixtures.MakeParameters(shapes);
+        var shampooW = Fixtures.Clone(graftW);
+        var adamW = Fixtures.Clone(graftW);
+        var start = Fixtures.Clone(graftW);
+        using var graft = new GraftOptimizer(ShampooOptimizer.Create(graftW, lr: 0.1, momentum: 0.9),
+            GenericSecondMomentOptimizer.TorchAdam(graftW, lr: 1), new GraftOptions { OwnsChildren = true });
+        using var shampoo = ShampooOptimizer.Create(shampooW, lr: 0.1, momentum: 0.9);
+        using var adam = GenericSecondMomentOptimizer.TorchAdam(adamW, lr: 1);
+        foreach (var (ps, opt) in new (IList<Parameter>, optim.Optimizer)[] { (graftW, graft), (shampooW, shampoo), (adamW, adam) }) {
+            Fixtures.SetGradients(ps, 0);
+            opt.step();
+        }
+        for (int i = 0; i < shapes.Length; i++) {
+            using var scope = torch.NewDisposeScope();
+            var step = graftW[i] - start[i];
+            var shampooStep = shampooW[i] - start[i];
+            var adamStep = adamW[i] - start[i];
+            step.norm().item<double>().Should().BeApproximately(shampooStep.norm().item<double>(), 1e-12);
+            Fixtures.RelativeDifference(step / step.norm(), adamStep / adamStep.norm()).Should().BeLessThan(1e-12);
+        }
+    }
 }
