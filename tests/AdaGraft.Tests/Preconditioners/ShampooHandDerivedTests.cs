@@ -83,59 +83,29 @@ public sealed class ShampooHandDerivedTests
     /// graft of <c>TorchAdagrad(eps: 1e-10)</c> as M and Shampoo without grafting as D: ‖ΔM‖/‖ΔD‖·ΔD with ΔM = −η·A and
     /// ΔD = −1·P is −η·P·‖A‖/‖P‖, and both take 0 where ‖P‖ = 0. The conventions agree without translation: AdaGrad's
     /// V includes the current G² and ε is added outside the root in both. Roots start at step 1, because before its
-    /// first root internal grafting takes A itself while the ungrafted D would take G.
+    /// first root internal grafting takes A itself while the ungrafted D would take G. The shapes are all
+    /// preconditioned ([3, 2, 5] merges into one 6×5 block): a vector takes A internally but G as an ungrafted D.
     /// </summary>
     [Fact]
     public void InternalAdaGradGraftingEqualsTheGraftOfAdaGradAndUngraftedShampoo()
     {
         long[][] shapes = { new long[] { 3, 5 }, new long[] { 4, 4 }, new long[] { 3, 2, 5 } };
-        var internalW = Fixtures.MakeParameters(shapes);
-        var graftW = Fixtures.Clone(internalW);
-        var start = Fixtures.Clone(internalW);
-        using var shampoo = ShampooOptimizer.Create(internalW, lr: 0.1, max_preconditioner_dim: 6);
-        using var graft = new GraftOptimizer(
-            GenericSecondMomentOptimizer.TorchAdagrad(graftW, lr: 0.1, eps: 1e-10),
-            ShampooOptimizer.Create(graftW, lr: 1, max_preconditioner_dim: 6, grafting: ShampooGrafting.None),
-            new GraftOptions { Granularity = GraftGranularity.PerTensor, OwnsChildren = true });
-        for (int step = 0; step < 10; step++) {
-            Fixtures.SetGradients(internalW, step);
-            Fixtures.SetGradients(graftW, step);
-            shampoo.step();
-            graft.step();
-        }
-        shampoo.StateOf(internalW[2]).MergedShape.Should().Equal(6, 5);
-        shampoo.StateOf(internalW[2]).BlockCount.Should().Be(1);
-        Fixtures.MaxRelativeDifference(internalW, graftW).Should().BeLessThanOrEqualTo(1e-10);
-        Fixtures.MaxRelativeDifference(internalW, start).Should().BeGreaterThan(1e-2);
+        GraftHarness.Divergence(
+            ps => ShampooOptimizer.Create(ps, lr: 0.1, max_preconditioner_dim: 6),
+            ps => new GraftOptimizer(
+                GenericSecondMomentOptimizer.TorchAdagrad(ps, lr: 0.1, eps: 1e-10),
+                ShampooOptimizer.Create(ps, lr: 1, max_preconditioner_dim: 6, grafting: ShampooGrafting.None),
+                new GraftOptions { Granularity = GraftGranularity.PerTensor, OwnsChildren = true }),
+            10, shapes).Should().BeLessThanOrEqualTo(1e-10);
+        using var probe = ShampooOptimizer.Create(Fixtures.MakeParameters(shapes), max_preconditioner_dim: 6);
+        probe.StateOf(probe.Groups.Single().Parameters.Last()).MergedShape.Should().Equal(6, 5);
     }
 
-    /// <summary>
-    /// Shampoo as M: one grafted step has Shampoo's own step norm per tensor and Adam's direction (each measured by
-    /// running the child alone from the same start).
-    /// </summary>
+    /// <summary>Shampoo as M of a closed-form graft: each step has Shampoo's step norm per tensor and Adam's direction.</summary>
     [Fact]
-    public void ShampooAsMagnitudeGivesItsStepNormToAdamsDirection()
-    {
-        long[][] shapes = { new long[] { 4, 6 }, new long[] { 5 } };
-        var graftW = Fixtures.MakeParameters(shapes);
-        var shampooW = Fixtures.Clone(graftW);
-        var adamW = Fixtures.Clone(graftW);
-        var start = Fixtures.Clone(graftW);
-        using var graft = new GraftOptimizer(ShampooOptimizer.Create(graftW, lr: 0.1, momentum: 0.9),
-            GenericSecondMomentOptimizer.TorchAdam(graftW, lr: 1), new GraftOptions { OwnsChildren = true });
-        using var shampoo = ShampooOptimizer.Create(shampooW, lr: 0.1, momentum: 0.9);
-        using var adam = GenericSecondMomentOptimizer.TorchAdam(adamW, lr: 1);
-        foreach (var (ps, opt) in new (IList<Parameter>, optim.Optimizer)[] { (graftW, graft), (shampooW, shampoo), (adamW, adam) }) {
-            Fixtures.SetGradients(ps, 0);
-            opt.step();
-        }
-        for (int i = 0; i < shapes.Length; i++) {
-            using var scope = torch.NewDisposeScope();
-            var step = graftW[i] - start[i];
-            var shampooStep = shampooW[i] - start[i];
-            var adamStep = adamW[i] - start[i];
-            step.norm().item<double>().Should().BeApproximately(shampooStep.norm().item<double>(), 1e-12);
-            Fixtures.RelativeDifference(step / step.norm(), adamStep / adamStep.norm()).Should().BeLessThan(1e-12);
-        }
-    }
+    public void ShampooAsMagnitudeGivesItsStepNormToAdamsDirection() =>
+        GraftHarness.AssertNormOfMAndDirectionOfD(
+            ps => new GraftOptimizer(ShampooOptimizer.Create(ps, lr: 0.1, momentum: 0.9), GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1), new GraftOptions { OwnsChildren = true }),
+            ps => ShampooOptimizer.Create(ps, lr: 0.1, momentum: 0.9), ps => GenericSecondMomentOptimizer.TorchAdam(ps, lr: 1),
+            GraftGranularity.PerTensor, 0, 5, 1e-10);
 }

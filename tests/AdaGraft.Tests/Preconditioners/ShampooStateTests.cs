@@ -22,6 +22,17 @@ public sealed class ShampooStateTests
         opt.load_state_dict(reader);
     }
 
+    /// <summary>Steps <paramref name="from"/> to <paramref name="to"/> (exclusive) of every run, each with its own copy of the gradient stream.</summary>
+    private static void Steps(int from, int to, params (IList<Parameter> w, optim.Optimizer opt)[] runs)
+    {
+        for (int step = from; step < to; step++) {
+            foreach (var (w, opt) in runs) {
+                Fixtures.SetGradients(w, step);
+                opt.step();
+            }
+        }
+    }
+
     private static void Poison(ShampooState state, int block, int dim)
     {
         using var factor = state.Factor(block, dim)!;
@@ -36,19 +47,13 @@ public sealed class ShampooStateTests
     {
         var w = Fixtures.MakeParameters(new[] { new long[] { 3, 5 }, new long[] { 4 } }, dtype);
         using var opt = ShampooOptimizer.Create(w, lr: 0.1);
-        for (int step = 0; step < 3; step++) {
-            Fixtures.SetGradients(w, step);
-            opt.step();
-        }
+        Steps(0, 3, (w, opt));
         var state = opt.StateOf(w[0]);
         Poison(state, 0, 0);
         double[] lRoot, rRoot;
         using (var l = state.Root(0, 0)!) lRoot = TestTensors.Values(l);
         using (var r = state.Root(0, 1)!) rRoot = TestTensors.Values(r);
-        for (int step = 3; step < 5; step++) {
-            Fixtures.SetGradients(w, step);
-            opt.step();
-        }
+        Steps(3, 5, (w, opt));
         opt.RootFailures.Should().Be(2, "L's root failed on both root steps; R's did not");
         state.RootFailures.Should().Be(2);
         using (var l = state.Root(0, 0)!) TestTensors.ShouldBeBitIdentical(new[] { TestTensors.Values(l) }, new[] { lRoot }, "L̃ was kept");
@@ -63,11 +68,9 @@ public sealed class ShampooStateTests
         static ShampooOptimizer Make(IList<Parameter> ps, double lr) => ShampooOptimizer.Create(ps, lr: lr, beta1: 0.9, beta2: 0.99,
             momentum: 0.9, weight_decay: 0.01, max_preconditioner_dim: 3, precondition_frequency: 2, grafting: ShampooGrafting.Adam, grafting_epsilon: 1e-8);
         using var original = Make(w, 0.05);
-        for (int step = 0; step < 7; step++) {
-            if (step == 5) Poison(original.StateOf(w[1]), 0, 0);
-            Fixtures.SetGradients(w, step);
-            original.step();
-        }
+        Steps(0, 5, (w, original));
+        Poison(original.StateOf(w[1]), 0, 0);
+        Steps(5, 7, (w, original));
         original.RootFailures.Should().Be(1, "the step-7 root of the poisoned factor failed");
         var bytes = Save(original);
 
@@ -83,14 +86,7 @@ public sealed class ShampooStateTests
         s.BlockCount.Should().Be(6);
         using (var f = s.Factor(5, 1)!) TestTensors.Values(f).Should().Equal(TestTensors.Values(original.StateOf(w[2]).Factor(5, 1)!));
 
-        for (int step = 7; step < 12; step++) {
-            Fixtures.SetGradients(w, step);
-            Fixtures.SetGradients(restoredW, step);
-            Fixtures.SetGradients(coldW, step);
-            original.step();
-            restored.step();
-            cold.step();
-        }
+        Steps(7, 12, (w, original), (restoredW, restored), (coldW, cold));
         TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(restoredW), Fixtures.Snapshot(w), "after loading");
         Save(restored).Should().Equal(Save(original), "the states stayed bit-identical");
         Fixtures.MaxRelativeDifference(coldW, w).Should().BeGreaterThan(1e-6, "without the saved state the steps differ");
@@ -142,10 +138,7 @@ public sealed class ShampooStateTests
     {
         var w = Fixtures.MakeParameters(new[] { new long[] { 3, 5 }, new long[] { 6 } });
         using var opt = ShampooOptimizer.Create(w, lr: 0.1, momentum: 0.5);
-        for (int step = 0; step < 3; step++) {
-            Fixtures.SetGradients(w, step);
-            opt.step();
-        }
+        Steps(0, 3, (w, opt));
         Fixtures.SetGradients(w, 3);
         var options = opt.Groups.Single().Options;
         switch (misuse) {
@@ -178,28 +171,24 @@ public sealed class ShampooStateTests
             weight_decay: 0.01, max_preconditioner_dim: 32, precondition_frequency: 5, grafting: ShampooGrafting.Adam, grafting_epsilon: 1e-8);
         using var oc = Make(cpu);
         using var og = Make(gpu);
-        for (int step = 0; step < 20; step++) {
-            Fixtures.SetGradients(cpu, step);
-            for (int i = 0; i < cpu.Count; i++) gpu[i].grad = cpu[i].grad!.cuda();
-            oc.step();
-            og.step();
-        }
-        var back = gpu.Select(p => new Parameter(p.detach().cpu())).ToList();
-        Fixtures.MaxRelativeDifference(back, cpu).Should().BeLessThanOrEqualTo(1e-4);
+        // Fixtures.SetGradients draws on the CPU and copies to the parameter's device: both runs get the same stream.
+        Steps(0, 20, (cpu, oc), (gpu, og));
+        Fixtures.MaxRelativeDifference(gpu.Select(p => new Parameter(p.detach().cpu())).ToList(), cpu).Should().BeLessThanOrEqualTo(1e-4);
         Fixtures.MaxRelativeDifference(cpu, Fixtures.MakeParameters(shapes, ScalarType.Float32)).Should().BeGreaterThan(1e-3);
         og.RootFailures.Should().Be(oc.RootFailures);
 
-        // to(device): the CPU optimizer's state moves to CUDA and continues there like the CUDA one.
+        // to(device) moves factors and roots there and back unchanged.
+        var saved = Save(oc);
+        oc.to(torch.CUDA);
+        using (var factor = oc.StateOf(cpu[2]).Factor(0, 0)!) factor.device_type.Should().Be(DeviceType.CUDA);
+        oc.to(torch.CPU);
+        Save(oc).Should().Equal(saved);
+
+        // A CPU checkpoint loaded into an optimizer over CUDA copies continues there as the CUDA run does.
         var moved = cpu.Select(p => new Parameter(p.detach().clone().cuda())).ToList();
         using var om = Make(moved);
-        Load(om, Save(oc));
-        Fixtures.SetGradients(cpu, 20);
-        for (int i = 0; i < cpu.Count; i++) {
-            gpu[i].grad = cpu[i].grad!.cuda();
-            moved[i].grad = cpu[i].grad!.cuda();
-        }
-        og.step();
-        om.step();
+        Load(om, saved);
+        Steps(20, 22, (gpu, og), (moved, om));
         Fixtures.MaxRelativeDifference(moved.Select(p => new Parameter(p.detach().cpu())).ToList(), gpu.Select(p => new Parameter(p.detach().cpu())).ToList()).Should().BeLessThanOrEqualTo(1e-4);
     }
 }

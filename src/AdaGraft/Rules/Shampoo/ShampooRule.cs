@@ -46,12 +46,10 @@ public sealed class ShampooRule : IRule<ShampooOptions, ShampooState>
     {
         ArgumentNullException.ThrowIfNull(o);
         ArgumentNullException.ThrowIfNull(state);
-        ArgumentNullException.ThrowIfNull(param);
-        ArgumentNullException.ThrowIfNull(grad);
-        long t = ++state.Step;
-        double lr = o.LearningRate!.Value, wd = o.WeightDecay!.Value, beta1 = o.Beta1!.Value, mu = o.Momentum!.Value;
         bool decoupled = o.DecoupledWeightDecay!.Value;
+        double lr = o.LearningRate!.Value, wd = o.WeightDecay!.Value, beta1 = o.Beta1!.Value, mu = o.Momentum!.Value;
         var g = !decoupled && wd != 0 ? grad.add(param, wd) : grad;
+        long t = ++state.Step;
 
         var filtered = g;
         if (beta1 > 0) {
