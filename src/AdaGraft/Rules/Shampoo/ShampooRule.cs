@@ -33,6 +33,18 @@ namespace AdaGraft.Rules;
 /// computation's check for failures (one read of one flag per factor before and after the eigendecompositions, per
 /// tensor, on root steps only — every <c>precondition_frequency</c> steps; on CUDA, <c>torch.linalg.eigh</c> synchronises
 /// itself as well). <see cref="ShampooState.RootFailures"/> counts failed roots; parameters never take a NaN from one.
+/// <para>
+/// Where this differs from facebookresearch/optimizers' distributed_shampoo, and why: scalars and vectors take the
+/// grafting direction (distributed_shampoo preconditions a vector with one full factor); a tensor of rank ≥ 2 whose
+/// greedy merge would leave one dimension becomes first dimension × rest (so a small convolution kernel stays a
+/// matrix rather than falling to the vector rule); roots are due at <c>start_preconditioning_step</c> and every
+/// <c>precondition_frequency</c> steps after it (not at multiples of the frequency); roots start as the identity;
+/// factors are kept in the parameter's dtype (float16/bfloat16 parameters get low-precision factors: use float32
+/// parameters); blocks with a side above <c>skip_preconditioning_dim_size_gt</c> take the grafting direction (as the
+/// Google implementation's option of that name, here per block). The eigenvalue floor (shift by −min(λ_min, 0), then
+/// + ε) and the β2 &lt; 1 form (1−β2)·G·Gᵀ with 1−β2^t bias correction follow distributed_shampoo. Not implemented:
+/// distribution, coupled Newton roots, eigenvalue-corrected (SOAP-style) updates, dampening, exponent multipliers.
+/// </para>
 /// </remarks>
 public sealed class ShampooRule : IRule<ShampooOptions, ShampooState>
 {
