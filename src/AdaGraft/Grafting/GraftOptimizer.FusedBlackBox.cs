@@ -31,9 +31,9 @@ public sealed partial class GraftOptimizer
         }
     }
 
-    private Measured? TryFusedBlackBoxStep()
+    private Measured? TryFusedBlackBoxStep(Tensor?[] stepGrads)
     {
-        if (!Fused || FusedCandidates((_, _, _, _) => true) is not var (grads, dtypes, numels)) return null;
+        if (!Fused || FusedCandidates(stepGrads, (_, _, _, _) => true) is not var (grads, dtypes, numels)) return null;
         int n = _params.Length;
         var active = Array.ConvertAll(grads, x => x is not null);
 

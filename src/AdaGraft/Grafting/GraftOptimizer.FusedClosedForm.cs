@@ -9,7 +9,7 @@ public sealed partial class GraftOptimizer
     /// The closed-form step in two fused CPU passes (see <see cref="GraftOptions.FusedCpuKernel"/>), or null, having
     /// changed nothing, when some tensor or child does not qualify.
     /// </summary>
-    private Measured? TryFusedClosedFormStep()
+    private Measured? TryFusedClosedFormStep(Tensor?[] stepGrads)
     {
         if (!Fused || _magnitude is not IFusedPlanSource gm || _direction is not IFusedPlanSource gd)
             return null;
@@ -20,7 +20,7 @@ public sealed partial class GraftOptimizer
             FusedCpu.Eligible(grad, dtype) && gm.CanFuseState(p, dtype) && gd.CanFuseState(p, dtype)
             && (!beforeMomentum || _momentum[i] is not Tensor b || FusedCpu.Eligible(b, dtype))
             && (_saved[i] is not Tensor s || FusedCpu.Eligible(s, dtype));
-        if (FusedCandidates(Fits) is not var (grads, dtypes, numels)) return null;
+        if (FusedCandidates(stepGrads, Fits) is not var (grads, dtypes, numels)) return null;
 
         // Nothing has changed so far; from here on both children advance.
         // Per tensor and per block, each tensor is proposed, measured and applied before the next one, through one
@@ -53,6 +53,13 @@ public sealed partial class GraftOptimizer
             g[i] = FusedCpu.Pointer(grads[i]!);
             o[i] = interleave ? ScratchPointer(dtypes[i], layout.OffsetInGroup[i]) : FusedCpu.Pointer(Fit(ref _saved[i], p));
             if (beforeMomentum) mom[i] = FusedCpu.Pointer(_momentum[i] ??= torch.zeros_like(p).DetachFromDisposeScope());
+            // The kernels below write through data pointers: advance the version counters as eager in-place ops would,
+            // now, while this tensor's metadata is in cache (nothing can observe them before the kernels have run).
+            var mState = gm.StateOf(p);
+            mState.MarkParameterWritten(w[i]);
+            mState.MarkSlotsWritten();
+            gd.StateOf(p).MarkSlotsWritten();
+            if (beforeMomentum) FusedCpu.MarkWritten(_momentum[i]!);
         }
 
         double mu = Options.Momentum;
@@ -70,16 +77,7 @@ public sealed partial class GraftOptimizer
         });
 
         layout.Sweep(global: Options.Granularity == GraftGranularity.Global, Propose, Apply, Options.ReduceSquaredNorms);
-        // The kernels wrote through data pointers: advance the version counters as eager in-place ops would, and keep
-        // every tensor whose address they used alive until here.
-        for (int i = 0; i < n; i++) {
-            if (!active[i]) continue;
-            var mState = gm.StateOf(_params[i]);
-            mState.MarkParameterWritten(w[i]);
-            mState.MarkSlotsWritten();
-            gd.StateOf(_params[i]).MarkSlotsWritten();
-            if (beforeMomentum) FusedCpu.MarkWritten(_momentum[i]!);
-        }
+        // Every tensor whose address the kernels used stays alive until here.
         GC.KeepAlive(grads);
         GC.KeepAlive(_saved);
         GC.KeepAlive(_fusedScratch);
@@ -88,11 +86,12 @@ public sealed partial class GraftOptimizer
     }
 
     /// <summary>
-    /// The tensors a fused step works on: each parameter with a gradient, its gradient, dtype and size — or null when
-    /// none has a gradient, or when one of them is not a contiguous float32/float64 CPU tensor or fails
-    /// <paramref name="fits"/> (index, parameter, gradient, dtype). Nothing changes here.
+    /// The tensors a fused step works on: each parameter with a gradient (<paramref name="stepGrads"/>, read once for
+    /// the step), its gradient, dtype and size — or null when none has a gradient, or when one of them is not a
+    /// contiguous float32/float64 CPU tensor or fails <paramref name="fits"/> (index, parameter, gradient, dtype).
+    /// Nothing changes here.
     /// </summary>
-    private (Tensor?[] grads, ScalarType[] dtypes, long[] numels)? FusedCandidates(Func<int, Parameter, Tensor, ScalarType, bool> fits)
+    private (Tensor?[] grads, ScalarType[] dtypes, long[] numels)? FusedCandidates(Tensor?[] stepGrads, Func<int, Parameter, Tensor, ScalarType, bool> fits)
     {
         int n = _params.Length;
         var grads = new Tensor?[n];
@@ -101,7 +100,7 @@ public sealed partial class GraftOptimizer
         bool any = false;
         for (int i = 0; i < n; i++) {
             var p = _params[i];
-            var grad = p.grad;
+            var grad = stepGrads[i];
             if (grad is null) continue;
             var dtype = p.dtype;
             if (!FusedCpu.Eligible(p, dtype) || !fits(i, p, grad, dtype)) return null;

@@ -191,23 +191,27 @@ public sealed partial class GraftOptimizer : OptimizerHelper, IMomentum, IBetas,
         }
         // Momentum or betas a scheduler set on the graft's (M's) groups reach D before the checks (undone if they fail).
         var undoMoments = FollowMagnitudeMoments();
+        Tensor?[] grads;
         try {
-            ValidateForStep();
+            grads = ValidateForStep();
         } catch {
             undoMoments?.Invoke();
             throw;
         }
 
-        using (torch.no_grad())
-        using (var scope = torch.NewDisposeScope()) {
+        try {
+            using var noGrad = torch.no_grad();
+            using var scope = torch.NewDisposeScope();
             // The paths, each in its own file (GraftOptimizer.<path>.cs), asked in order; the first that accepts steps.
             // A fused path returns null, having changed nothing, when some tensor or child does not qualify.
             var next = IsClosedForm
-                ? _skipNonFinite ? GuardedClosedFormStep() : TryFusedClosedFormStep() ?? ClosedFormStep()
-                : TryFusedBlackBoxStep() ?? BlackBoxStep();
+                ? _skipNonFinite ? GuardedClosedFormStep() : TryFusedClosedFormStep(grads) ?? ClosedFormStep()
+                : TryFusedBlackBoxStep(grads) ?? BlackBoxStep();
             next.DetachAll();
             _last?.Dispose();
             _last = next.Build();
+        } finally {
+            foreach (var g in grads) g?.Dispose();
         }
         Stepped?.Invoke(this);
         return loss!;
@@ -217,14 +221,30 @@ public sealed partial class GraftOptimizer : OptimizerHelper, IMomentum, IBetas,
     /// Everything a step checks before it changes anything, the same for every path: the graft checks the gradients
     /// (dtype, device, shape) and shared memory once; rule-based children check their options and their states' fit (a
     /// built-in child's own state is checked by its own step: if that throws, the parameters are restored); and the
-    /// graft's own momentum must still fit.
+    /// graft's own momentum must still fit. Returns each parameter's gradient (null where it has none), read once for
+    /// the step; the caller disposes them.
     /// </summary>
-    private void ValidateForStep()
+    private Tensor?[] ValidateForStep()
     {
         // The gradients and shared memory once for both children; then each rule-based child its options and states
         // (on the black-box path too, before the graft saves anything). A proposing child of another library, which
         // has no separate state check, runs its whole ValidateForStep.
-        for (int i = 0; i < _params.Length; i++) GradientChecks.Check(_params[i], i);
+        var grads = new Tensor?[_params.Length];
+        try {
+            ValidateForStep(grads);
+        } catch {
+            foreach (var g in grads) g?.Dispose();
+            throw;
+        }
+        return grads;
+    }
+
+    private void ValidateForStep(Tensor?[] grads)
+    {
+        for (int i = 0; i < _params.Length; i++) {
+            grads[i] = _params[i].grad;
+            if (grads[i] is Tensor grad) GradientChecks.Check(_params[i], grad, i);
+        }
         GradientChecks.CheckDisjoint(_params);
         foreach (var child in new[] { _magnitude, _direction }) {
             if (child is IStateValidator own) own.ValidateOptionsAndStates();

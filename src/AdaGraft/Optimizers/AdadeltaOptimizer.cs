@@ -7,8 +7,6 @@ namespace AdaGraft.Optimizers;
 /// </summary>
 public sealed class AdadeltaOptimizer : RuleOptimizer<AdadeltaOptions, AdadeltaState, AdadeltaRule>
 {
-    private long _fusedSteps;
-
     /// <summary>A parameter group with its own options; unset options inherit the optimizer's.</summary>
     public sealed class ParamGroup : ParamGroup<AdadeltaOptions>
     {
@@ -50,18 +48,9 @@ public sealed class AdadeltaOptimizer : RuleOptimizer<AdadeltaOptions, AdadeltaS
     public static AdadeltaOptimizer Create(IEnumerable<ParamGroup> parameters, double lr = 1.0, double rho = 0.9, double eps = 1e-6, double weight_decay = 0, bool maximize = false)
         => new(parameters, DefaultOptions(lr, rho, eps, weight_decay, maximize));
 
-    /// <summary>
-    /// On (default): contiguous float32/float64 CPU tensors take each step in one fused pass over memory; the numbers
-    /// agree with the eager path to round-off. Off: always the eager TorchSharp operations. The process-wide switch
-    /// <see cref="CpuSwitches.FusedKernels"/> turns the kernel off for every instance.
-    /// </summary>
+    /// <inheritdoc cref="GenericSecondMomentOptimizer.FusedCpuKernel" />
     public bool FusedCpuKernel { get; set; } = true;
 
-    /// <summary>How many tensor steps the fused kernel has taken (diagnostics and tests).</summary>
-    internal long FusedTensorSteps => _fusedSteps;
-
     /// <inheritdoc />
-    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => !CpuSwitches.Fused(FusedCpuKernel) ? null
-        : FusedRules.Steps(tensors.Count, i => (tensors[i].State, tensors[i].Parameter, tensors[i].Grad),
-            i => AdadeltaRule.Plan(tensors[i].Options, tensors[i].State), AdadeltaRule.Chunk, ref _fusedSteps);
+    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => FusedSteps(FusedCpuKernel, tensors, AdadeltaRule.Plan, AdadeltaRule.Chunk);
 }

@@ -52,15 +52,9 @@ public sealed partial class GenericSecondMomentOptimizer : MomentRuleOptimizer<S
     /// <summary>The one place this optimizer decides: its own option and the process-wide switch.</summary>
     private bool Fused => CpuSwitches.Fused(FusedCpuKernel);
 
-    /// <summary>How many tensor steps the fused kernel has taken (diagnostics and tests).</summary>
-    internal long FusedTensorSteps => _fusedSteps;
-
-    private long _fusedSteps;
-
     /// <inheritdoc />
-    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => !Fused ? null
-        : FusedRules.Steps(tensors.Count, i => (tensors[i].State, tensors[i].Parameter, tensors[i].Grad),
-            i => (SecondMomentRule.Plan(tensors[i].Options, tensors[i].State), default(FusedPointers)), StepChunk, ref _fusedSteps);
+    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) =>
+        FusedSteps(FusedCpuKernel, tensors, (o, state) => (SecondMomentRule.Plan(o, state), default(FusedPointers)), StepChunk);
 
     /// <summary>The Algorithm 1 kernel over elements [start, end) of one tensor.</summary>
     private static void StepChunk(in FusedPlan plan, in FusedPointers at, long start, long end)

@@ -20,20 +20,19 @@ internal static class GradientChecks
     {
         using var grad = p.grad;
         if (grad is null) return false;
+        Check(p, grad, index);
+        return true;
+    }
+
+    /// <summary><see cref="Check(Parameter, int)"/> for a gradient already read from <paramref name="p"/>.</summary>
+    public static void Check(Parameter p, Tensor grad, int index)
+    {
         if (grad.is_sparse)
             throw new NotSupportedException($"The gradient of the {Describe(p, index)} is sparse; AdaGraft's optimizers need dense gradients (create the embedding with sparse: false).");
         if (grad.dtype != p.dtype || grad.device_type != p.device_type || grad.device_index != p.device_index)
             throw new InvalidOperationException($"The gradient of the {Describe(p, index)} is {grad.dtype} on {grad.device} but the parameter is {p.dtype} on {p.device}; give the parameter a gradient of its own dtype and device (e.g. grad.to(param.dtype, param.device)).");
         if (!SameShape(grad, p))
             throw new InvalidOperationException($"The gradient of the {Describe(p, index)} has shape {Shape(grad.shape)}; a gradient must have its parameter's shape. Assign p.grad a tensor shaped like p (or call zero_grad() after changing the parameter).");
-        return true;
-    }
-
-    /// <summary>True when <paramref name="p"/> has a gradient (no checks).</summary>
-    public static bool Has(Parameter p)
-    {
-        using var grad = p.grad;
-        return grad is not null;
     }
 
     /// <summary>

@@ -7,8 +7,6 @@ namespace AdaGraft.Optimizers;
 /// </summary>
 public sealed class NAdamOptimizer : MomentRuleOptimizer<NAdamOptions, NAdamState, NAdamRule>
 {
-    private long _fusedSteps;
-
     /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
     public NAdamOptimizer(IEnumerable<Parameter> parameters, NAdamOptions options)
         : base(parameters, options) { }
@@ -38,18 +36,9 @@ public sealed class NAdamOptimizer : MomentRuleOptimizer<NAdamOptions, NAdamStat
     public static NAdamOptimizer Create(IEnumerable<MomentParamGroup<NAdamOptions>> parameters, double lr = 0.002, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, double momentum_decay = 0.004)
         => new(parameters, DefaultOptions(lr, beta1, beta2, eps, weight_decay, momentum_decay));
 
-    /// <summary>
-    /// On (default): contiguous float32/float64 CPU tensors take each step in one fused pass over memory; the numbers
-    /// agree with the eager path to round-off. Off: always the eager TorchSharp operations. The process-wide switch
-    /// <see cref="CpuSwitches.FusedKernels"/> turns the kernel off for every instance.
-    /// </summary>
+    /// <inheritdoc cref="GenericSecondMomentOptimizer.FusedCpuKernel" />
     public bool FusedCpuKernel { get; set; } = true;
 
-    /// <summary>How many tensor steps the fused kernel has taken (diagnostics and tests).</summary>
-    internal long FusedTensorSteps => _fusedSteps;
-
     /// <inheritdoc />
-    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => !CpuSwitches.Fused(FusedCpuKernel) ? null
-        : FusedRules.Steps(tensors.Count, i => (tensors[i].State, tensors[i].Parameter, tensors[i].Grad),
-            i => NAdamRule.Plan(tensors[i].Options, tensors[i].State), NAdamRule.Chunk, ref _fusedSteps);
+    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => FusedSteps(FusedCpuKernel, tensors, NAdamRule.Plan, NAdamRule.Chunk);
 }

@@ -8,8 +8,6 @@ namespace AdaGraft.Optimizers;
 /// </summary>
 public sealed class RAdamOptimizer : MomentRuleOptimizer<RAdamOptions, RAdamState, RAdamRule>
 {
-    private long _fusedSteps;
-
     /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
     public RAdamOptimizer(IEnumerable<Parameter> parameters, RAdamOptions options)
         : base(parameters, options) { }
@@ -55,18 +53,9 @@ public sealed class RAdamOptimizer : MomentRuleOptimizer<RAdamOptions, RAdamStat
         return new(parameters, o);
     }
 
-    /// <summary>
-    /// On (default): contiguous float32/float64 CPU tensors take each step in one fused pass over memory; the numbers
-    /// agree with the eager path to round-off. Off: always the eager TorchSharp operations. The process-wide switch
-    /// <see cref="CpuSwitches.FusedKernels"/> turns the kernel off for every instance.
-    /// </summary>
+    /// <inheritdoc cref="GenericSecondMomentOptimizer.FusedCpuKernel" />
     public bool FusedCpuKernel { get; set; } = true;
 
-    /// <summary>How many tensor steps the fused kernel has taken (diagnostics and tests).</summary>
-    internal long FusedTensorSteps => _fusedSteps;
-
     /// <inheritdoc />
-    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => !CpuSwitches.Fused(FusedCpuKernel) ? null
-        : FusedRules.Steps(tensors.Count, i => (tensors[i].State, tensors[i].Parameter, tensors[i].Grad),
-            i => RAdamRule.Plan(tensors[i].Options, tensors[i].State), RAdamRule.Chunk, ref _fusedSteps);
+    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => FusedSteps(FusedCpuKernel, tensors, RAdamRule.Plan, RAdamRule.Chunk);
 }

@@ -9,8 +9,6 @@ namespace AdaGraft.Optimizers;
 /// </summary>
 public sealed class RmsPropOptimizer : MomentRuleOptimizer<RmsPropOptions, RmsPropState, RmsPropRule>
 {
-    private long _fusedSteps;
-
     /// <summary>Creates the optimizer over <paramref name="parameters"/> with <paramref name="options"/> (every option must be set).</summary>
     public RmsPropOptimizer(IEnumerable<Parameter> parameters, RmsPropOptions options)
         : base(parameters, options) { }
@@ -49,18 +47,9 @@ public sealed class RmsPropOptimizer : MomentRuleOptimizer<RmsPropOptions, RmsPr
     public static RmsPropOptimizer CenteredRmsProp(IEnumerable<MomentParamGroup<RmsPropOptions>> parameters, double lr = 0.01, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0, double momentum = 0, bool maximize = false)
         => Create(parameters, lr, alpha, eps, weight_decay, momentum, centered: true, maximize: maximize);
 
-    /// <summary>
-    /// On (default): contiguous float32/float64 CPU tensors take each step in one fused pass over memory; the numbers
-    /// agree with the eager path to round-off. Off: always the eager TorchSharp operations. The process-wide switch
-    /// <see cref="CpuSwitches.FusedKernels"/> turns the kernel off for every instance.
-    /// </summary>
+    /// <inheritdoc cref="GenericSecondMomentOptimizer.FusedCpuKernel" />
     public bool FusedCpuKernel { get; set; } = true;
 
-    /// <summary>How many tensor steps the fused kernel has taken (diagnostics and tests).</summary>
-    internal long FusedTensorSteps => _fusedSteps;
-
     /// <inheritdoc />
-    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => !CpuSwitches.Fused(FusedCpuKernel) ? null
-        : FusedRules.Steps(tensors.Count, i => (tensors[i].State, tensors[i].Parameter, tensors[i].Grad),
-            i => RmsPropRule.Plan(tensors[i].Options, tensors[i].State), RmsPropRule.Chunk, ref _fusedSteps);
+    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => FusedSteps(FusedCpuKernel, tensors, RmsPropRule.Plan, RmsPropRule.Chunk);
 }

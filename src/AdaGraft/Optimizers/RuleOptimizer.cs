@@ -69,6 +69,21 @@ public abstract partial class RuleOptimizer<TOptions, TState> : OptimizerHelper,
     /// </summary>
     protected virtual bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => null;
 
+    /// <summary>How many tensor steps a fused kernel has taken (diagnostics and tests).</summary>
+    internal long FusedTensorSteps => _fusedSteps;
+
+    private long _fusedSteps;
+
+    /// <summary>
+    /// <see cref="TryFusedSteps"/> for a rule with a fused CPU kernel: unless <paramref name="on"/> or the process-wide
+    /// switch (<see cref="CpuSwitches.Fused"/>) says off, every tensor that qualifies takes <paramref name="kernel"/> with
+    /// the constants and slot addresses <paramref name="plan"/> gives (see <see cref="FusedRules.Steps"/>).
+    /// </summary>
+    private protected bool[]? FusedSteps<TPlan>(bool on, IReadOnlyList<TensorStep> tensors, Func<TOptions, TState, (TPlan, FusedPointers)> plan,
+        ChunkKernel<TPlan> kernel) => !CpuSwitches.Fused(on) ? null
+        : FusedRules.Steps(tensors.Count, i => (tensors[i].State, tensors[i].Parameter, tensors[i].Grad),
+            i => plan(tensors[i].Options, tensors[i].State), kernel, ref _fusedSteps);
+
     /// <summary>The options and state of a managed parameter.</summary>
     internal (TOptions options, TState state) EntryOf(Parameter parameter)
     {
@@ -155,23 +170,40 @@ public abstract partial class RuleOptimizer<TOptions, TState> : OptimizerHelper,
     /// gradient (dense, the parameter's dtype, device and shape); every state that will be stepped (its slots still fit
     /// the parameter: no resize, <c>set_</c> or dtype change since it was built); and that no two parameters share memory.
     /// </summary>
-    public void ValidateForStep() => Validate(gradients: true);
+    public void ValidateForStep()
+    {
+        using var scope = torch.NewDisposeScope();
+        Validate(gradients: true, steps: null);
+    }
 
     /// <inheritdoc />
-    void IStateValidator.ValidateOptionsAndStates() => Validate(gradients: false);
+    void IStateValidator.ValidateOptionsAndStates()
+    {
+        using var scope = torch.NewDisposeScope();
+        Validate(gradients: false, steps: null);
+    }
 
     /// <summary>
     /// <see cref="ValidateForStep"/>; without <paramref name="gradients"/> only the options and the states of the
-    /// parameters that have a gradient (for a graft, which checks the gradients and shared memory once for both children).
+    /// parameters that have a gradient (for a graft, which checks the gradients and shared memory once for both
+    /// children). With <paramref name="steps"/>, collects every tensor that has a gradient, each gradient read once
+    /// (in the caller's dispose scope) and used by the checks and the step alike.
     /// </summary>
-    private void Validate(bool gradients)
+    private void Validate(bool gradients, List<TensorStep>? steps)
     {
         ThrowIfDisposed();
         int index = 0;
         foreach (var g in _parameter_groups) {
-            ((TOptions)g.Options).Validate();
+            var options = (TOptions)g.Options;
+            options.Validate();
             foreach (var p in g.Parameters) {
-                if (gradients ? GradientChecks.Check(p, index) : GradientChecks.Has(p)) _byHandle[p.Handle].state.CheckFits(index);
+                var grad = p.grad;
+                if (grad is not null) {
+                    if (gradients) GradientChecks.Check(p, grad, index);
+                    var state = _byHandle[p.Handle].state;
+                    state.CheckFits(index);
+                    steps?.Add(new TensorStep(options, state, p, grad));
+                }
                 index++;
             }
         }
@@ -197,21 +229,15 @@ public abstract partial class RuleOptimizer<TOptions, TState> : OptimizerHelper,
             using var _ = torch.enable_grad();
             loss = closure();
         }
-        ValidateForStep();
         if (_skipNonFinite) {
+            ValidateForStep();
             GuardedStep();
             return loss!;
         }
         using (torch.no_grad())
         using (var gradients = torch.NewDisposeScope()) {
             var tensors = new List<TensorStep>();
-            foreach (var g in _parameter_groups) {
-                var options = (TOptions)g.Options;
-                foreach (var p in g.Parameters) {
-                    var grad = p.grad;
-                    if (grad is not null) tensors.Add(new TensorStep(options, _byHandle[p.Handle].state, p, grad));
-                }
-            }
+            Validate(gradients: true, tensors);
             // Tensors are independent (no two share memory: checked above), so the fused ones may go first, together.
             var fused = TryFusedSteps(tensors);
             for (int i = 0; i < tensors.Count; i++) {

@@ -43,17 +43,6 @@ public sealed class AdadeltaState : RuleState
 
     /// <summary>The running average of squared updates, or null before it was allocated.</summary>
     public Tensor? DeltaAverage => GetSlot(AccDelta);
-
-    /// <inheritdoc />
-    public override void Initialize(OptimizerOptions options)
-    {
-        ThrowIfDisposed();
-        ClearSlots();
-        EnsureSlot(SquareAvg);
-        EnsureSlot(AccDelta);
-    }
-
-    internal Tensor Slot(int index) => EnsureSlot(index);
 }
 
 /// <summary>The host constants of one Adadelta step (see <see cref="AdadeltaRule"/>).</summary>
@@ -121,8 +110,8 @@ public sealed class AdadeltaRule : IRule<AdadeltaOptions, AdadeltaState>
     /// <summary>The fused kernel's form of <see cref="Propose"/>: advances the step count, returns constants and slot addresses.</summary>
     internal static (AdadeltaPlan, FusedPointers) Plan(AdadeltaOptions o, AdadeltaState state) =>
         (Advance(o, state), new FusedPointers {
-            S0 = FusedRules.Pointer(state.Slot(AdadeltaState.SquareAvg)),
-            S1 = FusedRules.Pointer(state.Slot(AdadeltaState.AccDelta)),
+            S0 = state.SlotAddress(AdadeltaState.SquareAvg),
+            S1 = state.SlotAddress(AdadeltaState.AccDelta),
         });
 
     /// <summary>The fused step over elements [start, end) of one tensor.</summary>

@@ -102,7 +102,6 @@ public sealed class AdafactorState : RuleState
         _ => base.ExpectedSlotShape(index),
     };
 
-    internal Tensor Slot(int index) => EnsureSlot(index);
 
     internal Tensor RowSlot() => EnsureSlot(Row);
 

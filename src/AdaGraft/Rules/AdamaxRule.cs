@@ -2,30 +2,15 @@ using System.Numerics;
 
 namespace AdaGraft.Rules;
 
-/// <summary>Hyperparameters of <see cref="AdamaxRule"/> (one parameter group). Unset values inherit the optimizer's defaults.</summary>
-public sealed class AdamaxOptions : RuleOptions, Optimizers.IMomentOptions
+/// <summary>
+/// Hyperparameters of <see cref="AdamaxRule"/> (one parameter group). Unset values inherit the optimizer's defaults. β2
+/// decays the infinity norm u; ε is added to <c>|g|</c> inside the maximum (0: a coordinate with <c>u = 0</c> does not
+/// move); the weight decay is L2, added to the gradient (<c>g ← g + λ·w</c>).
+/// </summary>
+public sealed class AdamaxOptions : AdaptiveOptions
 {
-    /// <summary>β1, the first-moment decay, in [0, 1).</summary>
-    public double? Beta1 { get; set; }
-
-    /// <summary>β2, the decay of the infinity norm, in [0, 1).</summary>
-    public double? Beta2 { get; set; }
-
-    /// <summary>ε ≥ 0 added to <c>|g|</c> inside the maximum; 0 means the pseudoinverse (a coordinate with <c>u = 0</c> does not move).</summary>
-    public double? Epsilon { get; set; }
-
-    /// <summary>L2 weight decay λ ≥ 0, added to the gradient (<c>g ← g + λ·w</c>).</summary>
-    public double? WeightDecay { get; set; }
-
     /// <inheritdoc />
-    public override void Validate()
-    {
-        ValidateLearningRate();
-        RequireInRange(Beta1, 0, 1, hiOpen: true, "beta1", "use e.g. 0.9.");
-        RequireInRange(Beta2, 0, 1, hiOpen: true, "beta2", "use e.g. 0.999.");
-        RequireAtLeast(Epsilon, 0, "eps", "use e.g. 1e-8, or 0 for the pseudoinverse.");
-        RequireAtLeast(WeightDecay, 0, "weight_decay", "use 0 for none.");
-    }
+    public override void Validate() => ValidateAdaptive();
 }
 
 /// <summary>Per-tensor state of Adamax: slots exp_avg (m) and exp_inf (u, the decayed infinity norm).</summary>
@@ -44,17 +29,6 @@ public sealed class AdamaxState : RuleState
 
     /// <summary>The decayed infinity norm, or null before it was allocated.</summary>
     public Tensor? InfinityNorm => GetSlot(U);
-
-    /// <inheritdoc />
-    public override void Initialize(OptimizerOptions options)
-    {
-        ThrowIfDisposed();
-        ClearSlots();
-        EnsureSlot(M);
-        EnsureSlot(U);
-    }
-
-    internal Tensor Slot(int index) => EnsureSlot(index);
 }
 
 /// <summary>The host constants of one Adamax step (see <see cref="AdamaxRule"/>).</summary>
@@ -117,7 +91,7 @@ public sealed class AdamaxRule : IRule<AdamaxOptions, AdamaxState>
 
     /// <summary>The fused kernel's form of <see cref="Propose"/>: advances the step count, returns constants and slot addresses.</summary>
     internal static (AdamaxPlan, FusedPointers) Plan(AdamaxOptions o, AdamaxState state) =>
-        (Advance(o, state), new FusedPointers { S0 = FusedRules.Pointer(state.Slot(AdamaxState.M)), S1 = FusedRules.Pointer(state.Slot(AdamaxState.U)) });
+        (Advance(o, state), new FusedPointers { S0 = state.SlotAddress(AdamaxState.M), S1 = state.SlotAddress(AdamaxState.U) });
 
     /// <summary>The fused step over elements [start, end) of one tensor.</summary>
     internal static void Chunk(in AdamaxPlan p, in FusedPointers at, long start, long end)

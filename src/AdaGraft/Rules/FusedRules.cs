@@ -41,23 +41,13 @@ internal static unsafe class FusedRules
     }
 
     /// <summary>The state half of <see cref="CanFuse"/>: a host-side step count and <paramref name="dtype"/> CPU slots.</summary>
-    internal static bool StateCanFuse(RuleState state, ScalarType dtype)
-    {
-        if (state.AppliedSteps is not null) return false;
-        for (int i = 0; i < state.SlotNames.Length; i++) {
-            if (state.SlotAt(i) is Tensor slot && !FusedCpu.Eligible(slot, dtype)) return false;
-        }
-        return true;
-    }
-
-    /// <summary>The address of a slot, or zero when the rule does not use it in this step.</summary>
-    internal static IntPtr Pointer(Tensor? slot) => slot is null ? IntPtr.Zero : FusedCpu.Pointer(slot);
+    internal static bool StateCanFuse(RuleState state, ScalarType dtype) => state.AppliedSteps is null && state.SlotsCanFuse(dtype);
 
     /// <summary>
     /// Takes the fused step of every tensor that qualifies (<see cref="CanFuse"/>), all in one parallel loop, and returns
     /// which it took (null: none). <paramref name="plan"/> advances a tensor's state counters, allocates the slots the
     /// step needs and returns the host constants and the slots' addresses; it runs only for tensors that qualify, after
-    /// every check of the step passed. Afterwards the version counters of the written tensors advance as eager in-place
+    /// every check of the step passed. The version counters of the written tensors advance as eager in-place
     /// operations would advance them.
     /// </summary>
     internal static bool[]? Steps<TPlan>(int count, Func<int, (RuleState State, Tensor Param, Tensor Grad)> tensor,
@@ -85,19 +75,17 @@ internal static unsafe class FusedRules
             long n = p.numel();
             FusedCpu.Split(items, i, n, 0, 0);
             total += n;
+            // The version counters advance now, while this tensor's metadata is in cache (after the kernels have
+            // streamed every tensor it would not be); nothing can observe them before the kernels below have run.
+            state.MarkParameterWritten(slots.W);
+            state.MarkSlotsWritten();
+            fusedSteps++;
         }
         if (kept.Count == 0) return null;
         FusedCpu.Run(items.Count, total, j => {
             var (t, start, length, _) = items[j];
             kernel(plans[t], at[t], start, start + length);
         });
-        for (int i = 0; i < count; i++) {
-            if (!fused[i]) continue;
-            var state = tensor(i).State;
-            state.MarkParameterWritten(at[i].W);
-            state.MarkSlotsWritten();
-            fusedSteps++;
-        }
         GC.KeepAlive(kept);
         return fused;
     }

@@ -1,32 +1,17 @@
 namespace AdaGraft.Rules;
 
-/// <summary>Hyperparameters of <see cref="LambRule"/> (one parameter group). Unset values inherit the optimizer's defaults.</summary>
-public sealed class LambOptions : RuleOptions, Optimizers.IMomentOptions
+/// <summary>
+/// Hyperparameters of <see cref="LambRule"/> (one parameter group). Unset values inherit the optimizer's defaults. ε is
+/// added to <c>√v̂</c> (0: the pseudoinverse, 0 where v = 0); the weight decay is decoupled, added to the Adam
+/// direction before the trust ratio is taken.
+/// </summary>
+public sealed class LambOptions : AdaptiveOptions
 {
-    /// <summary>β1, the first-moment decay, in [0, 1).</summary>
-    public double? Beta1 { get; set; }
-
-    /// <summary>β2, the second-moment decay, in [0, 1).</summary>
-    public double? Beta2 { get; set; }
-
-    /// <summary>ε ≥ 0 added to <c>√v̂</c>; 0 means the pseudoinverse (0 where v = 0).</summary>
-    public double? Epsilon { get; set; }
-
-    /// <summary>Decoupled weight decay λ ≥ 0, added to the Adam direction before the trust ratio is taken.</summary>
-    public double? WeightDecay { get; set; }
-
     /// <summary>Adam's bias correction of m and v (Algorithm 2 of the paper: on).</summary>
     public bool? BiasCorrection { get; set; }
 
     /// <inheritdoc />
-    public override void Validate()
-    {
-        ValidateLearningRate();
-        RequireInRange(Beta1, 0, 1, hiOpen: true, "beta1", "use e.g. 0.9.");
-        RequireInRange(Beta2, 0, 1, hiOpen: true, "beta2", "use e.g. 0.999.");
-        RequireAtLeast(Epsilon, 0, "eps", "use e.g. 1e-6 or 0 for the pseudoinverse.");
-        RequireAtLeast(WeightDecay, 0, "weight_decay", "use 0 for none or e.g. 0.01.");
-    }
+    public override void Validate() => ValidateAdaptive(epsFix: "use e.g. 1e-6 or 0 for the pseudoinverse.", decayFix: "use 0 for none or e.g. 0.01.");
 }
 
 /// <summary>Per-tensor state of LAMB: slots m and v (Adam's moments).</summary>
@@ -45,17 +30,6 @@ public sealed class LambState : RuleState
 
     /// <summary>The second moment, or null before it was allocated.</summary>
     public Tensor? SecondMoment => GetSlot(V);
-
-    /// <inheritdoc />
-    public override void Initialize(OptimizerOptions options)
-    {
-        ThrowIfDisposed();
-        ClearSlots();
-        EnsureSlot(M);
-        EnsureSlot(V);
-    }
-
-    internal Tensor Slot(int index) => EnsureSlot(index);
 }
 
 /// <summary>

@@ -45,8 +45,6 @@ public sealed class LarsState : RuleState
         ClearSlots();
         if (((LarsOptions)options).Momentum is > 0) EnsureSlot(M);
     }
-
-    internal Tensor Slot(int index) => EnsureSlot(index);
 }
 
 /// <summary>

@@ -1,23 +1,19 @@
 namespace AdaGraft.Rules;
 
-/// <summary>Hyperparameters of <see cref="LionRule"/> (one parameter group). Unset values inherit the optimizer's defaults.</summary>
-public sealed class LionOptions : RuleOptions, Optimizers.IMomentOptions
+/// <summary>
+/// Hyperparameters of <see cref="LionRule"/> (one parameter group). Unset values inherit the optimizer's defaults. β1
+/// is the interpolation between momentum and gradient that is signed for the update, β2 the decay of the momentum
+/// buffer, both in [0, 1].
+/// </summary>
+public sealed class LionOptions : MomentOptions
 {
-    /// <summary>β1, the interpolation between momentum and gradient that is signed for the update, in [0, 1].</summary>
-    public double? Beta1 { get; set; }
-
-    /// <summary>β2, the decay of the momentum buffer, in [0, 1].</summary>
-    public double? Beta2 { get; set; }
-
     /// <summary>Decoupled weight decay λ ≥ 0: <c>w ← w − η·λ·w</c>.</summary>
     public double? WeightDecay { get; set; }
 
     /// <inheritdoc />
     public override void Validate()
     {
-        ValidateLearningRate();
-        RequireInRange(Beta1, 0, 1, hiOpen: false, "beta1", "use e.g. 0.9.");
-        RequireInRange(Beta2, 0, 1, hiOpen: false, "beta2", "use e.g. 0.99.");
+        ValidateBetas(beta2Fix: "use e.g. 0.99.", beta1Closed: true, beta2Closed: true);
         RequireAtLeast(WeightDecay, 0, "weight_decay", "use 0 for none.");
     }
 }
@@ -35,16 +31,6 @@ public sealed class LionState : RuleState
 
     /// <summary>The momentum buffer, or null before it was allocated.</summary>
     public Tensor? Momentum => GetSlot(M);
-
-    /// <inheritdoc />
-    public override void Initialize(OptimizerOptions options)
-    {
-        ThrowIfDisposed();
-        ClearSlots();
-        EnsureSlot(M);
-    }
-
-    internal Tensor Slot(int index) => EnsureSlot(index);
 }
 
 /// <summary>

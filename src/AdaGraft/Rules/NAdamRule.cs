@@ -2,32 +2,20 @@ using System.Numerics;
 
 namespace AdaGraft.Rules;
 
-/// <summary>Hyperparameters of <see cref="NAdamRule"/> (one parameter group). Unset values inherit the optimizer's defaults.</summary>
-public sealed class NAdamOptions : RuleOptions, Optimizers.IMomentOptions
+/// <summary>
+/// Hyperparameters of <see cref="NAdamRule"/> (one parameter group). Unset values inherit the optimizer's defaults. ε
+/// is added to <c>√v̂</c>; the weight decay is L2, added to the gradient (<c>g ← g + λ·w</c>), as TorchSharp's NAdam
+/// does.
+/// </summary>
+public sealed class NAdamOptions : AdaptiveOptions
 {
-    /// <summary>β1, the first-moment decay, in [0, 1).</summary>
-    public double? Beta1 { get; set; }
-
-    /// <summary>β2, the second-moment decay, in [0, 1).</summary>
-    public double? Beta2 { get; set; }
-
-    /// <summary>ε ≥ 0 added to <c>√v̂</c>; 0 means the pseudoinverse (a coordinate with <c>v = 0</c> does not move).</summary>
-    public double? Epsilon { get; set; }
-
-    /// <summary>L2 weight decay λ ≥ 0, added to the gradient (<c>g ← g + λ·w</c>), as TorchSharp's NAdam does.</summary>
-    public double? WeightDecay { get; set; }
-
     /// <summary>ψ ≥ 0, the momentum decay of the schedule <c>μ_t = β1·(1 − ½·0.96^(t·ψ))</c>.</summary>
     public double? MomentumDecay { get; set; }
 
     /// <inheritdoc />
     public override void Validate()
     {
-        ValidateLearningRate();
-        RequireInRange(Beta1, 0, 1, hiOpen: true, "beta1", "use e.g. 0.9.");
-        RequireInRange(Beta2, 0, 1, hiOpen: true, "beta2", "use e.g. 0.999; 1 would make the bias correction divide by 0.");
-        RequireAtLeast(Epsilon, 0, "eps", "use e.g. 1e-8, or 0 for the pseudoinverse.");
-        RequireAtLeast(WeightDecay, 0, "weight_decay", "use 0 for none.");
+        ValidateAdaptive(beta2Fix: "use e.g. 0.999; 1 would make the bias correction divide by 0.");
         RequireAtLeast(MomentumDecay, 0, "momentum_decay", "use e.g. 0.004 (TorchSharp's default).");
     }
 }
@@ -55,14 +43,9 @@ public sealed class NAdamState : RuleState
     /// <inheritdoc />
     public override void Initialize(OptimizerOptions options)
     {
-        ThrowIfDisposed();
-        ClearSlots();
-        EnsureSlot(M);
-        EnsureSlot(V);
+        base.Initialize(options);
         MuProduct = 1;
     }
-
-    internal Tensor Slot(int index) => EnsureSlot(index);
 }
 
 /// <summary>The host constants of one NAdam step (see <see cref="NAdamRule"/>).</summary>
@@ -138,7 +121,7 @@ public sealed class NAdamRule : IRule<NAdamOptions, NAdamState>
 
     /// <summary>The fused kernel's form of <see cref="Propose"/>: advances the state's counters, returns constants and slot addresses.</summary>
     internal static (NAdamPlan, FusedPointers) Plan(NAdamOptions o, NAdamState state) =>
-        (Advance(o, state), new FusedPointers { S0 = FusedRules.Pointer(state.Slot(NAdamState.M)), S1 = FusedRules.Pointer(state.Slot(NAdamState.V)) });
+        (Advance(o, state), new FusedPointers { S0 = state.SlotAddress(NAdamState.M), S1 = state.SlotAddress(NAdamState.V) });
 
     /// <summary>The fused step over elements [start, end) of one tensor.</summary>
     internal static void Chunk(in NAdamPlan p, in FusedPointers at, long start, long end)

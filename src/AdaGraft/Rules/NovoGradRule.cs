@@ -1,29 +1,15 @@
 namespace AdaGraft.Rules;
 
-/// <summary>Hyperparameters of <see cref="NovoGradRule"/> (one parameter group). Unset values inherit the optimizer's defaults.</summary>
-public sealed class NovoGradOptions : RuleOptions, Optimizers.IMomentOptions
+/// <summary>
+/// Hyperparameters of <see cref="NovoGradRule"/> (one parameter group). Unset values inherit the optimizer's defaults.
+/// β2 (in [0, 1]) decays the per-tensor second moment; ε is added to <c>√v</c> (0: a tensor with v = 0 gets no gradient
+/// term); the weight decay is added to the normalised gradient inside the momentum.
+/// </summary>
+public sealed class NovoGradOptions : AdaptiveOptions
 {
-    /// <summary>β1, the momentum coefficient, in [0, 1).</summary>
-    public double? Beta1 { get; set; }
-
-    /// <summary>β2, the decay of the per-tensor second moment, in [0, 1].</summary>
-    public double? Beta2 { get; set; }
-
-    /// <summary>ε ≥ 0 added to <c>√v</c>; 0 means the pseudoinverse (a tensor with v = 0 gets no gradient term).</summary>
-    public double? Epsilon { get; set; }
-
-    /// <summary>Weight decay λ ≥ 0, added to the normalised gradient inside the momentum.</summary>
-    public double? WeightDecay { get; set; }
-
     /// <inheritdoc />
-    public override void Validate()
-    {
-        ValidateLearningRate();
-        RequireInRange(Beta1, 0, 1, hiOpen: true, "beta1", "use e.g. 0.95 (0 for no momentum).");
-        RequireInRange(Beta2, 0, 1, hiOpen: false, "beta2", "use e.g. 0.98.");
-        RequireAtLeast(Epsilon, 0, "eps", "use e.g. 1e-8 or 0 for the pseudoinverse.");
-        RequireAtLeast(WeightDecay, 0, "weight_decay", "use 0 for none or e.g. 1e-3.");
-    }
+    public override void Validate() => ValidateAdaptive("use e.g. 0.95 (0 for no momentum).", "use e.g. 0.98.",
+        "use e.g. 1e-8 or 0 for the pseudoinverse.", "use 0 for none or e.g. 1e-3.", beta2Closed: true);
 }
 
 /// <summary>Per-tensor state of NovoGrad: slots m (shaped like the parameter) and v (a 0-d scalar).</summary>
@@ -41,15 +27,6 @@ public sealed class NovoGradState : RuleState
 
     /// <summary>The per-tensor second moment (0-d), or null before it was allocated.</summary>
     public Tensor? SecondMoment => GetSlot(V);
-
-    /// <inheritdoc />
-    public override void Initialize(OptimizerOptions options)
-    {
-        ThrowIfDisposed();
-        ClearSlots();
-        EnsureSlot(M);
-        EnsureSlot(V);
-    }
 
     /// <inheritdoc />
     protected override bool SlotsShapedLikeParameter => false;

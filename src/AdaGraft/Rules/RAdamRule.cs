@@ -2,21 +2,13 @@ using System.Numerics;
 
 namespace AdaGraft.Rules;
 
-/// <summary>Hyperparameters of <see cref="RAdamRule"/> (one parameter group). Unset values inherit the optimizer's defaults.</summary>
-public sealed class RAdamOptions : RuleOptions, Optimizers.IMomentOptions
+/// <summary>
+/// Hyperparameters of <see cref="RAdamRule"/> (one parameter group). Unset values inherit the optimizer's defaults. ε
+/// is added to <c>√v</c>; the weight decay is L2, added to the gradient (<c>g ← g + λ·w</c>), as TorchSharp's RAdam
+/// does.
+/// </summary>
+public sealed class RAdamOptions : AdaptiveOptions
 {
-    /// <summary>β1, the first-moment decay, in [0, 1).</summary>
-    public double? Beta1 { get; set; }
-
-    /// <summary>β2, the second-moment decay, in [0, 1).</summary>
-    public double? Beta2 { get; set; }
-
-    /// <summary>ε ≥ 0 added to <c>√v</c>; 0 means the pseudoinverse (a coordinate with <c>v = 0</c> does not move).</summary>
-    public double? Epsilon { get; set; }
-
-    /// <summary>L2 weight decay λ ≥ 0, added to the gradient (<c>g ← g + λ·w</c>), as TorchSharp's RAdam does.</summary>
-    public double? WeightDecay { get; set; }
-
     /// <summary>
     /// True: the rectified step is multiplied by η twice (η² in place of η), as TorchSharp 0.107's <c>torch.optim.RAdam</c>
     /// computes it; false: η once, as PyTorch and the paper (Liu et al., 2020) do. The unrectified first steps use η once
@@ -25,14 +17,7 @@ public sealed class RAdamOptions : RuleOptions, Optimizers.IMomentOptions
     public bool? LearningRateSquaredWhenRectified { get; set; }
 
     /// <inheritdoc />
-    public override void Validate()
-    {
-        ValidateLearningRate();
-        RequireInRange(Beta1, 0, 1, hiOpen: true, "beta1", "use e.g. 0.9.");
-        RequireInRange(Beta2, 0, 1, hiOpen: true, "beta2", "use e.g. 0.999; 1 would make ρ∞ and the bias correction infinite.");
-        RequireAtLeast(Epsilon, 0, "eps", "use e.g. 1e-8, or 0 for the pseudoinverse.");
-        RequireAtLeast(WeightDecay, 0, "weight_decay", "use 0 for none.");
-    }
+    public override void Validate() => ValidateAdaptive(beta2Fix: "use e.g. 0.999; 1 would make ρ∞ and the bias correction infinite.");
 }
 
 /// <summary>Per-tensor state of RAdam: slots exp_avg (m) and exp_avg_sq (v).</summary>
@@ -51,17 +36,6 @@ public sealed class RAdamState : RuleState
 
     /// <summary>The second moment, or null before it was allocated.</summary>
     public Tensor? SecondMoment => GetSlot(V);
-
-    /// <inheritdoc />
-    public override void Initialize(OptimizerOptions options)
-    {
-        ThrowIfDisposed();
-        ClearSlots();
-        EnsureSlot(M);
-        EnsureSlot(V);
-    }
-
-    internal Tensor Slot(int index) => EnsureSlot(index);
 }
 
 /// <summary>The host constants of one RAdam step (see <see cref="RAdamRule"/>).</summary>
@@ -135,7 +109,7 @@ public sealed class RAdamRule : IRule<RAdamOptions, RAdamState>
 
     /// <summary>The fused kernel's form of <see cref="Propose"/>: advances the step count, returns constants and slot addresses.</summary>
     internal static (RAdamPlan, FusedPointers) Plan(RAdamOptions o, RAdamState state) =>
-        (Advance(o, state), new FusedPointers { S0 = FusedRules.Pointer(state.Slot(RAdamState.M)), S1 = FusedRules.Pointer(state.Slot(RAdamState.V)) });
+        (Advance(o, state), new FusedPointers { S0 = state.SlotAddress(RAdamState.M), S1 = state.SlotAddress(RAdamState.V) });
 
     /// <summary>The fused step over elements [start, end) of one tensor.</summary>
     internal static void Chunk(in RAdamPlan p, in FusedPointers at, long start, long end)

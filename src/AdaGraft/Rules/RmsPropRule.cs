@@ -70,8 +70,6 @@ public sealed class RmsPropState : RuleState
         if (o.Momentum is > 0) EnsureSlot(Buffer);
         if (o.Centered == true) EnsureSlot(GradAvg);
     }
-
-    internal Tensor Slot(int index) => EnsureSlot(index);
 }
 
 /// <summary>The host constants of one RMSprop step (see <see cref="RmsPropRule"/>).</summary>
@@ -156,9 +154,9 @@ public sealed class RmsPropRule : IRule<RmsPropOptions, RmsPropState>
     {
         var p = Advance(o, state);
         return (p, new FusedPointers {
-            S0 = FusedRules.Pointer(state.Slot(RmsPropState.SquareAvg)),
-            S1 = p.HasMomentum ? FusedRules.Pointer(state.Slot(RmsPropState.Buffer)) : IntPtr.Zero,
-            S2 = p.Centered ? FusedRules.Pointer(state.Slot(RmsPropState.GradAvg)) : IntPtr.Zero,
+            S0 = state.SlotAddress(RmsPropState.SquareAvg),
+            S1 = p.HasMomentum ? state.SlotAddress(RmsPropState.Buffer) : IntPtr.Zero,
+            S2 = p.Centered ? state.SlotAddress(RmsPropState.GradAvg) : IntPtr.Zero,
         });
     }
 

@@ -28,6 +28,7 @@ public abstract class RuleState : OptimizerState, IDisposable
     {
         _slotNames = slotNames;
         _slots = new Tensor?[slotNames.Length];
+        _cache = new SlotCache(slotNames.Length);
         _scratch = new Tensor?[scratchCount];
         _host = new double[hostValueCount];
     }
@@ -124,6 +125,9 @@ public abstract class RuleState : OptimizerState, IDisposable
 
     private bool _exposed;
 
+    // Facts about the slots (fit, fused eligibility, addresses), used only while no slot was handed out.
+    private readonly SlotCache _cache;
+
     /// <summary>Raised by any use after <see cref="Dispose()"/>.</summary>
     protected void ThrowIfDisposed()
     {
@@ -144,9 +148,49 @@ public abstract class RuleState : OptimizerState, IDisposable
                 ? torch.full_like(_parameter, fill)
                 : torch.full(shape, fill, _parameter.dtype, _parameter.device)).DetachFromDisposeScope();
             _slots[index] = t;
+            _cache.Invalidate();
         }
         return t;
     }
+
+    /// <summary>
+    /// The data address of slot <paramref name="index"/> (allocated as <see cref="EnsureSlot"/> does) for a fused
+    /// kernel, read again only after a slot was replaced or handed to the caller.
+    /// </summary>
+    internal IntPtr SlotAddress(int index, double fill = 0)
+    {
+        var slot = EnsureSlot(index, fill);
+        return _exposed ? FusedCpu.Pointer(slot) : _cache.Address(index, slot);
+    }
+
+    /// <summary>
+    /// True when every allocated slot is a contiguous CPU tensor of <paramref name="dtype"/> (what the fused kernels
+    /// need), asked again only after a slot was replaced or handed to the caller.
+    /// </summary>
+    internal bool SlotsCanFuse(ScalarType dtype)
+    {
+        if (!_exposed && _cache.Fusable(dtype) is bool known) return known;
+        bool ok = true;
+        for (int i = 0; i < _slots.Length && ok; i++) {
+            if (_slots[i] is Tensor slot && !FusedCpu.Eligible(slot, dtype)) ok = false;
+        }
+        _cache.SetFusable(dtype, ok);
+        return ok;
+    }
+
+    /// <summary>
+    /// Frees every slot and resets the step count, then allocates every slot (zero-filled). A rule whose slots depend
+    /// on its options (momentum off, an initial accumulator) overrides this.
+    /// </summary>
+    public override void Initialize(OptimizerOptions options)
+    {
+        ThrowIfDisposed();
+        ClearSlots();
+        for (int i = 0; i < _slots.Length; i++) EnsureSlot(i);
+    }
+
+    /// <summary>Slot <paramref name="index"/> for the rule's step, allocated on first use (filled with <paramref name="fill"/>).</summary>
+    internal Tensor Slot(int index, double fill = 0) => EnsureSlot(index, fill);
 
     /// <summary>The shape without dimension <paramref name="dim"/> (negative counts from the end).</summary>
     protected static long[] ShapeWithout(long[] shape, int dim)
@@ -180,6 +224,10 @@ public abstract class RuleState : OptimizerState, IDisposable
     internal void CheckFits(int index)
     {
         ThrowIfDisposed();
+        CheckStructure(index);
+        // The slots are this state's own: while none was replaced or handed out, they fit as long as the parameter's
+        // layout is the one they were last found to fit.
+        if (!_exposed && _cache.StillFits(_parameter)) return;
         for (int i = 0; i < _slots.Length; i++) {
             if (_slots[i] is not Tensor s) continue;
             if (SlotFits(i, s)) continue;
@@ -190,6 +238,17 @@ public abstract class RuleState : OptimizerState, IDisposable
                 + $"{TensorLayout.Shape(want)} on {_parameter.device}: the parameter was resized, replaced (set_) or "
                 + "converted after the optimizer was built. Build a new optimizer over the changed parameters (or load a matching state).");
         }
+        _cache.Fitted(_parameter);
+    }
+
+    /// <summary>
+    /// Throws <see cref="InvalidOperationException"/> when the state's structure (e.g. which dimensions a matrix
+    /// preconditioner covers) no longer matches its group's options; called first by <see cref="CheckFits"/>, before
+    /// anything changes. None by default.
+    /// </summary>
+    /// <param name="index">The parameter's index in the optimizer's list (for the message).</param>
+    protected virtual void CheckStructure(int index)
+    {
     }
 
     /// <summary>True when slot <paramref name="i"/> has the parameter's dtype and device and the shape <see cref="ExpectedSlotShape"/> gives.</summary>
@@ -228,6 +287,7 @@ public abstract class RuleState : OptimizerState, IDisposable
             _slots[i]?.Dispose();
             _slots[i] = null;
         }
+        _cache.Invalidate();
         Step = 0;
     }
 
@@ -287,11 +347,23 @@ public abstract class RuleState : OptimizerState, IDisposable
                     throw new InvalidDataException($"The saved state has slot '{name}' where {GetType().Name} expects '{_slotNames[i]}': the file was written by another optimizer type.");
                 slots[i] = TensorIO.ReadOptional(reader, ExpectedSlotShape(i), _parameter.dtype, _parameter.device, $"state slot '{name}'");
             }
+            CheckLoadedSlots(step, slots);
         } catch {
             foreach (var t in slots) t?.Dispose();
             throw;
         }
         return (step, slots, host);
+    }
+
+    /// <summary>
+    /// Throws <see cref="InvalidDataException"/> when slots read from a file (each already of its expected shape) do not
+    /// form a state this one can continue from (e.g. a matrix preconditioner's factors present for other dimensions).
+    /// Called before anything changes; none by default.
+    /// </summary>
+    /// <param name="steps">The saved step count.</param>
+    /// <param name="slots">The saved slots (null where absent).</param>
+    protected virtual void CheckLoadedSlots(long steps, Tensor?[] slots)
+    {
     }
 
     /// <summary>Copies another state of the same type (validated first).</summary>
@@ -318,6 +390,7 @@ public abstract class RuleState : OptimizerState, IDisposable
             if (!ReferenceEquals(_slots[i], slots[i])) _slots[i]?.Dispose();
         }
         _slots = slots;
+        _cache.Invalidate();
         Step = step;
     }
 
@@ -329,6 +402,7 @@ public abstract class RuleState : OptimizerState, IDisposable
     {
         ThrowIfDisposed();
         for (int i = 0; i < _slots.Length; i++) _slots[i] = Move(_slots[i], device);
+        _cache.Invalidate();
         for (int i = 0; i < _scratch.Length; i++) _scratch[i] = Move(_scratch[i], device);
         AppliedSteps = Move(AppliedSteps, device);
     }
@@ -366,6 +440,7 @@ public abstract class RuleState : OptimizerState, IDisposable
     {
         if (_disposed || !disposing) return;
         foreach (var t in _slots) t?.Dispose();
+        _cache.Invalidate();
         foreach (var t in _scratch) t?.Dispose();
         if (_backup is not null) foreach (var t in _backup) t?.Dispose();
         _paramBackup?.Dispose();

@@ -144,8 +144,6 @@ public sealed class SecondMomentState : RuleState
         }
         if (o.Beta1 is > 0) EnsureSlot(M1);
     }
-
-    internal Tensor Slot(int index, double fill = 0) => EnsureSlot(index, fill);
 }
 
 /// <summary>
@@ -175,82 +173,73 @@ public sealed class SecondMomentRule : IRule<SecondMomentOptions, SecondMomentSt
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(SecondMomentOptions o, SecondMomentState state, Tensor param, Tensor grad)
     {
-        var (t, lr, beta1, beta2, wd, decoupled, paramDecay, c1) = Advance(o, state);
+        // Bias correction: host factors from the step count (folded into the constants), or device factors from the
+        // applied-step count when non-finite steps are skipped on the device (then a skipped step must leave no trace in t).
+        bool deviceBias = o.BiasCorrection!.Value && state.AppliedSteps is not null;
+        var k = Constants(o, state, hostBias: !deviceBias);
 
         // The effective gradient; p.grad itself is never modified.
         Tensor g = grad;
-        bool maximize = o.Maximize!.Value;
-        if (maximize || (wd != 0 && !decoupled)) {
+        if (k.Maximize || k.Coupled) {
             g = state.Scratch(SecondMomentState.Gradient).copy_(grad);
-            if (maximize) g.neg_();
-            if (wd != 0 && !decoupled) g.add_(param, wd);
+            if (k.Maximize) g.neg_();
+            if (k.Coupled) g.add_(param, k.WeightDecay);
         }
 
-        // Bias correction: host factors from the step count, or device factors from the applied-step count when
-        // non-finite steps are skipped on the device (then a skipped step must leave no trace in t).
-        bool bias = o.BiasCorrection!.Value;
-        double bc1 = 1, bc2 = 1;
         Tensor? bc1T = null, bc2T = null;
-        if (bias && state.AppliedSteps is Tensor applied) {
-            var tNext = (applied + 1).clamp_min_(1);
-            if (beta1 > 0) bc1T = tNext.mul(Math.Log(beta1)).exp_().neg_().add_(1);
-            bc2T = tNext.mul(Math.Log(beta2)).exp_().neg_().add_(1);
-        } else if (bias) {
-            (bc1, bc2) = HostBias(t, beta1, beta2);
+        if (deviceBias) {
+            var tNext = (state.AppliedSteps! + 1).clamp_min_(1);
+            if (k.HasM1) bc1T = tNext.mul(Math.Log(k.Beta1)).exp_().neg_().add_(1);
+            bc2T = tNext.mul(Math.Log(k.Beta2)).exp_().neg_().add_(1);
         }
 
-        if (!o.Preconditioned!.Value) {
-            var num = FirstMoment(o, state, g, beta1, c1);
-            return new Proposal(num, -lr / bc1, paramDecay: paramDecay) { ScaleTensor = bc1T?.reciprocal() };
+        if (!k.Preconditioned) {
+            var num = FirstMoment(o, state, g, k.Beta1, k.C1);
+            return new Proposal(num, k.Scale, paramDecay: k.Decay) { ScaleTensor = bc1T?.reciprocal() };
         }
 
-        // Second moment and the (pseudo)inverse denominator, folded so that bias correction costs no extra pass:
-        // √(v/bc2) + ε = (√v + ε·√bc2)/√bc2 and √(v/bc2 + ε) = √(v + ε·bc2)/√bc2.
+        // Second moment and the (pseudo)inverse denominator, with bias correction folded into ε and the scale (see
+        // Constants); with device factors, ε is the bare ε and the factors multiply it here.
         var m2 = state.Slot(SecondMomentState.M2, o.InitialAccumulator!.Value);
-        if (beta2 != 1) m2.mul_(beta2);
-        m2.addcmul_(g, g, o.ScaleSecondMoment!.Value ? 1 - beta2 : 1);
+        if (!k.Beta2IsOne) m2.mul_(k.Beta2);
+        m2.addcmul_(g, g, k.C2);
         var v = m2;
-        if (o.AmsGrad!.Value) {
+        if (k.AmsGrad) {
             v = state.Slot(SecondMomentState.MaxM2);
             v.clamp_(min: m2);
         }
-        double sqrtBc2 = Math.Sqrt(bc2);
         var sqrtBc2T = bc2T?.sqrt();
-        double eps = o.Epsilon!.Value;
         var d = state.Scratch(SecondMomentState.Denominator).copy_(v);
-        bool pseudoInverse = eps == 0;
-        if (pseudoInverse) {
+        if (k.PseudoInverse) {
             // 1/√v with +∞ (v = 0) replaced by 0: the Moore–Penrose pseudoinverse of √v.
             d.rsqrt_().nan_to_num_(0, 0, 0);
-        } else if (o.EpsilonPlacement == EpsilonPlacement.InsideRoot) {
-            if (bc2T is null) d.add_(eps * bc2);
-            else d.add_(bc2T * eps);
+        } else if (k.EpsInside) {
+            if (bc2T is null) d.add_(k.EpsTerm);
+            else d.add_(bc2T * k.EpsTerm);
             d.sqrt_();
         } else {
             d.sqrt_();
-            if (sqrtBc2T is null) d.add_(eps * sqrtBc2);
-            else d.add_(sqrtBc2T * eps);
+            if (sqrtBc2T is null) d.add_(k.EpsTerm);
+            else d.add_(sqrtBc2T * k.EpsTerm);
         }
 
-        if (o.MomentumPlacement == MomentumPlacement.AfterPreconditioner) {
+        if (k.AfterPreconditioner) {
             // m1 accumulates g·√bc2/D(v): fold √bc2 into the preconditioner first when it lives on the device.
             if (sqrtBc2T is not null) {
-                if (pseudoInverse) d.mul_(sqrtBc2T);
+                if (k.PseudoInverse) d.mul_(sqrtBc2T);
                 else d.div_(sqrtBc2T);
             }
-            double fold = sqrtBc2T is null ? sqrtBc2 : 1;
-            if (beta1 == 0)
-                return Preconditioned(g, d, pseudoInverse, -lr * fold / bc1, paramDecay, bc1T?.reciprocal());
+            if (!k.HasM1) return Preconditioned(g, d, k.PseudoInverse, k.Scale, k.Decay, bc1T?.reciprocal());
             var buf = state.Slot(SecondMomentState.M1);
-            buf.mul_(beta1);
-            if (pseudoInverse) buf.addcmul_(g, d, c1 * fold);
-            else buf.addcdiv_(g, d, c1 * fold);
-            return new Proposal(buf, -lr / bc1, paramDecay: paramDecay) { ScaleTensor = bc1T?.reciprocal() };
+            buf.mul_(k.Beta1);
+            if (k.PseudoInverse) buf.addcmul_(g, d, k.MomentumFold);
+            else buf.addcdiv_(g, d, k.MomentumFold);
+            return new Proposal(buf, k.Scale, paramDecay: k.Decay) { ScaleTensor = bc1T?.reciprocal() };
         }
 
-        var numerator = FirstMoment(o, state, g, beta1, c1);
+        var numerator = FirstMoment(o, state, g, k.Beta1, k.C1);
         Tensor? scaleT = sqrtBc2T is null ? bc1T?.reciprocal() : bc1T is null ? sqrtBc2T : sqrtBc2T / bc1T;
-        return Preconditioned(numerator, d, pseudoInverse, -lr * sqrtBc2 / bc1, paramDecay, scaleT);
+        return Preconditioned(numerator, d, k.PseudoInverse, k.Scale, k.Decay, scaleT);
     }
 
     /// <summary>The host-side coefficients of the next step; advances the step counter.</summary>
@@ -272,13 +261,18 @@ public sealed class SecondMomentRule : IRule<SecondMomentOptions, SecondMomentSt
         (beta1 > 0 ? 1 - Math.Pow(beta1, t) : 1, 1 - Math.Pow(beta2, t));
 
     /// <summary>
-    /// The fused kernel's form of <see cref="Propose"/>: advances the step counter, allocates the slots the step needs,
-    /// and returns the host constants and state pointers (only after <see cref="FusedRules.CanFuse"/> said yes).
+    /// Algorithm 1's hyperparameter semantics for the next step, in the one place both forms read them: the eager
+    /// <see cref="Propose"/> and the SIMD kernel (<see cref="Plan"/>). Advances the step counter. Which conventions apply
+    /// (maximize, coupled or decoupled decay, momentum, Nesterov, preconditioning, AMSGrad, ε placement and the
+    /// pseudoinverse, momentum placement) and the folded constants: bias correction goes into ε and the scale,
+    /// <c>√(v/bc2) + ε = (√v + ε·√bc2)/√bc2</c> and <c>√(v/bc2 + ε) = √(v + ε·bc2)/√bc2</c>, so it costs no pass over
+    /// memory. Without <paramref name="hostBias"/> (device-side step counts) the bias factors are left at 1 for the
+    /// caller to apply as tensors.
     /// </summary>
-    internal static FusedPlan Plan(SecondMomentOptions o, SecondMomentState state)
+    internal static FusedPlan Constants(SecondMomentOptions o, SecondMomentState state, bool hostBias = true)
     {
         var (t, lr, beta1, beta2, wd, decoupled, paramDecay, c1) = Advance(o, state);
-        var (bc1, bc2) = o.BiasCorrection!.Value ? HostBias(t, beta1, beta2) : (1, 1);
+        var (bc1, bc2) = o.BiasCorrection!.Value && hostBias ? HostBias(t, beta1, beta2) : (1, 1);
         var p = new FusedPlan {
             Maximize = o.Maximize!.Value,
             Coupled = wd != 0 && !decoupled,
@@ -290,21 +284,16 @@ public sealed class SecondMomentRule : IRule<SecondMomentOptions, SecondMomentSt
             C1 = c1,
             Nesterov = o.Nesterov!.Value,
             NesterovGrad = o.ScaleFirstMoment!.Value ? 1 - beta1 : 1,
+            Beta2 = beta2,
         };
-        if (p.HasM1) p.M1 = FusedCpu.Pointer(state.Slot(SecondMomentState.M1));
         if (!o.Preconditioned!.Value) {
             p.Scale = -lr / bc1;
             return p;
         }
         p.Preconditioned = true;
-        p.Beta2 = beta2;
         p.Beta2IsOne = beta2 == 1;
         p.C2 = o.ScaleSecondMoment!.Value ? 1 - beta2 : 1;
-        p.M2 = FusedCpu.Pointer(state.Slot(SecondMomentState.M2, o.InitialAccumulator!.Value));
-        if (o.AmsGrad!.Value) {
-            p.AmsGrad = true;
-            p.VMax = FusedCpu.Pointer(state.Slot(SecondMomentState.MaxM2));
-        }
+        p.AmsGrad = o.AmsGrad!.Value;
         double eps = o.Epsilon!.Value, sqrtBc2 = Math.Sqrt(bc2);
         p.PseudoInverse = eps == 0;
         p.EpsInside = o.EpsilonPlacement == EpsilonPlacement.InsideRoot;
@@ -318,6 +307,19 @@ public sealed class SecondMomentRule : IRule<SecondMomentOptions, SecondMomentSt
                 p.Scale = -lr / bc1;
             }
         }
+        return p;
+    }
+
+    /// <summary>
+    /// The fused kernel's form of <see cref="Propose"/>: <see cref="Constants"/> plus the addresses of the slots the
+    /// step needs (allocated here; only after <see cref="FusedRules.CanFuse"/> said yes).
+    /// </summary>
+    internal static FusedPlan Plan(SecondMomentOptions o, SecondMomentState state)
+    {
+        var p = Constants(o, state);
+        if (p.HasM1) p.M1 = state.SlotAddress(SecondMomentState.M1);
+        if (p.Preconditioned) p.M2 = state.SlotAddress(SecondMomentState.M2, o.InitialAccumulator!.Value);
+        if (p.AmsGrad) p.VMax = state.SlotAddress(SecondMomentState.MaxM2);
         return p;
     }
 

@@ -1,14 +1,11 @@
 namespace AdaGraft.Rules;
 
-/// <summary>Hyperparameters of <see cref="YogiRule"/> (one parameter group). Unset values inherit the optimizer's defaults.</summary>
-public sealed class YogiOptions : RuleOptions, Optimizers.IMomentOptions
+/// <summary>
+/// Hyperparameters of <see cref="YogiRule"/> (one parameter group). Unset values inherit the optimizer's defaults. β2
+/// is the rate of the additive second-moment update.
+/// </summary>
+public sealed class YogiOptions : MomentOptions
 {
-    /// <summary>β1, the first-moment decay, in [0, 1).</summary>
-    public double? Beta1 { get; set; }
-
-    /// <summary>β2, the rate of the additive second-moment update, in [0, 1).</summary>
-    public double? Beta2 { get; set; }
-
     /// <summary>ε ≥ 0 added to <c>√v̂</c>; 0 means the pseudoinverse (a coordinate with <c>v = 0</c> does not move).</summary>
     public double? Epsilon { get; set; }
 
@@ -18,9 +15,7 @@ public sealed class YogiOptions : RuleOptions, Optimizers.IMomentOptions
     /// <inheritdoc />
     public override void Validate()
     {
-        ValidateLearningRate();
-        RequireInRange(Beta1, 0, 1, hiOpen: true, "beta1", "use e.g. 0.9 (0 for no momentum).");
-        RequireInRange(Beta2, 0, 1, hiOpen: true, "beta2", "use e.g. 0.999; 1 would never change v and makes the bias correction divide by 0.");
+        ValidateBetas("use e.g. 0.9 (0 for no momentum).", "use e.g. 0.999; 1 would never change v and makes the bias correction divide by 0.");
         RequireAtLeast(Epsilon, 0, "eps", "use e.g. 1e-3 (the paper's choice) or 0 for the pseudoinverse.");
         RequireAtLeast(InitialAccumulator, 0, "initial_accumulator_value", "use 0 or a small positive value such as 1e-6.");
     }
@@ -52,8 +47,6 @@ public sealed class YogiState : RuleState
         EnsureSlot(M);
         EnsureSlot(V, o.InitialAccumulator ?? 0);
     }
-
-    internal Tensor Slot(int index, double fill = 0) => EnsureSlot(index, fill);
 }
 
 /// <summary>
