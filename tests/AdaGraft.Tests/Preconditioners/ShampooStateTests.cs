@@ -154,7 +154,7 @@ public sealed class ShampooStateTests
         var state = Save(opt);
         var act = () => opt.step();
         if (misuse == "sparse") act.Should().Throw<NotSupportedException>().WithMessage("*sparse*");
-        else if (misuse == "block-size") act.Should().Throw<InvalidOperationException>().WithMessage("*factors*");
+        else if (misuse == "block-size") act.Should().Throw<InvalidOperationException>().WithMessage("*max_preconditioner_dim*");
         else act.Should().Throw<ArgumentException>();
         TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(w), before, "parameters unchanged");
         Save(opt).Should().Equal(state, "state unchanged");

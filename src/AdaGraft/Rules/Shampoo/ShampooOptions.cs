@@ -20,14 +20,13 @@ public enum ShampooGrafting
 }
 
 /// <summary>Hyperparameters of <see cref="ShampooRule"/> (one parameter group). Unset values inherit the optimizer's defaults.</summary>
-public sealed class ShampooOptions : RuleOptions, Optimizers.IMomentOptions
+/// <remarks>
+/// <see cref="MomentOptions.Beta1"/> in [0, 1) is the gradient filter <c>G̃ ← β1·G̃ + (1−β1)·G</c> (bias-corrected; 0,
+/// the default: G̃ = G); <see cref="MomentOptions.Beta2"/> in [0, 1] is the factors' decay (1, the default: plain sums
+/// <c>L ← L + G·Gᵀ</c>).
+/// </remarks>
+public sealed class ShampooOptions : MomentOptions
 {
-    /// <summary>β1 in [0, 1), the gradient filter <c>G̃ ← β1·G̃ + (1−β1)·G</c> (bias-corrected); 0 (default): G̃ = G.</summary>
-    public double? Beta1 { get; set; }
-
-    /// <summary>β2 in [0, 1], the factors' decay; 1 (default): plain sums <c>L ← L + G·Gᵀ</c>.</summary>
-    public double? Beta2 { get; set; }
-
     /// <summary>ε ≥ 0 added to each factor's eigenvalues before the inverse root (default 1e-12).</summary>
     public double? Epsilon { get; set; }
 
@@ -80,9 +79,7 @@ public sealed class ShampooOptions : RuleOptions, Optimizers.IMomentOptions
     /// <inheritdoc />
     public override void Validate()
     {
-        ValidateLearningRate();
-        RequireInRange(Beta1, 0, 1, hiOpen: true, "beta1", "use 0 for no gradient filtering or e.g. 0.9.");
-        RequireInRange(Beta2, 0, 1, hiOpen: false, "beta2", "use 1 for sums (Shampoo, AdaGrad-like) or e.g. 0.999.");
+        ValidateBetas("use 0 for no gradient filtering or e.g. 0.9.", "use 1 for sums (Shampoo, AdaGrad-like) or e.g. 0.999.", beta2Closed: true);
         RequireAtLeast(Epsilon, 0, "epsilon", "use e.g. 1e-12.");
         RequireInRange(Momentum, 0, 1, hiOpen: true, "momentum", "use 0 for none or e.g. 0.9.");
         if (Nesterov == true && Momentum == 0)

@@ -13,6 +13,8 @@ public sealed class ShampooState : RuleState
     internal const int Direction = 0;
     private ShampooOptions? _options;
     private ShampooLayout? _layout;
+    private (int maxDim, int skip)? _builtFor;
+    private Tensor? _loadedFactors;
 
     /// <summary>Creates the state of <paramref name="parameter"/>.</summary>
     public ShampooState(Parameter parameter)
@@ -66,6 +68,7 @@ public sealed class ShampooState : RuleState
         _options = (ShampooOptions)options;
         ClearSlots();
         HostValues[0] = 0;
+        _builtFor = (Layout.MaxDim, Layout.SkipAbove);
         if (Layout.Preconditioned) {
             EnsureSlot(Factors);
             RootsSlot();
@@ -85,14 +88,40 @@ public sealed class ShampooState : RuleState
         return roots;
     }
 
+    /// <summary>
+    /// Throws when the group's <c>max_preconditioner_dim</c> or <c>skip_preconditioning_dim_size_gt</c> changed after
+    /// this state's factors were built for other blocks (before anything changes; a loaded checkpoint's factors belong
+    /// to the options loaded with them).
+    /// </summary>
+    protected override void CheckStructure(int index)
+    {
+        var current = (Layout.MaxDim, Layout.SkipAbove);
+        var factors = SlotAt(Factors);
+        if (factors is null || ReferenceEquals(factors, _loadedFactors)) {
+            _builtFor = current;
+            _loadedFactors = null;
+            return;
+        }
+        if (_builtFor is { } built && built != current)
+            throw new InvalidOperationException(
+                $"The Shampoo factors of the {TensorLayout.Describe(Parameter, index)} were built for max_preconditioner_dim {built.maxDim} "
+                + $"and skip_preconditioning_dim_size_gt {built.skip}, but its group now has {current.Item1} and {current.Item2}: the blocks "
+                + "cannot change during training. Set the options back, or build a new optimizer.");
+    }
+
+    /// <inheritdoc />
+    protected override void CheckLoadedSlots(long steps, Tensor?[] slots)
+    {
+        ArgumentNullException.ThrowIfNull(slots);
+        _loadedFactors = slots[Factors];
+    }
+
     /// <inheritdoc />
     protected override bool SlotsShapedLikeParameter => false;
 
     /// <inheritdoc />
     protected override long[] ExpectedSlotShape(int index) =>
         index is Factors or Roots ? new[] { Layout.FactorElements } : base.ExpectedSlotShape(index);
-
-    internal Tensor Slot(int index) => EnsureSlot(index);
 
     internal Tensor? Existing(int index) => SlotAt(index);
 }
