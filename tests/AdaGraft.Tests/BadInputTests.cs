@@ -21,119 +21,12 @@ public class BadInputTests
 
     // ---------------- Invalid hyperparameters, per preset ----------------
 
-    // Each preset, with the keyword arguments it takes and the role each plays (for the invalid values to try).
-    private static readonly Dictionary<string, Func<IEnumerable<Parameter>, string, double, GenericSecondMomentOptimizer>> Presets = new() {
-        ["Sgd"] = (ps, arg, v) => arg switch {
-            "lr" => GenericSecondMomentOptimizer.Sgd(ps, v),
-            "momentum" => GenericSecondMomentOptimizer.Sgd(ps, 0.05, momentum: v),
-            "weight_decay" => GenericSecondMomentOptimizer.Sgd(ps, 0.05, weight_decay: v),
-            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
-        },
-        ["HeavyBall"] = (ps, arg, v) => arg switch {
-            "lr" => GenericSecondMomentOptimizer.HeavyBall(ps, v),
-            "momentum" => GenericSecondMomentOptimizer.HeavyBall(ps, 0.05, momentum: v),
-            "weight_decay" => GenericSecondMomentOptimizer.HeavyBall(ps, 0.05, weight_decay: v),
-            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
-        },
-        ["AdaGrad"] = (ps, arg, v) => arg switch {
-            "lr" => GenericSecondMomentOptimizer.AdaGrad(ps, v),
-            "momentum" => GenericSecondMomentOptimizer.AdaGrad(ps, 0.05, momentum: v),
-            "eps" => GenericSecondMomentOptimizer.AdaGrad(ps, 0.05, eps: v),
-            "weight_decay" => GenericSecondMomentOptimizer.AdaGrad(ps, 0.05, weight_decay: v),
-            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
-        },
-        ["RmsProp"] = (ps, arg, v) => arg switch {
-            "lr" => GenericSecondMomentOptimizer.RmsProp(ps, v),
-            "momentum" => GenericSecondMomentOptimizer.RmsProp(ps, 0.01, momentum: v),
-            "beta2" => GenericSecondMomentOptimizer.RmsProp(ps, 0.01, beta2: v),
-            "eps" => GenericSecondMomentOptimizer.RmsProp(ps, 0.01, eps: v),
-            "weight_decay" => GenericSecondMomentOptimizer.RmsProp(ps, 0.01, weight_decay: v),
-            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
-        },
-        ["Adam"] = (ps, arg, v) => arg switch {
-            "lr" => GenericSecondMomentOptimizer.Adam(ps, v),
-            "beta1" => GenericSecondMomentOptimizer.Adam(ps, 0.01, beta1: v),
-            "beta2" => GenericSecondMomentOptimizer.Adam(ps, 0.01, beta2: v),
-            "eps" => GenericSecondMomentOptimizer.Adam(ps, 0.01, eps: v),
-            "weight_decay" => GenericSecondMomentOptimizer.Adam(ps, 0.01, weight_decay: v),
-            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
-        },
-        ["TorchSgd"] = (ps, arg, v) => arg switch {
-            "lr" => GenericSecondMomentOptimizer.TorchSgd(ps, v),
-            "momentum" => GenericSecondMomentOptimizer.TorchSgd(ps, 0.05, momentum: v),
-            "dampening" => GenericSecondMomentOptimizer.TorchSgd(ps, 0.05, momentum: 0.9, dampening: v),
-            "weight_decay" => GenericSecondMomentOptimizer.TorchSgd(ps, 0.05, weight_decay: v),
-            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
-        },
-        ["TorchAdam"] = (ps, arg, v) => arg switch {
-            "lr" => GenericSecondMomentOptimizer.TorchAdam(ps, lr: v),
-            "beta1" => GenericSecondMomentOptimizer.TorchAdam(ps, beta1: v),
-            "beta2" => GenericSecondMomentOptimizer.TorchAdam(ps, beta2: v),
-            "eps" => GenericSecondMomentOptimizer.TorchAdam(ps, eps: v),
-            "weight_decay" => GenericSecondMomentOptimizer.TorchAdam(ps, weight_decay: v),
-            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
-        },
-        ["TorchAdamW"] = (ps, arg, v) => arg switch {
-            "lr" => GenericSecondMomentOptimizer.TorchAdamW(ps, lr: v),
-            "beta1" => GenericSecondMomentOptimizer.TorchAdamW(ps, beta1: v),
-            "beta2" => GenericSecondMomentOptimizer.TorchAdamW(ps, beta2: v),
-            "eps" => GenericSecondMomentOptimizer.TorchAdamW(ps, eps: v),
-            "weight_decay" => GenericSecondMomentOptimizer.TorchAdamW(ps, weight_decay: v),
-            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
-        },
-        ["TorchAdagrad"] = (ps, arg, v) => arg switch {
-            "lr" => GenericSecondMomentOptimizer.TorchAdagrad(ps, lr: v),
-            "lr_decay" => GenericSecondMomentOptimizer.TorchAdagrad(ps, lr_decay: v),
-            "eps" => GenericSecondMomentOptimizer.TorchAdagrad(ps, eps: v),
-            "weight_decay" => GenericSecondMomentOptimizer.TorchAdagrad(ps, weight_decay: v),
-            "initial_accumulator_value" => GenericSecondMomentOptimizer.TorchAdagrad(ps, initial_accumulator_value: v),
-            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
-        },
-        ["TorchRmsProp"] = (ps, arg, v) => arg switch {
-            "lr" => GenericSecondMomentOptimizer.TorchRmsProp(ps, lr: v),
-            "alpha" => GenericSecondMomentOptimizer.TorchRmsProp(ps, alpha: v),
-            "momentum" => GenericSecondMomentOptimizer.TorchRmsProp(ps, momentum: v),
-            "eps" => GenericSecondMomentOptimizer.TorchRmsProp(ps, eps: v),
-            "weight_decay" => GenericSecondMomentOptimizer.TorchRmsProp(ps, weight_decay: v),
-            _ => throw new ArgumentOutOfRangeException(nameof(arg), arg, null),
-        },
-    };
-
-    // The keyword that plays each role in each preset (null: the preset has no such argument).
-    private static readonly (string Preset, string Lr, string? Beta1, string? Beta2, string? Eps, string[] Extra)[] Keywords = {
-        ("Sgd", "lr", "momentum", null, null, Array.Empty<string>()),
-        ("HeavyBall", "lr", "momentum", null, null, Array.Empty<string>()),
-        ("AdaGrad", "lr", "momentum", null, "eps", Array.Empty<string>()),
-        ("RmsProp", "lr", "momentum", "beta2", "eps", Array.Empty<string>()),
-        ("Adam", "lr", "beta1", "beta2", "eps", Array.Empty<string>()),
-        ("TorchSgd", "lr", "momentum", null, null, new[] { "dampening" }),
-        ("TorchAdam", "lr", "beta1", "beta2", "eps", Array.Empty<string>()),
-        ("TorchAdamW", "lr", "beta1", "beta2", "eps", Array.Empty<string>()),
-        ("TorchAdagrad", "lr", null, null, "eps", new[] { "lr_decay", "initial_accumulator_value" }),
-        ("TorchRmsProp", "lr", "momentum", "alpha", "eps", Array.Empty<string>()),
-    };
-
+    /// <summary>The error inputs of every <see cref="OptimizerTable"/> entry: (preset, argument, invalid value).</summary>
     public static TheoryData<string, string, double> InvalidHyperparameters {
         get {
             var data = new TheoryData<string, string, double>();
-            foreach (var (preset, lr, beta1, beta2, eps, extra) in Keywords) {
-                data.Add(preset, lr, -0.01);
-                data.Add(preset, lr, double.NaN);
-                // TorchSharp's SGD and RMSProp accept momentum ≥ 1 (its CyclicLR reaches 1), RMSProp any alpha ≥ 0 and SGD
-                // any dampening, so the drop-ins do too (issue 13): for them only values the built-ins refuse are invalid.
-                bool torchMomentum = preset is "TorchSgd" or "TorchRmsProp";
-                if (beta1 is not null) {
-                    data.Add(preset, beta1, -0.1);
-                    if (!torchMomentum) data.Add(preset, beta1, 1.0);
-                    data.Add(preset, beta1, double.NaN);
-                }
-                if (beta2 is not null) {
-                    if (preset != "TorchRmsProp") data.Add(preset, beta2, 1.5);
-                    data.Add(preset, beta2, -0.1);
-                }
-                if (eps is not null) data.Add(preset, eps, -1e-8);
-                data.Add(preset, "weight_decay", -0.01);
-                foreach (var e in extra) data.Add(preset, e, e == "dampening" ? double.NaN : -0.5);
+            foreach (var entry in OptimizerTable.All) {
+                foreach (var error in entry.Errors) data.Add(entry.Preset!, error.Argument, error.Value);
             }
             return data;
         }
@@ -145,7 +38,9 @@ public class BadInputTests
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         var before = Fixtures.Snapshot(ps);
-        var ex = FluentActions.Invoking(() => Presets[preset](ps, argument, value))
+        var entry = OptimizerTable.All.Single(e => e.Preset == preset && e.Errors.Count > 0);
+        entry.Errors.Single(e => e.Argument == argument && e.Value.Equals(value)).Exception.Should().Be<ArgumentOutOfRangeException>();
+        var ex = FluentActions.Invoking(() => entry.InvokePreset(ps, argument, value))
             .Should().Throw<ArgumentOutOfRangeException>().Which;
         Mentions(ex, argument).Should().BeTrue($"{preset}({argument}: {value}) must name '{argument}', but said: {ex.Message} (ParamName '{ex.ParamName}')");
         ShouldBeBitIdentical(Fixtures.Snapshot(ps), before);
@@ -164,11 +59,11 @@ public class BadInputTests
     // ---------------- A learning rate made invalid after construction ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void NaNLearningRateSetAfterConstructionThrowsOnStepAndChangesNothing(string name)
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerCatalog.Create(name, ps);
+        using var opt = OptimizerTable.CreateGeneric(name, ps);
         Run(opt, ps, 0, 3);
         foreach (var g in opt.ParamGroups) g.LearningRate = double.NaN;
         var before = Fixtures.Snapshot(ps);
@@ -185,7 +80,7 @@ public class BadInputTests
     public void NaNLearningRateInTheSecondGroupStopsTheStepBeforeTheFirstGroupMoves()
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        var defaults = DefaultsOf(OptimizerCatalog.Factories["torch-adam"]);
+        var defaults = DefaultsOf(OptimizerTable.GenericFactory("torch-adam"));
         using var opt = new GenericSecondMomentOptimizer(
             new[] { new GenericSecondMomentOptimizer.ParamGroup(ps.Take(2)), new GenericSecondMomentOptimizer.ParamGroup(ps.Skip(2)) },
             defaults);
@@ -203,29 +98,29 @@ public class BadInputTests
     // ---------------- Bad parameter lists ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void EmptyParameterListThrowsNamingParameters(string name)
     {
-        var ex = FluentActions.Invoking(() => OptimizerCatalog.Create(name, new List<Parameter>()))
+        var ex = FluentActions.Invoking(() => OptimizerTable.CreateGeneric(name, new List<Parameter>()))
             .Should().Throw<ArgumentException>().Which;
         Mentions(ex, "parameters").Should().BeTrue(ex.Message);
     }
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void NullParameterListThrowsNamingParameters(string name)
     {
-        FluentActions.Invoking(() => OptimizerCatalog.Create(name, null!))
+        FluentActions.Invoking(() => OptimizerTable.CreateGeneric(name, null!))
             .Should().Throw<ArgumentNullException>().Which.ParamName.Should().Be("parameters");
     }
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void ParameterListedTwiceInOneGroupThrows(string name)
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         var before = Fixtures.Snapshot(ps);
-        var ex = FluentActions.Invoking(() => OptimizerCatalog.Create(name, new[] { ps[0], ps[1], ps[0] }))
+        var ex = FluentActions.Invoking(() => OptimizerTable.CreateGeneric(name, new[] { ps[0], ps[1], ps[0] }))
             .Should().Throw<ArgumentException>().Which;
         ex.Message.Should().Contain("more than once");
         ex.ParamName.Should().BeOneOf("parameters", "param_group");
@@ -233,11 +128,11 @@ public class BadInputTests
     }
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void ParameterListedInTwoGroupsThrows(string name)
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        var defaults = DefaultsOf(OptimizerCatalog.Factories[name]);
+        var defaults = DefaultsOf(OptimizerTable.GenericFactory(name));
         var ex = FluentActions.Invoking(() => new GenericSecondMomentOptimizer(
                 new[] {
                     new GenericSecondMomentOptimizer.ParamGroup(new[] { ps[0], ps[1] }),
@@ -249,12 +144,12 @@ public class BadInputTests
     }
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void AddingAGroupWithAManagedParameterThrowsAndLeavesTheOptimizerAsItWas(string name)
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         var extra = Fixtures.MakeParameters(new[] { new long[] { 4 } }, seed: 5);
-        using var opt = OptimizerCatalog.Create(name, ps);
+        using var opt = OptimizerTable.CreateGeneric(name, ps);
         Run(opt, ps, 0, 2);
         var state = SaveState(opt);
 
@@ -269,11 +164,11 @@ public class BadInputTests
     // ---------------- Sparse gradients ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void SparseGradientThrowsBeforeAnyParameterChanges(string name)
     {
         var ps = Fixtures.MakeParameters(new[] { new long[] { 3 }, new long[] { 3, 3 } });
-        using var opt = OptimizerCatalog.Create(name, ps);
+        using var opt = OptimizerTable.CreateGeneric(name, ps);
         Run(opt, ps, 0, 2);
         var before = Fixtures.Snapshot(ps);
         var state = SaveState(opt);
@@ -291,7 +186,7 @@ public class BadInputTests
     // ---------------- Foreign, mismatched and truncated state dicts ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void StateDictOfATorchSharpAdamIsRejected(string name)
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
@@ -307,7 +202,7 @@ public class BadInputTests
             foreign = stream.ToArray();
         }
 
-        using var opt = OptimizerCatalog.Create(name, ps);
+        using var opt = OptimizerTable.CreateGeneric(name, ps);
         Run(opt, ps, 0, 2);
         var before = Fixtures.Snapshot(ps);
         var state = SaveState(opt);
@@ -319,17 +214,17 @@ public class BadInputTests
     }
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void StateDictOverParametersOfOtherShapesIsRejected(string name)
     {
         // Same number of tensors and groups; the first tensor has 8 elements instead of 7.
         var source = Fixtures.MakeParameters(new[] { new long[] { 8 }, new long[] { 3, 5 }, new long[] { 2, 3, 4 }, Array.Empty<long>() });
-        using var sourceOpt = OptimizerCatalog.Create(name, source);
+        using var sourceOpt = OptimizerTable.CreateGeneric(name, source);
         Run(sourceOpt, source, 0, 2);
         var saved = SaveState(sourceOpt);
 
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerCatalog.Create(name, ps);
+        using var opt = OptimizerTable.CreateGeneric(name, ps);
         Run(opt, ps, 0, 3);
         var before = Fixtures.Snapshot(ps);
         var state = SaveState(opt);
@@ -341,16 +236,16 @@ public class BadInputTests
     }
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void TruncatedStateDictIsRejected(string name)
     {
         var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var sourceOpt = OptimizerCatalog.Create(name, source);
+        using var sourceOpt = OptimizerTable.CreateGeneric(name, source);
         Run(sourceOpt, source, 0, 5);
         var saved = SaveState(sourceOpt);
 
         var ps = Fixtures.MakeParameters(Fixtures.Shapes, seed: 3);
-        using var opt = OptimizerCatalog.Create(name, ps);
+        using var opt = OptimizerTable.CreateGeneric(name, ps);
         Run(opt, ps, 0, 2);
         var before = Fixtures.Snapshot(ps);
         var state = SaveState(opt);
@@ -376,7 +271,7 @@ public class BadInputTests
         // Code written against TorchSharp's types (checkpoint helpers, training loops) holds an Optimizer and must cast
         // to OptimizerHelper to save or load, whose load_state_dict is not virtual: the same guarantee must hold there.
         var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var sourceOpt = OptimizerCatalog.Create("torch-adam", source);
+        using var sourceOpt = OptimizerTable.CreateGeneric("torch-adam", source);
         Run(sourceOpt, source, 0, 5);
         // Saved through the base type too: TorchSharp's generic format (an AdaGraft checkpoint's tag would stop
         // TorchSharp's loader at the first string, before the cut this test is about).
@@ -387,7 +282,7 @@ public class BadInputTests
         }
 
         var ps = Fixtures.MakeParameters(Fixtures.Shapes, seed: 3);
-        using var opt = OptimizerCatalog.Create("torch-adam", ps);
+        using var opt = OptimizerTable.CreateGeneric("torch-adam", ps);
         Run(opt, ps, 0, 2);
         var state = SaveState(opt);
 

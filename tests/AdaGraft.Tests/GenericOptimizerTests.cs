@@ -4,12 +4,13 @@ using static AdaGraft.Tests.Support.TestTensors;
 namespace AdaGraft.Tests;
 
 /// <summary>
-/// Properties every configuration of <see cref="OptimizerCatalog"/> must have as a TorchSharp optimizer:
-/// state-dict round trips, closures, LR schedulers, device moves, parameter groups, zero_grad and disposal.
+/// Properties every configuration of <see cref="OptimizerTable"/> must have as a TorchSharp optimizer: state-dict round
+/// trips, closures, LR schedulers, device moves, zero_grad, missing gradients and disposal; and, for Algorithm 1's
+/// configurations, cycled momentum and groups built by the constructor.
 /// </summary>
 public class GenericOptimizerTests
 {
-    private static void Run(GenericSecondMomentOptimizer opt, List<Parameter> ps, int from, int count)
+    private static void Run(optim.Optimizer opt, List<Parameter> ps, int from, int count)
     {
         for (int s = from; s < from + count; s++) {
             Fixtures.SetGradients(ps, s);
@@ -17,65 +18,68 @@ public class GenericOptimizerTests
         }
     }
 
-    private static List<Tensor> Slots(GenericSecondMomentOptimizer opt, IEnumerable<Parameter> ps) =>
-        ps.Select(opt.StateOf)
-            .SelectMany(s => new[] { s.FirstMoment, s.SecondMoment, s.MaxSecondMoment })
+    /// <summary>Every allocated state slot of every tensor (for Algorithm 1: first, second and max second moment).</summary>
+    private static List<Tensor> Slots(optim.Optimizer opt, IEnumerable<Parameter> ps) =>
+        ps.Select(p => OptimizerTable.StateOf(opt, p))
+            .SelectMany(s => Enumerable.Range(0, s.SlotNames.Length).Select(s.GetSlot))
             .Where(t => t is not null)
             .Select(t => t!)
             .ToList();
 
+    private static long StepOf(optim.Optimizer opt, Parameter p) => OptimizerTable.StateOf(opt, p).Step;
+
     // ---------------- State dict ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.Names), MemberType = typeof(OptimizerTable))]
     public void StateDictRoundTripThroughAStreamContinuesBitIdentically(string name)
     {
         var a = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerCatalog.Create(name, a);
+        using var opt = OptimizerTable.Make(name, a);
         Run(opt, a, 0, 5);
 
         byte[] bytes;
         using (var stream = new MemoryStream()) {
-            using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) opt.save_state_dict(writer);
+            using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) ((IOptimizerCheckpoint)opt).SaveCheckpoint(writer);
             bytes = stream.ToArray();
         }
 
         var b = Fixtures.Clone(a);
-        using var restored = OptimizerCatalog.Create(name, b);
+        using var restored = OptimizerTable.Make(name, b);
         // A different learning rate, so that a load that forgets the options is noticed.
         foreach (var g in restored.ParamGroups) g.LearningRate *= 3;
         using (var stream = new MemoryStream(bytes))
         using (var reader = new BinaryReader(stream)) {
-            restored.load_state_dict(reader);
+            ((IOptimizerCheckpoint)restored).StageCheckpoint(reader)();
             stream.Position.Should().Be(bytes.Length, "the whole state is read");
         }
         restored.ParamGroups.Select(g => g.LearningRate).Should().Equal(opt.ParamGroups.Select(g => g.LearningRate));
-        foreach (var p in b) restored.StateOf(p).Step.Should().Be(5);
+        foreach (var p in b) StepOf(restored, p).Should().Be(5);
 
         Run(opt, a, 5, 5);
         Run(restored, b, 5, 5);
         ShouldBeBitIdentical(Fixtures.Snapshot(b), Fixtures.Snapshot(a), $"({name}: restored vs. uninterrupted)");
-        foreach (var p in b) restored.StateOf(p).Step.Should().Be(10);
+        foreach (var p in b) StepOf(restored, p).Should().Be(10);
     }
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.Names), MemberType = typeof(OptimizerTable))]
     public void StateDictRoundTripThroughAFileContinuesBitIdentically(string name)
     {
         var dir = Directory.CreateTempSubdirectory("adagraft-tests-");
         try {
             string path = Path.Combine(dir.FullName, "optimizer.bin");
             var a = Fixtures.MakeParameters(Fixtures.Shapes);
-            using var opt = OptimizerCatalog.Create(name, a);
+            using var opt = OptimizerTable.Make(name, a);
             Run(opt, a, 0, 5);
-            opt.save_state_dict(path);
+            ((dynamic)opt).save_state_dict(path);
             Directory.GetFiles(dir.FullName).Should().ContainSingle("the atomic save leaves no temporary file behind");
 
             var b = Fixtures.Clone(a);
-            using var restored = OptimizerCatalog.Create(name, b);
+            using var restored = OptimizerTable.Make(name, b);
             foreach (var g in restored.ParamGroups) g.LearningRate *= 3;
-            restored.load_state_dict(path);
-            foreach (var p in b) restored.StateOf(p).Step.Should().Be(5);
+            ((dynamic)restored).load_state_dict(path);
+            foreach (var p in b) StepOf(restored, p).Should().Be(5);
 
             Run(opt, a, 5, 5);
             Run(restored, b, 5, 5);
@@ -88,15 +92,15 @@ public class GenericOptimizerTests
     // ---------------- Closures ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.Names), MemberType = typeof(OptimizerTable))]
     public void StepWithClosureCallsItOnceReturnsItsLossAndEqualsAStepWithTheSameGradient(string name)
     {
         var a = Fixtures.MakeParameters(Fixtures.Shapes);
         var b = Fixtures.Clone(a);
         using var gen = new Generator(11);
         var c = a.Select(p => torch.randn(p.shape, ScalarType.Float64, generator: gen)).ToList();
-        using var withClosure = OptimizerCatalog.Create(name, a);
-        using var byHand = OptimizerCatalog.Create(name, b);
+        using var withClosure = OptimizerTable.Make(name, a);
+        using var byHand = OptimizerTable.Make(name, b);
 
         for (int step = 0; step < 3; step++) {
             int calls = 0;
@@ -129,26 +133,21 @@ public class GenericOptimizerTests
     // ---------------- LR schedulers ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.Names), MemberType = typeof(OptimizerTable))]
     public void StepLrGivesTheSameTrajectoryAsSettingTheLearningRateByHand(string name)
     {
         var a = Fixtures.MakeParameters(Fixtures.Shapes);
         var b = Fixtures.Clone(a);
         var constant = Fixtures.Clone(a);
-        using var scheduled = OptimizerCatalog.Create(name, a);
-        using var byHand = OptimizerCatalog.Create(name, b);
-        using var unscheduled = OptimizerCatalog.Create(name, constant);
+        using var scheduled = OptimizerTable.Make(name, a);
+        using var byHand = OptimizerTable.Make(name, b);
+        using var unscheduled = OptimizerTable.Make(name, constant);
         double lr0 = scheduled.ParamGroups.Single().LearningRate;
         var scheduler = optim.lr_scheduler.StepLR(scheduled, step_size: 3, gamma: 0.5);
 
         for (int t = 0; t < 10; t++) {
             foreach (var g in byHand.ParamGroups) g.LearningRate = lr0 * Math.Pow(0.5, t / 3);
-            Fixtures.SetGradients(a, t);
-            Fixtures.SetGradients(b, t);
-            Fixtures.SetGradients(constant, t);
-            scheduled.step();
-            byHand.step();
-            unscheduled.step();
+            Fixtures.StepAll(t, (a, scheduled), (b, byHand), (constant, unscheduled));
             scheduler.step();
         }
 
@@ -158,13 +157,13 @@ public class GenericOptimizerTests
     }
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.NamesWithMomentum), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNamesWithMomentum), MemberType = typeof(OptimizerTable))]
     public void OneCycleLrWithCycleMomentumChangesTheGroupsBeta1AndTheOptimizerUsesIt(string name)
     {
         var a = Fixtures.MakeParameters(Fixtures.Shapes);
         var b = Fixtures.Clone(a);
-        using var cycled = OptimizerCatalog.Create(name, a);
-        using var notCycled = OptimizerCatalog.Create(name, b);
+        using var cycled = OptimizerTable.CreateGeneric(name, a);
+        using var notCycled = OptimizerTable.CreateGeneric(name, b);
         var groupA = (GenericSecondMomentOptimizer.ParamGroup)cycled.Groups.Single();
         var groupB = (GenericSecondMomentOptimizer.ParamGroup)notCycled.Groups.Single();
         double beta1 = groupA.Momentum, beta2 = groupA.Options.Beta2!.Value;
@@ -197,16 +196,16 @@ public class GenericOptimizerTests
     // ---------------- Device moves ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.Names), MemberType = typeof(OptimizerTable))]
     public void ToDeviceKeepsTheTrajectory(string name)
     {
         var a = Fixtures.MakeParameters(Fixtures.Shapes);
         var b = Fixtures.Clone(a);
-        using var moved = OptimizerCatalog.Create(name, a);
-        using var stayed = OptimizerCatalog.Create(name, b);
+        using var moved = OptimizerTable.Make(name, a);
+        using var stayed = OptimizerTable.Make(name, b);
         Run(moved, a, 0, 3);
         Run(stayed, b, 0, 3);
-        moved.to(torch.CPU);
+        ((dynamic)moved).to(torch.CPU);
         Slots(moved, a).All(t => t.device_type == DeviceType.CPU).Should().BeTrue("the state is on the CPU");
         Run(moved, a, 3, 3);
         Run(stayed, b, 3, 3);
@@ -216,10 +215,10 @@ public class GenericOptimizerTests
     // ---------------- Parameter groups ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void TwoParameterGroupsEqualTwoSeparateOptimizers(string name)
     {
-        var factory = OptimizerCatalog.Factories[name];
+        var factory = OptimizerTable.GenericFactory(name);
         var all = Fixtures.MakeParameters(Fixtures.Shapes);
         var separate = Fixtures.Clone(all);
         var defaults = DefaultsOf(factory);
@@ -250,11 +249,11 @@ public class GenericOptimizerTests
     // ---------------- zero_grad and missing gradients ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.Names), MemberType = typeof(OptimizerTable))]
     public void ZeroGradSetsEveryGradientToZero(string name)
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerCatalog.Create(name, ps);
+        using var opt = OptimizerTable.Make(name, ps);
         Fixtures.SetGradients(ps, 0);
         ps.Should().OnlyContain(p => Values(p.grad!).Any(x => x != 0), "the fixture's gradients are not zero");
         opt.zero_grad();
@@ -266,12 +265,12 @@ public class GenericOptimizerTests
     }
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.Names), MemberType = typeof(OptimizerTable))]
     public void ParameterWithoutGradientIsSkipped(string name)
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         var before = Fixtures.Snapshot(ps);
-        using var opt = OptimizerCatalog.Create(name, ps);
+        using var opt = OptimizerTable.Make(name, ps);
         for (int s = 0; s < 3; s++) {
             Fixtures.SetGradients(ps, s);
             ps[1].grad = null;
@@ -280,9 +279,9 @@ public class GenericOptimizerTests
         }
         var after = Fixtures.Snapshot(ps);
         after[1].Should().Equal(before[1], "a parameter without a gradient does not move");
-        opt.StateOf(ps[1]).Step.Should().Be(0);
+        StepOf(opt, ps[1]).Should().Be(0);
         foreach (int i in new[] { 0, 2, 3 }) {
-            opt.StateOf(ps[i]).Step.Should().Be(3);
+            StepOf(opt, ps[i]).Should().Be(3);
             after[i].Should().NotEqual(before[i]);
         }
     }
@@ -290,23 +289,23 @@ public class GenericOptimizerTests
     // ---------------- Disposal ----------------
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.Names), MemberType = typeof(OptimizerTable))]
     public void DisposeFreesTheStateAndLaterStepsThrow(string name)
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        var opt = OptimizerCatalog.Create(name, ps);
+        var opt = OptimizerTable.Make(name, ps);
         Run(opt, ps, 0, 2);
         var slots = Slots(opt, ps);
         slots.All(t => !t.IsInvalid).Should().BeTrue("the state is alive before Dispose");
 
         opt.Dispose();
 
-        opt.IsDisposed.Should().BeTrue();
+        ((bool)((dynamic)opt).IsDisposed).Should().BeTrue();
         slots.All(t => t.IsInvalid).Should().BeTrue("Dispose frees every state tensor");
         Fixtures.SetGradients(ps, 2);
         opt.Invoking(o => o.step()).Should().Throw<ObjectDisposedException>();
-        opt.Invoking(o => o.save_state_dict(new BinaryWriter(new MemoryStream()))).Should().Throw<ObjectDisposedException>();
-        opt.Invoking(o => o.StateOf(ps[0])).Should().Throw<ObjectDisposedException>();
+        opt.Invoking(o => ((IOptimizerCheckpoint)o).SaveCheckpoint(new BinaryWriter(new MemoryStream()))).Should().Throw<ObjectDisposedException>();
+        opt.Invoking(o => OptimizerTable.StateOf(o, ps[0])).Should().Throw<ObjectDisposedException>();
         opt.Invoking(o => o.Dispose()).Should().NotThrow("Dispose is idempotent");
     }
 }

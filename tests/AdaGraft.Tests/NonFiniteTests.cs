@@ -20,13 +20,13 @@ public class NonFiniteTests
     }
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void SkippedStepsLeaveNoTrace(string name)
     {
         var guarded = Fixtures.MakeParameters(Fixtures.Shapes);
         var reference = Fixtures.Clone(guarded);
-        using var a = OptimizerCatalog.Factories[name](guarded);
-        using var b = OptimizerCatalog.Factories[name](reference);
+        using var a = OptimizerTable.GenericFactory(name)(guarded);
+        using var b = OptimizerTable.GenericFactory(name)(reference);
         a.SkipNonFiniteSteps = true;
         for (int step = 0; step < 12; step++) {
             SetPoisoned(guarded, step);

@@ -57,14 +57,7 @@ public class ParityTests
         generic.FusedCpuKernel = fused;
         using (ours)
         using (theirs) {
-            double worst = 0;
-            for (int step = 0; step < 100; step++) {
-                Fixtures.SetGradients(a, step);
-                Fixtures.SetGradients(b, step);
-                ours.step();
-                theirs.step();
-                worst = Math.Max(worst, Fixtures.MaxRelativeDifference(a, b));
-            }
+            double worst = Fixtures.WorstDivergence(ours, a, theirs, b, steps: 100);
             worst.Should().BeLessThanOrEqualTo(1e-10, $"{name} must reproduce TorchSharp's built-in");
             generic.FusedTensorSteps.Should().Be(fused ? 100 * Fixtures.Shapes.Length : 0);
             // The parameters must actually have moved (a test that cannot fail is worth nothing).

@@ -1,9 +1,5 @@
-using System;
 using System.Globalization;
-using System.Linq;
 using AdaGraft.Plotting;
-using FluentAssertions;
-using Xunit;
 
 namespace AdaGraft.Tests.Diagnostics;
 

@@ -1,14 +1,6 @@
-using System;
-using System.Linq;
 using AdaGraft.Diagnostics;
-using AdaGraft.Grafting;
-using AdaGraft.Optimizers;
 using AdaGraft.Rules;
 using AdaGraft.Schedules;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using Xunit;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Tests.Diagnostics;
 

@@ -1,11 +1,4 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
 using System.Reflection;
-using AdaGraft.Optimizers;
-using TorchSharp.Modules;
-using Xunit;
-using static TorchSharp.torch;
 
 namespace AdaGraft.Tests.DropIn;
 
@@ -17,16 +10,12 @@ namespace AdaGraft.Tests.DropIn;
 public static class Presets
 {
     /// <summary>
-    /// Each TorchSharp-compatible preset (host type, method name) and the <c>torch.optim</c> factory it replaces. A drop-in
-    /// added later (NAdam, RAdam, Adamax, Adadelta, …) is one more row; every test over this table then checks it.
+    /// Each TorchSharp-compatible preset (host type, method name) and the <c>torch.optim</c> factory it replaces: the
+    /// entries of <see cref="OptimizerTable"/> with <see cref="OptimizerInfo.DropInFor"/>. A drop-in added later is one
+    /// more table entry with it set; every test over this list then checks it.
     /// </summary>
-    public static readonly (Type Host, string Preset, string TorchFactory)[] TorchTable = {
-        (typeof(GenericSecondMomentOptimizer), nameof(GenericSecondMomentOptimizer.TorchSgd), nameof(optim.SGD)),
-        (typeof(GenericSecondMomentOptimizer), nameof(GenericSecondMomentOptimizer.TorchAdam), nameof(optim.Adam)),
-        (typeof(GenericSecondMomentOptimizer), nameof(GenericSecondMomentOptimizer.TorchAdamW), nameof(optim.AdamW)),
-        (typeof(GenericSecondMomentOptimizer), nameof(GenericSecondMomentOptimizer.TorchAdagrad), nameof(optim.Adagrad)),
-        (typeof(GenericSecondMomentOptimizer), nameof(GenericSecondMomentOptimizer.TorchRmsProp), nameof(optim.RMSProp)),
-    };
+    public static readonly (Type Host, string Preset, string TorchFactory)[] TorchTable =
+        OptimizerTable.All.Where(e => e.DropInFor is not null).Select(e => (e.Type, e.Preset!, e.DropInFor!)).ToArray();
 
     /// <summary>The rows of <see cref="TorchTable"/> by preset name.</summary>
     public static TheoryData<string> TorchNames {

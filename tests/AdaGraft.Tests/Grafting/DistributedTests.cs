@@ -1,17 +1,6 @@
-using System;
-using System.Collections.Generic;
-using System.Linq;
 using System.Security.Cryptography;
 using System.Threading;
-using AdaGraft.Grafting;
-using AdaGraft.Optimizers;
 using AdaGraft.Rules;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using TorchSharp;
-using TorchSharp.Modules;
-using Xunit;
-using static TorchSharp.torch;
 using static TorchSharp.torch.optim;
 
 namespace AdaGraft.Tests.Grafting;

@@ -32,12 +32,7 @@ public class GraftSchedulerTests
 
         for (int step = 0; step < Steps; step++) {
             m.ParamGroups.Single().LearningRate.Should().Be(alone.ParamGroups.Single().LearningRate, $"M's learning rate at step {step}");
-            Fixtures.SetGradients(w, step);
-            Fixtures.SetGradients(reference, step);
-            Fixtures.SetGradients(unscheduled, step);
-            graft.step();
-            alone.step();
-            plain.step();
+            Fixtures.StepAll(step, (w, graft), (reference, alone), (unscheduled, plain));
             graftScheduler.step();
             aloneScheduler.step();
             Fixtures.MaxRelativeDifference(w, reference).Should().BeLessThanOrEqualTo(1e-10, $"after step {step}");

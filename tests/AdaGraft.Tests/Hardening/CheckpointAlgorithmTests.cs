@@ -1,14 +1,3 @@
-using System;
-using System.Collections.Generic;
-using System.IO;
-using System.Linq;
-using AdaGraft.Grafting;
-using AdaGraft.Optimizers;
-using AdaGraft.Tests.Support;
-using FluentAssertions;
-using TorchSharp.Modules;
-using Xunit;
-using static TorchSharp.torch;
 using static TorchSharp.torch.optim;
 
 namespace AdaGraft.Tests.Hardening;

@@ -55,7 +55,7 @@ public sealed class CheckpointTests : IDisposable
     public void ASaveWritesATemporaryFileBesideTheTargetAndRenamesIt()
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerCatalog.Create("torch-adam", ps);
+        using var opt = OptimizerTable.CreateGeneric("torch-adam", ps);
         Run(opt, ps, 0, 2);
         string file = Path.Combine(_dir.FullName, "optimizer.bin");
         opt.save_state_dict(file);
@@ -188,9 +188,9 @@ public sealed class CheckpointTests : IDisposable
         var options = new GraftOptions { Path = path, Granularity = granularity, BlockSize = 4, OwnsChildren = true };
         GraftOptimizer Make(IList<Parameter> w, double lrFactor = 1)
         {
-            var mOpt = OptimizerCatalog.Create(m, w);
+            var mOpt = OptimizerTable.CreateGeneric(m, w);
             foreach (var g in mOpt.ParamGroups) g.LearningRate *= lrFactor;
-            return new GraftOptimizer(mOpt, OptimizerCatalog.Create(d, w), options);
+            return new GraftOptimizer(mOpt, OptimizerTable.CreateGeneric(d, w), options);
         }
 
         var reference = Fixtures.MakeParameters(Fixtures.Shapes);

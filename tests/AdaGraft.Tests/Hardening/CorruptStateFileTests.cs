@@ -18,12 +18,12 @@ public sealed class CorruptStateFileTests : IDisposable
     public void EveryCorruptedHeaderFieldOfAnOptimizerFileIsRejectedAndChangesNothing(string name)
     {
         var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var sourceOpt = OptimizerCatalog.Create(name, source);
+        using var sourceOpt = OptimizerTable.CreateGeneric(name, source);
         Run(sourceOpt, source, 0, 5);
         var saved = HardeningSupport.SaveToBytes(sourceOpt);
 
         var ps = Fixtures.MakeParameters(Fixtures.Shapes, seed: 3);
-        using var opt = OptimizerCatalog.Create(name, ps);
+        using var opt = OptimizerTable.CreateGeneric(name, ps);
         Run(opt, ps, 0, 2);
 
         var fields = StateFileLayout.OfOptimizer(saved);
@@ -88,7 +88,7 @@ public sealed class CorruptStateFileTests : IDisposable
     public void AnEmptyOptimizerFileIsRejectedAndChangesNothing()
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerCatalog.Create("torch-adam", ps);
+        using var opt = OptimizerTable.CreateGeneric("torch-adam", ps);
         Run(opt, ps, 0, 2);
 
         var failure = Check("empty file", Array.Empty<byte>(), file => opt.load_state_dict(file), () => HardeningSupport.SaveToBytes(opt), ps);

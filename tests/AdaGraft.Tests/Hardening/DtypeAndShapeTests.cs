@@ -15,14 +15,14 @@ public class DtypeAndShapeTests
     }
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void Float32AndFloat64ParametersInOneOptimizerEachMoveAsInAnOptimizerOfTheirOwn(string name)
     {
         var mixed = MixedDtypeParameters();
         var alone = Fixtures.Clone(mixed);
         var before = HardeningSupport.RawBytes(mixed);
-        using var opt = OptimizerCatalog.Create(name, mixed);
-        var single = alone.Select(p => OptimizerCatalog.Create(name, new[] { p })).ToList();
+        using var opt = OptimizerTable.CreateGeneric(name, mixed);
+        var single = alone.Select(p => OptimizerTable.CreateGeneric(name, new[] { p })).ToList();
         try {
             for (int step = 0; step < 5; step++) {
                 Fixtures.SetGradients(mixed, step);
@@ -177,13 +177,13 @@ public class DtypeAndShapeTests
     private static readonly int[] NonEmpty = { 1, 3 };
 
     [Theory]
-    [MemberData(nameof(OptimizerCatalog.Names), MemberType = typeof(OptimizerCatalog))]
+    [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void ZeroSizeAnd0dTensorsStepAndRoundTripWithoutNaN(string name)
     {
         var ps = Fixtures.MakeParameters(EdgeShapes);
         var reference = Fixtures.Clone(NonEmpty.Select(i => ps[i]));
-        using var opt = OptimizerCatalog.Create(name, ps);
-        using var referenceOpt = OptimizerCatalog.Create(name, reference);
+        using var opt = OptimizerTable.CreateGeneric(name, ps);
+        using var referenceOpt = OptimizerTable.CreateGeneric(name, reference);
         for (int step = 0; step < 4; step++) {
             SetEdgeGradients(ps, reference, step);
             opt.step();
@@ -191,7 +191,7 @@ public class DtypeAndShapeTests
         }
         var saved = HardeningSupport.SaveToBytes(opt);
         var resumed = Fixtures.Clone(ps);
-        using var resumedOpt = OptimizerCatalog.Create(name, resumed);
+        using var resumedOpt = OptimizerTable.CreateGeneric(name, resumed);
         Support.TestTensors.LoadState(resumedOpt, saved);
         HardeningSupport.SaveToBytes(resumedOpt).Should().Equal(saved);
         for (int step = 4; step < 8; step++) {

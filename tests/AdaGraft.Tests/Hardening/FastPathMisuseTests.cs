@@ -22,40 +22,32 @@ public sealed class FastPathMisuseTests
 
     public static TheoryData<Kind> Kinds() => new(Enum.GetValues<Kind>());
 
-    /// <summary>An optimizer of one kind over <paramref name="ps"/>, on the fused or the eager path.</summary>
+    /// <summary>
+    /// An optimizer of one kind over <paramref name="ps"/>, on the fused or the eager path: the table's <c>torch-adam</c>
+    /// alone, or as D under heavy ball (lr 0.02) in closed form or as a black box; or a black box of TorchSharp's built-ins.
+    /// </summary>
     private static optim.Optimizer Make(Kind kind, bool fused, IList<Parameter> ps)
     {
-        GenericSecondMomentOptimizer Rule(GenericSecondMomentOptimizer o)
+        optim.Optimizer Adam() => OptimizerTable.Make("torch-adam", ps, fused: fused);
+        optim.Optimizer HeavyBall()
         {
-            o.FusedCpuKernel = fused;
+            var o = GenericSecondMomentOptimizer.HeavyBall(ps, 0.02);
+            OptimizerTable.SetFused(o, fused);
             return o;
         }
         var options = new GraftOptions { FusedCpuKernel = fused, OwnsChildren = true };
         return kind switch {
-            Kind.OneOptimizer => Rule(GenericSecondMomentOptimizer.TorchAdam(ps, 0.01)),
-            Kind.ClosedForm => new GraftOptimizer(Rule(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02)), Rule(GenericSecondMomentOptimizer.TorchAdam(ps, 0.01)), options),
-            Kind.BlackBoxRules => new GraftOptimizer(Rule(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02)), Rule(GenericSecondMomentOptimizer.TorchAdam(ps, 0.01)),
-                new GraftOptions { FusedCpuKernel = fused, OwnsChildren = true, Path = GraftPath.BlackBox }),
+            Kind.OneOptimizer => Adam(),
+            Kind.ClosedForm => new GraftOptimizer(HeavyBall(), Adam(), options),
+            Kind.BlackBoxRules => new GraftOptimizer(HeavyBall(), Adam(), options with { Path = GraftPath.BlackBox }),
             _ => new GraftOptimizer(optim.SGD(ps, 0.02, momentum: 0.9), optim.Adam(ps, 0.01), options),
         };
     }
 
     /// <summary>How many steps (or tensor steps) took the fused path so far.</summary>
-    private static long FusedCount(optim.Optimizer opt) => opt switch {
-        GraftOptimizer g => g.FusedSteps,
-        GenericSecondMomentOptimizer o => o.FusedTensorSteps,
-        _ => throw new ArgumentException("unknown optimizer"),
-    };
+    private static long FusedCount(optim.Optimizer opt) => opt is GraftOptimizer g ? g.FusedSteps : OptimizerTable.FusedCount(opt);
 
-    private static byte[] StateBytes(optim.Optimizer opt)
-    {
-        using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) {
-            if (opt is GraftOptimizer g) g.save_state_dict(writer);
-            else ((GenericSecondMomentOptimizer)opt).save_state_dict(writer);
-        }
-        return stream.ToArray();
-    }
+    private static byte[] StateBytes(optim.Optimizer opt) => OptimizerTable.SaveState(opt);
 
     /// <summary>Two float32 parameters ([64] and [4, 4]) with gradients, after one healthy step (the state exists).</summary>
     private static (List<Parameter> ps, optim.Optimizer opt) Warm(Kind kind, bool fused)

@@ -26,8 +26,8 @@ public sealed class UseAfterDisposeTests : IDisposable
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         var donorParams = Fixtures.Clone(ps);
-        using var donor = OptimizerCatalog.Create("torch-adam", donorParams);
-        var opt = OptimizerCatalog.Create("torch-adam", ps);
+        using var donor = OptimizerTable.CreateGeneric("torch-adam", donorParams);
+        var opt = OptimizerTable.CreateGeneric("torch-adam", ps);
         Run(opt, ps, 0, 2);
         Run(donor, donorParams, 0, 3);
         string file = Path.Combine(_dir.FullName, "optimizer.bin");

@@ -36,6 +36,31 @@ public static class Fixtures
         }
     }
 
+    /// <summary>Sets step <paramref name="step"/>'s gradients of every run's parameters, then steps every run's optimizer in order.</summary>
+    public static void StepAll(int step, params (IList<Parameter> Parameters, optim.Optimizer Optimizer)[] runs)
+    {
+        foreach (var run in runs) SetGradients(run.Parameters, step);
+        foreach (var run in runs) run.Optimizer.step();
+    }
+
+    /// <summary>
+    /// Steps <paramref name="x"/> over <paramref name="a"/> and <paramref name="y"/> over <paramref name="b"/> for
+    /// <paramref name="steps"/> steps on the same gradient stream (<see cref="SetGradients"/>) and returns the largest
+    /// <see cref="MaxRelativeDifference"/> of the parameters after any step.
+    /// </summary>
+    public static double WorstDivergence(optim.Optimizer x, IList<Parameter> a, optim.Optimizer y, IList<Parameter> b, int steps)
+    {
+        double worst = 0;
+        for (int step = 0; step < steps; step++) {
+            SetGradients(a, step);
+            SetGradients(b, step);
+            x.step();
+            y.step();
+            worst = Math.Max(worst, MaxRelativeDifference(a, b));
+        }
+        return worst;
+    }
+
     /// <summary>Largest |a − b| / max(max|b|, tiny) over a list of tensor pairs (tensors with no elements count as equal).</summary>
     public static double MaxRelativeDifference(IList<Parameter> a, IList<Parameter> b)
     {

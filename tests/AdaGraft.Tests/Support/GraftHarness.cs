@@ -77,12 +77,7 @@ public static class GraftHarness
                 wd[i].copy_(w[i]);
             }
         }
-        Fixtures.SetGradients(w, step);
-        Fixtures.SetGradients(wm, step);
-        Fixtures.SetGradients(wd, step);
-        graft.step();
-        refM.step();
-        refD.step();
+        Fixtures.StepAll(step, (w, graft), (wm, refM), (wd, refD));
     }
 
     private static IEnumerable<(Tensor, Tensor, Tensor)> Blocks(Tensor a, Tensor m, Tensor d, long size)

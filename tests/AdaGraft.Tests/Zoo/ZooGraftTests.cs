@@ -9,7 +9,7 @@ public class ZooGraftTests
     public static TheoryData<string, GraftPath> SelfGraftCases()
     {
         var data = new TheoryData<string, GraftPath>();
-        foreach (var name in ZooCatalog.Factories.Keys) {
+        foreach (var name in OptimizerTable.All.Select(e => e.Name)) {
             data.Add(name, GraftPath.ClosedForm);
             data.Add(name, GraftPath.BlackBox);
         }
@@ -22,16 +22,16 @@ public class ZooGraftTests
     public void GraftOfAWithScaledAEqualsA(string a, GraftPath path) =>
         GraftHarness.Divergence(
             w => {
-                var graft = new GraftOptimizer(ZooCatalog.Make(a, w), ZooCatalog.Make(a, w, lrScale: 3), Options(GraftGranularity.PerTensor, path));
+                var graft = new GraftOptimizer(OptimizerTable.Make(a, w), OptimizerTable.Make(a, w, lrScale: 3), Options(GraftGranularity.PerTensor, path));
                 graft.IsClosedForm.Should().Be(path == GraftPath.ClosedForm);
                 return graft;
             },
-            w => ZooCatalog.Make(a, w), steps: 20).Should().BeLessThanOrEqualTo(1e-10);
+            w => OptimizerTable.Make(a, w), steps: 20).Should().BeLessThanOrEqualTo(1e-10);
 
     public static TheoryData<string, bool, GraftGranularity> AdaGradPairs()
     {
         var data = new TheoryData<string, bool, GraftGranularity>();
-        foreach (var name in ZooCatalog.Factories.Keys) {
+        foreach (var name in OptimizerTable.All.Select(e => e.Name)) {
             foreach (var g in new[] { GraftGranularity.PerTensor, GraftGranularity.Global, GraftGranularity.PerBlock }) {
                 data.Add(name, false, g);
             }
@@ -49,9 +49,9 @@ public class ZooGraftTests
     public void ClosedFormEqualsBlackBoxWithAdaGrad(string a, bool zooIsMagnitude, GraftGranularity g)
     {
         TorchSharp.torch.optim.Optimizer M(System.Collections.Generic.List<TorchSharp.Modules.Parameter> w) =>
-            zooIsMagnitude ? ZooCatalog.Make(a, w) : ChildCatalog.Make("paper-adagrad", w);
+            zooIsMagnitude ? OptimizerTable.Make(a, w) : ChildCatalog.Make("paper-adagrad", w);
         TorchSharp.torch.optim.Optimizer D(System.Collections.Generic.List<TorchSharp.Modules.Parameter> w) =>
-            zooIsMagnitude ? ChildCatalog.Make("paper-adagrad", w) : ZooCatalog.Make(a, w);
+            zooIsMagnitude ? ChildCatalog.Make("paper-adagrad", w) : OptimizerTable.Make(a, w);
         GraftHarness.Divergence(
             w => new GraftOptimizer(M(w), D(w), Options(g, GraftPath.ClosedForm)),
             w => new GraftOptimizer(M(w), D(w), Options(g, GraftPath.BlackBox)),
@@ -60,9 +60,9 @@ public class ZooGraftTests
 
     /// <summary>The applied step of Graft(AdaGrad, A) has AdaGrad's norm and A's direction, per tensor.</summary>
     [Theory]
-    [MemberData(nameof(ZooCatalog.Names), MemberType = typeof(ZooCatalog))]
+    [MemberData(nameof(OptimizerTable.Names), MemberType = typeof(OptimizerTable))]
     public void AppliedStepHasAdaGradNormAndZooDirection(string a) =>
         GraftHarness.AssertNormOfMAndDirectionOfD(
-            w => new GraftOptimizer(ChildCatalog.Make("paper-adagrad", w), ZooCatalog.Make(a, w), Options(GraftGranularity.PerTensor, GraftPath.ClosedForm)),
-            w => ChildCatalog.Make("paper-adagrad", w), w => ZooCatalog.Make(a, w), GraftGranularity.PerTensor, blockSize: 0, steps: 6, tolerance: 1e-9);
+            w => new GraftOptimizer(ChildCatalog.Make("paper-adagrad", w), OptimizerTable.Make(a, w), Options(GraftGranularity.PerTensor, GraftPath.ClosedForm)),
+            w => ChildCatalog.Make("paper-adagrad", w), w => OptimizerTable.Make(a, w), GraftGranularity.PerTensor, blockSize: 0, steps: 6, tolerance: 1e-9);
 }
