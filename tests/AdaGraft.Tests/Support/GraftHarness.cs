@@ -6,11 +6,13 @@ public static class GraftHarness
     /// <summary>
     /// Runs <paramref name="a"/> and <paramref name="b"/> on identical parameters with identical gradient streams for
     /// <paramref name="steps"/> steps and returns the largest relative difference of the parameters; asserts that the
-    /// parameters moved (a comparison of two idle runs proves nothing).
+    /// parameters moved (a comparison of two idle runs proves nothing). <paramref name="shapes"/>: the parameters'
+    /// shapes (default <see cref="Fixtures.Shapes"/>).
     /// </summary>
-    public static double Divergence(Func<List<Parameter>, optim.Optimizer> a, Func<List<Parameter>, optim.Optimizer> b, int steps)
+    public static double Divergence(Func<List<Parameter>, optim.Optimizer> a, Func<List<Parameter>, optim.Optimizer> b, int steps, long[][]? shapes = null)
     {
-        var wa = Fixtures.MakeParameters(Fixtures.Shapes);
+        shapes ??= Fixtures.Shapes;
+        var wa = Fixtures.MakeParameters(shapes);
         var wb = Fixtures.Clone(wa);
         using var oa = a(wa);
         using var ob = b(wb);
@@ -20,7 +22,7 @@ public static class GraftHarness
             oa.step();
             ob.step();
         }
-        Fixtures.MaxRelativeDifference(wa, Fixtures.MakeParameters(Fixtures.Shapes)).Should().BeGreaterThan(1e-3, "the parameters must have moved");
+        Fixtures.MaxRelativeDifference(wa, Fixtures.MakeParameters(shapes)).Should().BeGreaterThan(1e-3, "the parameters must have moved");
         return Fixtures.MaxRelativeDifference(wa, wb);
     }
 

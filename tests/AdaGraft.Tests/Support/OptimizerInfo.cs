@@ -130,6 +130,8 @@ public static class OptimizerTable
         [typeof(AdadeltaOptimizer)] = Capability.FusedKernel | Capability.ClosedFormChild | Capability.GroupsAndSchedulers | Capability.Maximize
             | Capability.WeightDecay | Capability.TorchReference,
         [typeof(SoapOptimizer)] = Capability.ClosedFormChild | Capability.GroupsAndSchedulers | Capability.CyclesMomentum | Capability.WeightDecay | Capability.Momentum,
+        [typeof(ShampooOptimizer)] = Capability.ClosedFormChild | Capability.GroupsAndSchedulers | Capability.CyclesMomentum | Capability.WeightDecay
+            | Capability.Momentum,
         [typeof(RmsPropOptimizer)] = Capability.FusedKernel | Capability.ClosedFormChild | Capability.GroupsAndSchedulers | Capability.CyclesMomentum
             | Capability.Maximize | Capability.WeightDecay | Capability.Momentum | Capability.TorchReference,
     };
@@ -210,6 +212,13 @@ public static class OptimizerTable
         E("novograd-eps0", (p, s) => NovoGradOptimizer.Create(p, lr: 0.01 * s, eps: 0)),
         E("lion", (p, s) => LionOptimizer.Create(p, lr: 1e-3 * s)),
         E("lion-weight-decay", (p, s) => LionOptimizer.Create(p, lr: 1e-3 * s, weight_decay: 0.5)),
+        // Shampoo: defaults (AdaGrad grafting, roots every step), blocked with momentum and Adam grafting, and never
+        // preconditioned with Adam grafting (its identity with torch.optim.* is in Preconditioners/ShampooGraftIdentityTests).
+        E("shampoo", (p, s) => ShampooOptimizer.Create(p, lr: 0.05 * s)),
+        E("shampoo-blocked-adam-momentum", (p, s) => ShampooOptimizer.Create(p, lr: 0.01 * s, beta1: 0.9, beta2: 0.99, momentum: 0.5, weight_decay: 0.01,
+            max_preconditioner_dim: 3, precondition_frequency: 2, grafting: ShampooGrafting.Adam, grafting_epsilon: 1e-8)),
+        E("shampoo-never-adam", (p, s) => ShampooOptimizer.Create(p, lr: 0.01 * s, beta1: 0.9, start_preconditioning_step: long.MaxValue,
+            grafting: ShampooGrafting.Adam, grafting_epsilon: 1e-8)),
         // TorchSharp's other second-moment built-ins, as rules (drop-ins with TorchSharp's numbers).
         E("nadam", (p, s) => NAdamOptimizer.Create(p, lr: 0.01 * s)) with { Reference = p => optim.NAdam(p, 0.01) },
         E("nadam-weight-decay", (p, s) => NAdamOptimizer.Create(p, lr: 0.01 * s, weight_decay: 0.05, momentum_decay: 0.01)) with {
