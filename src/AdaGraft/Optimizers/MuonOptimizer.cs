@@ -99,6 +99,8 @@ public sealed class MuonOptimizer : MomentRuleOptimizer<MuonOptions, MuonState, 
         Func<string, bool>? toAdamW, double? adamw_lr = null)
     {
         ArgumentNullException.ThrowIfNull(named_parameters);
+        if (adamw_lr is double alr && !(alr >= 0 && double.IsFinite(alr)))
+            throw new ArgumentOutOfRangeException(nameof(adamw_lr), alr, "adamw_lr must be a finite number ≥ 0; pass e.g. 3e-4, or null for the Muon learning rate.");
         var muon = new List<Parameter>();
         var adamw = new List<Parameter>();
         foreach (var (name, p) in named_parameters) {
