@@ -144,8 +144,6 @@ public sealed class MuonState : RuleState
         EnsureSlot(M);
         if (((MuonOptions)options).UseMuon == false) EnsureSlot(V);
     }
-
-    internal Tensor Slot(int index) => EnsureSlot(index);
 }
 
 /// <summary>
