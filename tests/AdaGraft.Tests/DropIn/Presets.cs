@@ -39,6 +39,23 @@ public static class Presets
         }
     }
 
+    /// <summary>
+    /// The presets that have a parameter-group form of the same name; <c>MuonOptimizer.CreateWithAdamW</c> has none: it
+    /// builds groups itself (its group form is <c>MuonOptimizer.Create</c> over <c>MuonOptimizer.SplitByRank</c>'s groups).
+    /// </summary>
+    public static TheoryData<string> GroupFormNames {
+        get {
+            var data = new TheoryData<string>();
+            foreach (var name in All.Keys.Where(n => n != "MuonOptimizer.CreateWithAdamW")) data.Add(name);
+            return data;
+        }
+    }
+
+    /// <summary>Parameter shapes a preset takes: <see cref="Fixtures.Shapes"/>, or matrices only where its groups take nothing else (Muon).</summary>
+    public static long[][] ShapesFor(string preset) => preset.StartsWith("MuonOptimizer.", StringComparison.Ordinal)
+        ? new[] { new long[] { 4, 3 }, new long[] { 3, 5 }, new long[] { 2, 3, 4 }, new long[] { 5, 2 } }
+        : Fixtures.Shapes;
+
     private static Dictionary<string, MethodInfo> FindAll()
     {
         var found = new Dictionary<string, MethodInfo>(StringComparer.Ordinal);
