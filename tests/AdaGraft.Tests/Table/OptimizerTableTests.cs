@@ -204,7 +204,7 @@ public sealed class OptimizerTableTests
     public static TheoryData<string, double> NamesAndTinyRates()
     {
         var data = new TheoryData<string, double>();
-        foreach (var e in OptimizerTable.All) {
+        foreach (var e in OptimizerTable.All.Where(e => e.KeepsParameterOrder)) {
             data.Add(e.Name, 0.0);
             data.Add(e.Name, 1e-300);
         }
@@ -272,7 +272,9 @@ public sealed class OptimizerTableTests
     {
         var data = new TheoryData<string, Through>();
         foreach (var e in OptimizerTable.All) {
-            foreach (var through in Enum.GetValues<Through>()) data.Add(e.Name, through);
+            foreach (var through in Enum.GetValues<Through>()) {
+                if (e.KeepsParameterOrder || !IsGraft(through)) data.Add(e.Name, through);
+            }
         }
         return data;
     }
