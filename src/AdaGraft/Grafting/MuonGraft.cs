@@ -25,15 +25,17 @@ public static class MuonGraft
         ArgumentNullException.ThrowIfNull(parameters);
         var list = parameters.ToList();
         var (beta1, beta2) = betas ?? (0.9, 0.999);
-        var m = GenericSecondMomentOptimizer.TorchAdam(list, lr: lr, beta1: beta1, beta2: beta2, eps: eps);
-        MuonOptimizer? d = null;
+        var d = MuonOptimizer.CreateWithAdamW(list, lr: 1, weight_decay: 0, momentum: momentum, nesterov: nesterov, ns_steps: ns_steps,
+            adjust_lr_fn: MuonSizeRule.None, ns_precision: ns_precision, adamw_betas: (beta1, beta2), adamw_eps: eps);
+        GenericSecondMomentOptimizer? m = null;
         try {
-            d = MuonOptimizer.CreateWithAdamW(list, lr: 1, weight_decay: 0, momentum: momentum, nesterov: nesterov, ns_steps: ns_steps,
-                adjust_lr_fn: MuonSizeRule.None, ns_precision: ns_precision, adamw_betas: (beta1, beta2), adamw_eps: eps);
+            // The graft pairs M's and D's groups and parameters by position: M gets D's groups (Muon's, then AdamW's).
+            m = GenericSecondMomentOptimizer.TorchAdam(d.Groups.Select(g => new GenericSecondMomentOptimizer.ParamGroup(g.Parameters)).ToList(),
+                lr: lr, beta1: beta1, beta2: beta2, eps: eps);
             return new GraftOptimizer(m, d, new GraftOptions { Granularity = GraftGranularity.PerTensor, OwnsChildren = true });
         } catch {
-            d?.Dispose();
-            m.Dispose();
+            m?.Dispose();
+            d.Dispose();
             throw;
         }
     }
