@@ -18,13 +18,13 @@ public class MuonStateTests
             Fixtures.SetGradients(w, step);
             original.step();
         }
-        var bytes = MuonTestSupport.Save(original);
+        var bytes = TestTensors.SaveState(original);
         var restoredParams = Fixtures.Clone(w);
         var coldParams = Fixtures.Clone(w);
         using var restored = MuonTestSupport.Mixed(restoredParams, lrScale: 7);
         using var cold = MuonTestSupport.Mixed(coldParams);
-        MuonTestSupport.Load(restored, bytes);
-        MuonTestSupport.Save(restored).Should().Equal(bytes, "the loaded optimizer saves exactly what it loaded (options included)");
+        TestTensors.LoadState(restored, bytes);
+        TestTensors.SaveState(restored).Should().Equal(bytes, "the loaded optimizer saves exactly what it loaded (options included)");
         restored.StateOf(restoredParams[0]).Step.Should().Be(7);
         restored.StateOf(restoredParams[0]).SecondMoment.Should().NotBeNull("the vector is in the AdamW group");
         restored.StateOf(restoredParams[1]).SecondMoment.Should().BeNull("the matrix is in the Muon group");
@@ -49,9 +49,9 @@ public class MuonStateTests
         original.step();
         var other = Fixtures.Clone(w);
         using var target = MuonTestSupport.Mixed(other, rule: MuonSizeRule.MatchAdamWRms);
-        var before = MuonTestSupport.Save(target);
-        target.Invoking(t => MuonTestSupport.Load(t, MuonTestSupport.Save(original))).Should().Throw<InvalidDataException>().WithMessage("*SizeRule*");
-        MuonTestSupport.Save(target).Should().Equal(before);
+        var before = TestTensors.SaveState(target);
+        target.Invoking(t => TestTensors.LoadState(t, TestTensors.SaveState(original))).Should().Throw<InvalidDataException>().WithMessage("*SizeRule*");
+        TestTensors.SaveState(target).Should().Equal(before);
     }
 
     // ---------------- Bad input ----------------
@@ -128,10 +128,10 @@ public class MuonStateTests
                 using (var dense = w[0].grad!.clone()) w[0].grad = dense.to_sparse();
                 break;
         }
-        var state = MuonTestSupport.Save(opt); // the options as set (they are part of the checkpoint)
+        var state = TestTensors.SaveState(opt); // the options as set (they are part of the checkpoint)
         opt.Invoking(o => o.step()).Should().Throw<Exception>().Which.Should().Match<Exception>(e => e is ArgumentException || e is NotSupportedException);
         TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(w), before, "(no parameter may change)");
-        MuonTestSupport.Save(opt).Should().Equal(state, "the failed step leaves the state as it was");
+        TestTensors.SaveState(opt).Should().Equal(state, "the failed step leaves the state as it was");
     }
 
     /// <summary>Schedulers cycle Muon's momentum in Muon groups and AdamW's β1 in AdamW groups.</summary>

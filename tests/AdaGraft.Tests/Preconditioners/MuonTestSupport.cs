@@ -2,7 +2,7 @@ using AdaGraft.Rules;
 
 namespace AdaGraft.Tests.Preconditioners;
 
-/// <summary>What the Muon tests share: seeded matrices, checkpoints as bytes, and shapes.</summary>
+/// <summary>What the Muon tests share: seeded matrices, shapes, and an optimizer with both kinds of group.</summary>
 public static class MuonTestSupport
 {
     /// <summary>Shapes a Muon group takes: square, tall, wide and a convolution kernel (out × in × kh × kw).</summary>
@@ -13,25 +13,6 @@ public static class MuonTestSupport
     {
         using var gen = new Generator((ulong)seed);
         return torch.randn(shape, ScalarType.Float64, generator: gen);
-    }
-
-    /// <summary>The optimizer's complete saved state as bytes.</summary>
-    public static byte[] Save(MuonOptimizer opt)
-    {
-        using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) {
-            opt.save_state_dict(writer);
-            writer.Flush();
-        }
-        return stream.ToArray();
-    }
-
-    /// <summary>Loads bytes written by <see cref="Save"/>.</summary>
-    public static void Load(MuonOptimizer opt, byte[] bytes)
-    {
-        using var stream = new MemoryStream(bytes, writable: false);
-        using var reader = new BinaryReader(stream);
-        opt.load_state_dict(reader);
     }
 
     /// <summary>Muon and AdamW groups over <paramref name="ps"/> by rank, float64 Newton–Schulz, with weight decay on both.</summary>
