@@ -62,6 +62,13 @@ public abstract partial class RuleOptimizer<TOptions, TState> : OptimizerHelper,
     protected internal readonly record struct TensorStep(TOptions Options, TState State, Parameter Parameter, Tensor Grad);
 
     /// <summary>
+    /// Checks that a group's parameters suit its options (e.g. Muon's groups take matrices only); throws an
+    /// <see cref="ArgumentException"/> naming the parameter and the fix. Called with the group's complete options when
+    /// the group is added and before every step, before anything changes. Accepts everything unless overridden.
+    /// </summary>
+    protected virtual void ValidateGroup(TOptions options, IEnumerable<Parameter> parameters) { }
+
+    /// <summary>
     /// Takes the step of every tensor the rule has a fused kernel for (e.g. contiguous CPU float32/float64), all in one
     /// parallel loop, and returns which it took (null or all false: none); the others take the eager
     /// <see cref="Propose(TOptions, TState, Parameter, Tensor)"/> path. Called after the step's checks passed; never
@@ -106,6 +113,7 @@ public abstract partial class RuleOptimizer<TOptions, TState> : OptimizerHelper,
         candidate.LoadStateDict(options); // copy, so a failed validation leaves the caller's object as it was
         candidate.InheritFrom(Defaults);
         candidate.Validate();
+        ValidateGroup(candidate, parameters);
         options.InheritFrom(Defaults);
         options.Stager = this;
 
@@ -170,6 +178,7 @@ public abstract partial class RuleOptimizer<TOptions, TState> : OptimizerHelper,
         int index = 0;
         foreach (var g in _parameter_groups) {
             ((TOptions)g.Options).Validate();
+            ValidateGroup((TOptions)g.Options, g.Parameters);
             foreach (var p in g.Parameters) {
                 if (gradients ? GradientChecks.Check(p, index) : GradientChecks.Has(p)) _byHandle[p.Handle].state.CheckFits(index);
                 index++;

@@ -268,7 +268,7 @@ public sealed class SecondMomentRule : IRule<SecondMomentOptions, SecondMomentSt
         return (t, lr, beta1, beta2, wd, decoupled, paramDecay, c1);
     }
 
-    private static (double bc1, double bc2) HostBias(long t, double beta1, double beta2) =>
+    internal static (double bc1, double bc2) HostBias(long t, double beta1, double beta2) =>
         (beta1 > 0 ? 1 - Math.Pow(beta1, t) : 1, 1 - Math.Pow(beta2, t));
 
     /// <summary>
@@ -321,7 +321,7 @@ public sealed class SecondMomentRule : IRule<SecondMomentOptions, SecondMomentSt
         return p;
     }
 
-    private static Proposal Preconditioned(Tensor num, Tensor d, bool pseudoInverse, double scale, double paramDecay, Tensor? scaleTensor = null) =>
+    internal static Proposal Preconditioned(Tensor num, Tensor d, bool pseudoInverse, double scale, double paramDecay, Tensor? scaleTensor = null) =>
         pseudoInverse
             ? new Proposal(num, scale, multiplier: d, paramDecay: paramDecay) { ScaleTensor = scaleTensor }
             : new Proposal(num, scale, divisor: d, paramDecay: paramDecay) { ScaleTensor = scaleTensor };

@@ -26,7 +26,9 @@ public static class TestTensors
     }
 
     /// <summary>The optimizer's complete saved state (options and per-tensor state) as bytes.</summary>
-    public static byte[] SaveState(GenericSecondMomentOptimizer opt)
+    public static byte[] SaveState<TOptions, TState>(RuleOptimizer<TOptions, TState> opt)
+        where TOptions : Rules.RuleOptions, new()
+        where TState : Rules.RuleState
     {
         using var stream = new MemoryStream();
         using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) {
@@ -36,8 +38,10 @@ public static class TestTensors
         return stream.ToArray();
     }
 
-    /// <summary>Loads bytes written by <see cref="SaveState"/>.</summary>
-    public static void LoadState(GenericSecondMomentOptimizer opt, byte[] bytes)
+    /// <summary>Loads bytes written by <see cref="SaveState{TOptions, TState}"/>.</summary>
+    public static void LoadState<TOptions, TState>(RuleOptimizer<TOptions, TState> opt, byte[] bytes)
+        where TOptions : Rules.RuleOptions, new()
+        where TState : Rules.RuleState
     {
         using var stream = new MemoryStream(bytes, writable: false);
         using var reader = new BinaryReader(stream);
