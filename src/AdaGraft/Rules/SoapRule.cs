@@ -206,9 +206,12 @@ public sealed class SoapState : RuleState
 /// </list>
 /// <para>As in the reference, the first step of each tensor only builds its factors and bases (the parameter does not
 /// move, and in a graft that step proposes nothing), so that a basis never contains the gradient it rotates.</para>
-/// <para>Host synchronisation: only the first step's eigendecomposition (<c>torch.linalg.eigh</c> checks that it
-/// converged, which a CUDA device reports to the host); the refreshes (matmul, argsort, QR) are queued without one.
-/// Skipping non-finite steps (<c>SkipNonFiniteSteps</c>) is not supported: a skipped first step would leave no basis.</para>
+/// <para>Host synchronisation: the first step's eigendecomposition (<c>torch.linalg.eigh</c> checks that it
+/// converged, which a CUDA device reports to the host; unavoidable, once per tensor). The refreshes (matmul, argsort,
+/// index_select, QR) need no value on the host and the step reads none; whether libtorch's CUDA QR itself waits for
+/// the device depends on its backend (cuSOLVER or MAGMA) and was not measured. Skipping non-finite steps
+/// (<c>SkipNonFiniteSteps</c>) is not supported (a skipped first step would leave no basis): the step raises
+/// <see cref="NotSupportedException"/> before changing anything.</para>
 /// </remarks>
 public sealed class SoapRule : IRule<SoapOptions, SoapState>
 {

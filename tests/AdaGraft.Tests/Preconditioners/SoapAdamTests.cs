@@ -64,4 +64,20 @@ public class SoapAdamTests
         Fixtures.RelativeDifference(a[2].detach(), b[2].detach()).Should().Be(0, "a vector has no basis without precondition_1d");
         Fixtures.RelativeDifference(a[3].detach(), b[3].detach()).Should().Be(0, "a scalar has no basis");
     }
+
+    /// <summary>ε = 0 is the pseudoinverse: a coordinate whose second moment is exactly 0 does not move (Adam: 0/0 = NaN).</summary>
+    [Fact]
+    public void EpsilonZeroLeavesAZeroSecondMomentStill()
+    {
+        var p = TestTensors.Vector(1.0, 2.0, 3.0);
+        using var soap = SoapOptimizer.Create(new[] { p }, lr: 0.1, eps: 0, weight_decay: 0, identity_basis: true);
+        for (int step = 0; step < 3; step++) {
+            TestTensors.SetGrad(p, 0, 1, -2);
+            soap.step();
+        }
+        var w = TestTensors.Values(p);
+        w[0].Should().Be(1.0);
+        w[1].Should().BeApproximately(2.0 - 0.3, 1e-12, "Adam's first steps have size lr for a constant gradient");
+        w[2].Should().BeApproximately(3.0 + 0.3, 1e-12);
+    }
 }
