@@ -180,6 +180,7 @@ public abstract class RuleState : OptimizerState, IDisposable
     internal void CheckFits(int index)
     {
         ThrowIfDisposed();
+        CheckStructure(index);
         for (int i = 0; i < _slots.Length; i++) {
             if (_slots[i] is not Tensor s) continue;
             if (SlotFits(i, s)) continue;
@@ -190,6 +191,16 @@ public abstract class RuleState : OptimizerState, IDisposable
                 + $"{TensorLayout.Shape(want)} on {_parameter.device}: the parameter was resized, replaced (set_) or "
                 + "converted after the optimizer was built. Build a new optimizer over the changed parameters (or load a matching state).");
         }
+    }
+
+    /// <summary>
+    /// Throws <see cref="InvalidOperationException"/> when the state's structure (e.g. which dimensions a matrix
+    /// preconditioner covers) no longer matches its group's options; called first by <see cref="CheckFits"/>, before
+    /// anything changes. None by default.
+    /// </summary>
+    /// <param name="index">The parameter's index in the optimizer's list (for the message).</param>
+    protected virtual void CheckStructure(int index)
+    {
     }
 
     /// <summary>True when slot <paramref name="i"/> has the parameter's dtype and device and the shape <see cref="ExpectedSlotShape"/> gives.</summary>
@@ -287,11 +298,23 @@ public abstract class RuleState : OptimizerState, IDisposable
                     throw new InvalidDataException($"The saved state has slot '{name}' where {GetType().Name} expects '{_slotNames[i]}': the file was written by another optimizer type.");
                 slots[i] = TensorIO.ReadOptional(reader, ExpectedSlotShape(i), _parameter.dtype, _parameter.device, $"state slot '{name}'");
             }
+            CheckLoadedSlots(step, slots);
         } catch {
             foreach (var t in slots) t?.Dispose();
             throw;
         }
         return (step, slots, host);
+    }
+
+    /// <summary>
+    /// Throws <see cref="InvalidDataException"/> when slots read from a file (each already of its expected shape) do not
+    /// form a state this one can continue from (e.g. a matrix preconditioner's factors present for other dimensions).
+    /// Called before anything changes; none by default.
+    /// </summary>
+    /// <param name="steps">The saved step count.</param>
+    /// <param name="slots">The saved slots (null where absent).</param>
+    protected virtual void CheckLoadedSlots(long steps, Tensor?[] slots)
+    {
     }
 
     /// <summary>Copies another state of the same type (validated first).</summary>
