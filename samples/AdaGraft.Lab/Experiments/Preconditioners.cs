@@ -225,7 +225,7 @@ public static class Preconditioners
     {
         ArgumentNullException.ThrowIfNull(r);
         var sb = new StringBuilder("## Preconditioners: Shampoo, SOAP and Muon, with and without grafting\n\n");
-        sb.Append(Inv, $"Shampoo: β1 = {ShampooBeta1}, β2 = {ShampooBeta2}, ε = {ShampooEpsilon:G3} (the library's default 1e-12 made ungrafted Shampoo diverge numerically), roots every {ShampooPreconditionFrequency} steps, blocks of at most {ShampooBlock} per side; ");
+        sb.Append(Inv, $"Shampoo: β1 = {ShampooBeta1}, β2 = {ShampooBeta2}, ε = {ShampooEpsilon.ToString("0e0", Inv)} (the library's default 1e-12 made ungrafted Shampoo diverge numerically), roots every {ShampooPreconditionFrequency} steps, blocks of at most {ShampooBlock} per side; ");
         sb.Append("grafting none, per-block Adam (β2 0.999) or per-block SGD. SOAP: the reference's defaults (betas 0.95, 0.95, basis refresh every 10 steps) with weight decay 0. ");
         sb.Append("Muon: momentum 0.95 Nesterov, 5 Newton–Schulz steps, no weight decay; matrices only, every other parameter in its fallback AdamW group (`MuonOptimizer.SplitByRank`) ");
         sb.Append("at Adam's tuned learning rate (original rule) or at Muon's own (match-AdamW-RMS rule); Muon#Adam is `MuonGraft.FromAdam`: per-tensor graft, M = Adam, D = Muon without size rule. ");
