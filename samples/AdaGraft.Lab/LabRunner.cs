@@ -25,6 +25,9 @@ public sealed record LabSummary(
 {
     /// <summary>The section-4.1 run (null when not selected).</summary>
     public ZooResult? Zoo { get; init; }
+
+    /// <summary>The preconditioner comparison (null when not selected).</summary>
+    public PreconditionersResult? Preconditioners { get; init; }
 }
 
 /// <summary>Runs the selected parts of the lab and writes the outputs.</summary>
@@ -45,8 +48,11 @@ public static class LabRunner
         var outDir = Path.GetFullPath(options.OutputDirectory);
         Directory.CreateDirectory(outDir);
         var parts = options.Parts;
-        bool needVision = parts.Contains(LabParts.TableVision) || parts.Contains(LabParts.Discovery);
-        bool needLanguage = parts.Contains(LabParts.TableLanguage) || parts.Contains(LabParts.Zoo);
+        bool precond = parts.Contains(LabParts.Preconditioners);
+        bool tuneVision = parts.Contains(LabParts.TableVision) || parts.Contains(LabParts.Discovery);
+        bool tuneLanguage = parts.Contains(LabParts.TableLanguage) || parts.Contains(LabParts.Zoo);
+        bool needVision = tuneVision || precond;
+        bool needLanguage = tuneLanguage || precond;
 
         console.MarkupLine($"[bold]AdaGraft lab[/] — profile [cyan]{profile.Name}[/], {seeds} seed(s), schedule [cyan]{Schedule.Name(options.Schedule)}[/], device [cyan]{Markup.Escape(device.ToString())}[/], {options.Threads} thread(s)");
         console.MarkupLine($"parts: {string.Join(", ", LabParts.All.Where(parts.Contains))}; output: [link]{Markup.Escape(outDir)}[/]");
@@ -64,6 +70,7 @@ public static class LabRunner
         var lrChoices = new Dictionary<string, Dictionary<BaseOptimizer, LrChoice>>();
         DiscoveryResult? discovery = null;
         ZooResult? zoo = null;
+        var precondTables = new List<PreconditionerTable>();
         var d1 = new List<D1Row>();
         var timings = new List<(string Phase, double Seconds)>();
         string cachePath = Path.Combine(outDir, "lr-tuning.json");
@@ -72,14 +79,17 @@ public static class LabRunner
         int TuneTotal(string task, int steps) => profile.TuneFraction is null ? 0 : BaseOptimizers.All.Sum(o => LearningRates.Grid(task, o).Length) * TuneSteps(steps);
 
         LabProgress.Run(console, Add => {
-            var visionTune = Add(needVision, "vision: tune learning rates", TuneTotal("vision", profile.VisionSteps));
+            var visionTune = Add(tuneVision, "vision: tune learning rates", TuneTotal("vision", profile.VisionSteps));
             var visionTable = Add(parts.Contains(LabParts.TableVision), "vision: 3×3 grafting table", 9.0 * seeds * profile.VisionSteps);
-            var langTune = Add(needLanguage, "language: tune learning rates", TuneTotal("language", profile.LanguageSteps));
+            var langTune = Add(tuneLanguage, "language: tune learning rates", TuneTotal("language", profile.LanguageSteps));
             var langTable = Add(parts.Contains(LabParts.TableLanguage), "language: 3×3 grafting table", 9.0 * seeds * profile.LanguageSteps);
             var zooTask = Add(parts.Contains(LabParts.Zoo), "language: section 4.1 (AdaGrad#{Adam, Yogi, AMSGrad, Adafactor})", (double)DirectionZoo.Runs(seeds) * profile.LanguageSteps);
             var discTask = Add(parts.Contains(LabParts.Discovery), "schedule discovery",
                 (1.0 + seeds * (parts.Contains(LabParts.TableVision) ? 1 : 3)) * profile.VisionSteps);
             var d1Task = Add(parts.Contains(LabParts.D1), "appendix D.1 constructions", D1Constructions.TotalSteps(profile.D1));
+            double PrecondSteps(string task, int steps) => (double)Preconditioners.GridPoints(task) * TuneSteps(steps) + Preconditioners.Names.Length * seeds * steps;
+            var precondVision = Add(precond, "vision: preconditioners (Adam, Shampoo, SOAP, Muon; tuning and runs)", PrecondSteps("vision", profile.VisionSteps));
+            var precondLang = Add(precond, "language: preconditioners (Adam, Shampoo, SOAP, Muon; tuning and runs)", PrecondSteps("language", profile.LanguageSteps));
 
             Action Step(ILabPhase? t) => () => t?.Tick();
             Action<string> Status(ILabPhase? t) => s => t?.Status(s);
@@ -109,11 +119,11 @@ public static class LabRunner
                 return t;
             }
 
-            if (vision is not null) {
+            if (vision is not null && tuneVision) {
                 var lrs = Lrs(vision, visionTune, profile.VisionSteps);
                 if (parts.Contains(LabParts.TableVision)) tables.Add(Table(vision, lrs, visionTable, profile.VisionSteps));
             }
-            if (language is not null) {
+            if (language is not null && tuneLanguage) {
                 var lrs = Lrs(language, langTune, profile.LanguageSteps);
                 if (parts.Contains(LabParts.TableLanguage)) tables.Add(Table(language, lrs, langTable, profile.LanguageSteps));
                 if (parts.Contains(LabParts.Zoo)) {
@@ -135,6 +145,16 @@ public static class LabRunner
                 discTask?.Done();
                 timings.Add(("schedule discovery", sw.Elapsed.TotalSeconds));
             }
+            if (precond) {
+                foreach (var (task, bar, steps) in new[] { ((LabTask)vision!, precondVision, profile.VisionSteps), (language!, precondLang, profile.LanguageSteps) }) {
+                    var sw = Stopwatch.StartNew();
+                    bar?.Start();
+                    precondTables.Add(Preconditioners.Run(task, new Schedule(options.Schedule, steps), seeds, TuneSteps(steps), profile.ReadEvery, cachePath,
+                        options.Retune, Step(bar), Status(bar), extra => bar?.Grow(extra)));
+                    bar?.Done();
+                    timings.Add(($"{task.Name}: preconditioners ({Preconditioners.Names.Length * seeds} runs and tuning)", sw.Elapsed.TotalSeconds));
+                }
+            }
             if (parts.Contains(LabParts.D1)) {
                 var sw = Stopwatch.StartNew();
                 d1Task?.Start();
@@ -153,6 +173,10 @@ public static class LabRunner
             console.MarkupLine(Markup.Escape($"discovery: correction c(t) = c0 + c1·t (t from 1) with c0 = {discovery.Fit.A:G4}, c1 = {discovery.Fit.B:G4}, R² = {discovery.Fit.RSquared:F3}"));
             console.MarkupLine(Markup.Escape($"discovery: final training loss SGD {discovery.SgdLoss.Format("F4")}, AdaGrad {discovery.AdaGradLoss.Format("F4")}, corrected AdaGrad {discovery.CorrectedLoss.Format("F4")} ({(discovery.Helped ? "lower on average" : "not lower on average")})"));
         }
+        var preconditioners = precondTables.Count > 0 ? new PreconditionersResult(precondTables) : null;
+        if (preconditioners is not null)
+            foreach (var t in preconditioners.Tables)
+                foreach (var line in Preconditioners.TextLines(t)) console.MarkupLine(Markup.Escape(line));
         if (d1.Count > 0) {
             var dt = new Table().Border(TableBorder.Rounded).Title("[bold]Appendix D.1[/]: test error");
             dt.AddColumn("construction");
@@ -197,9 +221,17 @@ public static class LabRunner
             written.Add("section41-curves.png");
         }
 
+        if (preconditioners is not null) {
+            Write("preconditioners.csv", Preconditioners.Csv(preconditioners));
+            Write("preconditioners-curves.csv", Preconditioners.CurvesCsv(preconditioners));
+            Write("preconditioners.md", "# Preconditioners\n\n" + Preconditioners.Markdown(preconditioners, profile.TuneFraction));
+            Plots.PreconditionerCurves(Path.Combine(outDir, "preconditioners-curves.png"), preconditioners);
+            written.Add("preconditioners-curves.png");
+        }
+
         var report = new StringBuilder("# AdaGraft lab report\n\n");
         report.Append($"Profile `{profile.Name}`, {seeds} seed(s), schedule `{Schedule.Name(options.Schedule)}`, device `{device}`, {options.Threads} CPU thread(s), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.\n\n");
-        report.Append(Reading.Markdown(tables, discovery, d1, zoo, seeds, profile.Name));
+        report.Append(Reading.Markdown(tables, discovery, d1, zoo, seeds, profile.Name, preconditioners));
         if (tables.Count > 0) {
             report.Append("## Grafting tables\n\n").Append(string.Concat(tables.Select(Reports.TableMarkdown)));
             report.Append("Curves: `grafting-curves.png` (colour = M, line style = D; seed 0).\n\n");
@@ -209,16 +241,19 @@ public static class LabRunner
         if (discovery is not null) report.Append(Reports.DiscoveryMarkdown(discovery, vision!.HeldOutName, vision.HeldOutHigherIsBetter)).Append("Figures: `discovery-ratio.png`, `discovery-curves.png`, `discovery-tensor-ratios.png` (per-tensor ratios, figure 7). Every recorded norm: `discovery-norms.csv` (fit any series with `dotnet run --project samples/AdaGraft.Lab -c Release -- fit lab-output/discovery-norms.csv`).\n\n");
         if (d1.Count > 0) report.Append(Reports.D1Markdown(d1));
         if (zoo is not null) report.Append(DirectionZoo.Markdown(zoo, language!.HeldOutName, language.HeldOutHigherIsBetter));
+        if (preconditioners is not null) report.Append(Preconditioners.Markdown(preconditioners, profile.TuneFraction));
         report.Append("## Wall time\n\n| phase | seconds |\n|---|---:|\n");
         foreach (var (phase, s) in timings) report.Append($"| {phase} | {s:F1} |\n");
         report.Append($"| **total** | **{total.Elapsed.TotalSeconds:F1}** |\n");
         Write("report.md", report.ToString());
 
         console.MarkupLine($"wrote {written.Count} files to [link]{Markup.Escape(outDir)}[/]:");
-        console.MarkupLine(Markup.Escape("  " + string.Join(", ", written.Where(w => !w.EndsWith(".png", StringComparison.Ordinal)))));
-        console.MarkupLine(Markup.Escape("  " + string.Join(", ", written.Where(w => w.EndsWith(".png", StringComparison.Ordinal)))));
+        // Six names a line, so that no line grows past what a log shows unwrapped.
+        foreach (bool png in new[] { false, true })
+            foreach (var names in written.Where(w => w.EndsWith(".png", StringComparison.Ordinal) == png).Chunk(6))
+                console.MarkupLine(Markup.Escape("  " + string.Join(", ", names)));
         console.MarkupLine($"total wall time {total.Elapsed.TotalSeconds:F1} s");
-        return new LabSummary(outDir, tables, discovery, d1, total.Elapsed.TotalSeconds) { Zoo = zoo };
+        return new LabSummary(outDir, tables, discovery, d1, total.Elapsed.TotalSeconds) { Zoo = zoo, Preconditioners = preconditioners };
     }
 
     private static Device ResolveDevice(string name)

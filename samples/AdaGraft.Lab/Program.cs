@@ -47,7 +47,7 @@ public static class LabProgram
         var device = new Option<string>("--device") { Description = "cpu or cuda.", DefaultValueFactory = _ => "cpu" };
         device.AcceptOnlyFromAmong("cpu", "cuda");
         var outDir = new Option<string>("--out") { Description = "Output folder.", DefaultValueFactory = _ => "lab-output" };
-        var tasks = new Option<string>("--tasks") { Description = $"Comma list of parts: {string.Join(", ", LabParts.All)} (default all).", DefaultValueFactory = _ => "all" };
+        var tasks = new Option<string>("--tasks") { Description = $"Comma list of parts: {string.Join(", ", LabParts.All)} (default all, which leaves out the opt-in {LabParts.Preconditioners} except with --quick).", DefaultValueFactory = _ => "all" };
         var schedule = new Option<string>("--schedule") { Description = "Shared learning-rate schedule: warmup-staircase (paper, default), staircase or constant.", DefaultValueFactory = _ => "warmup-staircase" };
         schedule.AcceptOnlyFromAmong("warmup-staircase", "staircase", "constant");
         var threads = new Option<int>("--threads") { Description = "CPU threads for libtorch (default 1: these small models run no faster on 2, and 2 threads slow down badly when other processes share the cores).", DefaultValueFactory = _ => 1 };
@@ -66,7 +66,7 @@ public static class LabProgram
                     TextFile = parse.GetValue(text),
                     Device = parse.GetValue(device) ?? "cpu",
                     OutputDirectory = parse.GetValue(outDir) ?? "lab-output",
-                    Parts = LabParts.Parse(parse.GetValue(tasks) ?? "all"),
+                    Parts = LabParts.Parse(parse.GetValue(tasks) ?? "all", parse.GetValue(quick)),
                     Schedule = Schedule.ParseKind(parse.GetValue(schedule) ?? "warmup-staircase"),
                     Threads = parse.GetValue(threads),
                     Retune = parse.GetValue(retune),

@@ -110,6 +110,7 @@ public class LabEndToEndTests : IClassFixture<QuickLabRun>
     [InlineData("discovery-curves.png", 900, 560)]
     [InlineData("discovery-tensor-ratios.png", 800, 500)]
     [InlineData("section41-curves.png", 900, 560)]
+    [InlineData("preconditioners-curves.png", 1400, 560)]
     public void PngsAreValid(string name, int width, int height)
     {
         var bytes = File.ReadAllBytes(_run.PathOf(name));
@@ -255,7 +256,8 @@ public class LabReportConsistencyTests : IClassFixture<QuickLabRun>
         accuracies.Should().HaveCount(13);
         accuracies.Should().OnlyContain(a => Regex.IsMatch(a, @"^\d{1,3}\.\d( ± \d+\.\d)? %$"), "accuracy is always written as 85.8 % (one decimal, percent)");
         var console = _run.ConsoleText.ToString();
-        Regex.Count(console, @"\b\d{1,3}\.\d %").Should().Be(9, "the terminal table shows the nine accuracies the same way");
+        Regex.Count(console, @"\b\d{1,3}\.\d %").Should().Be(9 + Experiments.Preconditioners.Names.Length,
+            "the terminal table shows the nine accuracies the same way, and so do the preconditioner lines of the vision task");
     }
 
     [Fact]

@@ -14,6 +14,10 @@ public sealed record GridPoint(double Lr, double TrainLoss, bool Diverged);
 /// <summary>The learning rate chosen for one base optimizer on one task, and how.</summary>
 public sealed record LrChoice(string Task, string Optimizer, double Lr, string How, IReadOnlyList<GridPoint> Grid);
 
+/// <summary>An optimizer whose global learning rate is tuned on a grid: its name (the cache key's), the grid, and a
+/// factory over a model's parameters at a learning rate.</summary>
+public sealed record TuneCandidate(string Name, double[] Grid, Func<IReadOnlyList<TorchSharp.Modules.Parameter>, double, TorchSharp.torch.optim.Optimizer> Make);
+
 /// <summary>
 /// The global learning rate of each base optimizer, tuned once per task by a coarse grid (short runs with the same
 /// schedule shape, lowest final training loss wins) and then reused untouched wherever that optimizer is M.
@@ -62,51 +66,77 @@ public static class LearningRates
         string cachePath, bool retune, Action? progress, Action<string>? status, Action<int>? grow = null)
     {
         ArgumentNullException.ThrowIfNull(task);
+        var candidates = BaseOptimizers.All.Select(o => new TuneCandidate(BaseOptimizers.Name(o), Grid(task.Name, o),
+            (ps, lr) => BaseOptimizers.Create(o, ps, lr))).ToList();
+        var choices = TuneAll(task, candidates, fullSchedule, tuneSteps, seed, readEvery, cachePath, retune, progress, status, grow);
+        return BaseOptimizers.All.ToDictionary(o => o, o => choices[BaseOptimizers.Name(o)]);
+    }
+
+    /// <summary>
+    /// Tunes (or loads from <paramref name="cachePath"/>) the learning rate of each of <paramref name="candidates"/> in
+    /// order, by name, as <see cref="Tune"/> does for the base optimizers (the same cache key, so a candidate of the same
+    /// name and grid reuses a base optimizer's choice). Candidates are tuned one after another, so a later one may
+    /// read an earlier one's choice through <paramref name="candidates"/>' factories (see
+    /// <see cref="TuneCandidate"/>); <paramref name="chosen"/> is told of each choice as it is made.
+    /// </summary>
+    public static Dictionary<string, LrChoice> TuneAll(LabTask task, IEnumerable<TuneCandidate> candidates, Schedule fullSchedule, int tuneSteps,
+        int seed, int readEvery, string cachePath, bool retune, Action? progress, Action<string>? status, Action<int>? grow = null,
+        Action<LrChoice>? chosen = null)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        ArgumentNullException.ThrowIfNull(candidates);
         ArgumentNullException.ThrowIfNull(fullSchedule);
         var cache = LoadCache(cachePath);
-        var result = new Dictionary<BaseOptimizer, LrChoice>();
+        var result = new Dictionary<string, LrChoice>();
         var schedule = new Schedule(fullSchedule.Kind, tuneSteps);
-        foreach (var o in BaseOptimizers.All) {
-            var grid = Grid(task.Name, o);
-            string key = $"{task.Name}|{BaseOptimizers.Name(o)}|{task.Description}|steps={tuneSteps}|schedule={Schedule.Name(schedule.Kind)}|seed={seed}|grid={string.Join(",", grid)}";
-            if (!retune && cache.TryGetValue(key, out var hit)) {
-                result[o] = new LrChoice(task.Name, BaseOptimizers.Name(o), hit.Lr, "cached", hit.Grid);
-                if (hit.Grid.Count > grid.Length) grow?.Invoke((hit.Grid.Count - grid.Length) * tuneSteps);
-                for (int i = 0; i < hit.Grid.Count * tuneSteps; i++) progress?.Invoke();
-                continue;
-            }
-            var points = new List<GridPoint>();
-            void Try(double lr)
-            {
-                status?.Invoke($"{task.Name}: tuning {BaseOptimizers.Name(o)} lr={lr:G3}");
-                var run = Trainer.Run(task, new RunSpec(BaseOptimizers.Name(o), ps => BaseOptimizers.Create(o, ps, lr), schedule),
-                    seed, tuneSteps, readEvery, progress);
-                points.Add(new GridPoint(lr, run.Diverged ? double.PositiveInfinity : run.Final.TrainLoss, run.Diverged));
-            }
-            GridPoint Best() => points.Where(p => !p.Diverged && double.IsFinite(p.TrainLoss)).OrderBy(p => p.TrainLoss).FirstOrDefault()
-                ?? points.OrderBy(p => p.Lr).First();
-            foreach (var lr in grid) Try(lr);
-            // A winner at an edge of the grid does not bracket the optimum: extend the grid past that edge by the
-            // grid's own ratio, at most MaxExtensions times.
-            int extended = 0;
-            while (extended < MaxExtensions) {
-                var sorted = points.OrderBy(p => p.Lr).ToList();
-                var best = Best();
-                double next;
-                if (best.Lr == sorted[^1].Lr && !best.Diverged) next = sorted[^1].Lr * (sorted[^1].Lr / sorted[^2].Lr);
-                else if (best.Lr == sorted[0].Lr && !best.Diverged) next = sorted[0].Lr / (sorted[1].Lr / sorted[0].Lr);
-                else break;
-                grow?.Invoke(tuneSteps);
-                Try(next);
-                extended++;
-            }
-            var chosen = Best();
-            points = points.OrderBy(p => p.Lr).ToList();
-            cache[key] = new CacheEntry(key, chosen.Lr, points);
-            result[o] = new LrChoice(task.Name, BaseOptimizers.Name(o), chosen.Lr, extended > 0 ? $"grid, extended ×{extended}" : "grid", points);
+        foreach (var candidate in candidates) {
+            var c = TuneOne(task, candidate, schedule, seed, readEvery, cache, retune, progress, status, grow);
+            result[candidate.Name] = c;
+            chosen?.Invoke(c);
         }
         SaveCache(cachePath, cache);
         return result;
+    }
+
+    private static LrChoice TuneOne(LabTask task, TuneCandidate candidate, Schedule schedule, int seed, int readEvery,
+        Dictionary<string, CacheEntry> cache, bool retune, Action? progress, Action<string>? status, Action<int>? grow)
+    {
+        int tuneSteps = schedule.TotalSteps;
+        var (name, grid, make) = candidate;
+        string key = $"{task.Name}|{name}|{task.Description}|steps={tuneSteps}|schedule={Schedule.Name(schedule.Kind)}|seed={seed}|grid={string.Join(",", grid)}";
+        if (!retune && cache.TryGetValue(key, out var hit)) {
+            if (hit.Grid.Count > grid.Length) grow?.Invoke((hit.Grid.Count - grid.Length) * tuneSteps);
+            for (int i = 0; i < hit.Grid.Count * tuneSteps; i++) progress?.Invoke();
+            return new LrChoice(task.Name, name, hit.Lr, "cached", hit.Grid);
+        }
+        var points = new List<GridPoint>();
+        void Try(double lr)
+        {
+            status?.Invoke($"{task.Name}: tuning {name} lr={lr:G3}");
+            var run = Trainer.Run(task, new RunSpec(name, ps => make(ps, lr), schedule), seed, tuneSteps, readEvery, progress);
+            points.Add(new GridPoint(lr, run.Diverged ? double.PositiveInfinity : run.Final.TrainLoss, run.Diverged));
+        }
+        GridPoint Best() => points.Where(p => !p.Diverged && double.IsFinite(p.TrainLoss)).OrderBy(p => p.TrainLoss).FirstOrDefault()
+            ?? points.OrderBy(p => p.Lr).First();
+        foreach (var lr in grid) Try(lr);
+        // A winner at an edge of the grid does not bracket the optimum: extend the grid past that edge by the
+        // grid's own ratio, at most MaxExtensions times.
+        int extended = 0;
+        while (extended < MaxExtensions) {
+            var sorted = points.OrderBy(p => p.Lr).ToList();
+            var best = Best();
+            double next;
+            if (best.Lr == sorted[^1].Lr && !best.Diverged) next = sorted[^1].Lr * (sorted[^1].Lr / sorted[^2].Lr);
+            else if (best.Lr == sorted[0].Lr && !best.Diverged) next = sorted[0].Lr / (sorted[1].Lr / sorted[0].Lr);
+            else break;
+            grow?.Invoke(tuneSteps);
+            Try(next);
+            extended++;
+        }
+        var choice = Best();
+        points = points.OrderBy(p => p.Lr).ToList();
+        cache[key] = new CacheEntry(key, choice.Lr, points);
+        return new LrChoice(task.Name, name, choice.Lr, extended > 0 ? $"grid, extended ×{extended}" : "grid", points);
     }
 
     /// <summary>The fixed values, as choices.</summary>

@@ -111,27 +111,59 @@ public static class Plots
     public static void GraftingCurves(string path, IReadOnlyList<TableResult> tables, int width = 1400, int height = 560)
     {
         ArgumentNullException.ThrowIfNull(tables);
-        if (tables.Count == 0) return;
+        // The diagonal (thick) first, so the thinner grafts stay visible over it.
+        LossPanels(path, tables.Select(table => (table.Task, table.Steps, "colour = M, line/marker = D",
+            (IReadOnlyList<(IReadOnlyList<double>, CurveStyle)>)table.Cells.OrderBy(c => c.M == c.D ? 0 : 1).Select(cell =>
+                ((IReadOnlyList<double>)cell.Runs[0].Losses, new CurveStyle(ColorOf(cell.M), PatternOf(cell.D), cell.M == cell.D ? 3f : 1.5f, MarkerOf(cell.D),
+                    $"M={BaseOptimizers.Name(cell.M)}, D={BaseOptimizers.Name(cell.D)}"))).ToList())).ToList(), width, height);
+    }
+
+    /// <summary>The preconditioner comparison: one panel per task, training loss of each optimizer (seed 0, moving
+    /// average) on a log axis in loss units; Adam thick black, the Shampoo family blue, SOAP green, the Muon family red
+    /// and orange, each with its own line style and marker.</summary>
+    public static void PreconditionerCurves(string path, PreconditionersResult r, int width = 1400, int height = 560)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        var styles = new Dictionary<string, (string Hex, LinePattern Pattern, float Width, MarkerShape Marker)> {
+            [Preconditioners.Adam] = ("#000000", LinePattern.Solid, 3.5f, MarkerShape.FilledCircle),
+            [Preconditioners.Shampoo] = ("#9ecae1", LinePattern.Dotted, 2f, MarkerShape.Cross),
+            [Preconditioners.ShampooAdam] = ("#1f77b4", LinePattern.Solid, 2f, MarkerShape.OpenTriangleUp),
+            [Preconditioners.ShampooSgd] = ("#17becf", LinePattern.Dashed, 2f, MarkerShape.FilledSquare),
+            [Preconditioners.Soap] = ("#2ca02c", LinePattern.Solid, 2.5f, MarkerShape.OpenDiamond),
+            [Preconditioners.MuonOriginal] = ("#ff7f0e", LinePattern.Dotted, 2f, MarkerShape.OpenSquare),
+            [Preconditioners.MuonMatchRms] = ("#d62728", LinePattern.Dashed, 2f, MarkerShape.OpenCircle),
+            [Preconditioners.MuonAdam] = ("#8c564b", LinePattern.Solid, 1.5f, MarkerShape.FilledTriangleDown),
+        };
+        LossPanels(path, r.Tables.Select(t => (t.Task, t.Steps, "Adam, Shampoo, SOAP, Muon",
+            (IReadOnlyList<(IReadOnlyList<double>, CurveStyle)>)t.Cells.Select(c => {
+                var (hex, pattern, w, marker) = styles[c.Optimizer];
+                return ((IReadOnlyList<double>)c.Runs[0].Losses, new CurveStyle(Color.FromHex(hex), pattern, w, marker, $"{c.Optimizer}: final {c.TrainLoss.Format("F4")}"));
+            }).ToList())).ToList(), width, height);
+    }
+
+    /// <summary>One panel per task (side by side, <paramref name="width"/> per two panels): each curve the moving average
+    /// of a run's losses over 1/40 of the steps, on a log axis in loss units, with its legend.</summary>
+    private static void LossPanels(string path, IReadOnlyList<(string Task, int Steps, string What, IReadOnlyList<(IReadOnlyList<double> Losses, CurveStyle Style)> Curves)> panels,
+        int width, int height)
+    {
+        if (panels.Count == 0) return;
         var mp = new Multiplot();
-        for (int i = 0; i < tables.Count; i++) {
+        for (int i = 0; i < panels.Count; i++) {
             var plot = i == 0 ? mp.Subplots.GetPlot(0) : new Plot();
             if (i > 0) mp.Subplots.Add(plot);
-            var table = tables[i];
-            int window = Math.Max(1, table.Steps / 40);
-            // The diagonal (thick) first, so the thinner grafts stay visible over it.
-            var curves = table.Cells.OrderBy(c => c.M == c.D ? 0 : 1).Select(cell => {
-                var (x, y) = Smooth(cell.Runs[0].Losses, window);
-                return (x, y, new CurveStyle(ColorOf(cell.M), PatternOf(cell.D), cell.M == cell.D ? 3f : 1.5f, MarkerOf(cell.D),
-                    $"M={BaseOptimizers.Name(cell.M)}, D={BaseOptimizers.Name(cell.D)}"));
-            }).ToList();
-            AddLogCurves(plot, curves);
-            plot.Title($"{table.Task}: training loss (seed 0); colour = M, line/marker = D");
+            var (task, steps, what, curves) = panels[i];
+            int window = Math.Max(1, steps / 40);
+            AddLogCurves(plot, curves.Select(c => {
+                var (x, y) = Smooth(c.Losses, window);
+                return (x, y, c.Style);
+            }).ToList());
+            plot.Title($"{task}: training loss (seed 0); {what}");
             plot.XLabel("step");
             plot.YLabel($"training loss, log scale (moving average of {window} steps)");
             plot.ShowLegend(Alignment.UpperRight);
         }
         mp.Layout = new ScottPlot.MultiplotLayouts.Columns();
-        Save(mp, path, width * tables.Count / 2, height);
+        Save(mp, path, width * panels.Count / 2, height);
     }
 
     /// <summary>Figure 4: the correction c(t) (global ratio ÷ AdaGrad's scheduled learning rate) at every step of the

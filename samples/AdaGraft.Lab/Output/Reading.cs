@@ -119,8 +119,101 @@ public static class Reading
         return sb.ToString();
     }
 
+    /// <summary>How a mean final training loss compares with another's, given the seed noise.</summary>
+    private enum Versus
+    {
+        Lower,
+        Same,
+        Higher,
+        Undefined,
+    }
+
+    /// <summary>
+    /// <paramref name="a"/> against <paramref name="b"/>: lower or higher when the means differ by more than two mean
+    /// seed-to-seed standard deviations (<paramref name="noise"/>), the same within that; with one seed (noise NaN) by
+    /// sign alone. A diverged run (NaN mean) loses to a finite one.
+    /// </summary>
+    private static Versus Compare(Stat a, Stat b, double noise)
+    {
+        bool fa = double.IsFinite(a.Mean), fb = double.IsFinite(b.Mean);
+        if (!fa || !fb) return fa ? Versus.Lower : fb ? Versus.Higher : Versus.Undefined;
+        double margin = double.IsFinite(noise) ? 2 * noise : 0;
+        double d = a.Mean - b.Mean;
+        return d < -margin ? Versus.Lower : d > margin ? Versus.Higher : Versus.Same;
+    }
+
+    private static string Loss(PreconditionerTable t, string optimizer) => $"{optimizer} {t.Cell(optimizer).TrainLoss.Format("F4")}";
+
+    private static string Noise(PreconditionerTable t) => double.IsFinite(t.MeanSeedSd)
+        ? $"seed noise: mean sd {F4(t.MeanSeedSd)}, so differences under {F4(2 * t.MeanSeedSd)} count as none"
+        : "one seed: no noise estimate, compared by sign";
+
+    private static string Verdicts(IEnumerable<(string Task, bool Holds, string Detail)> perTask)
+    {
+        var list = perTask.ToList();
+        string Tasks(bool holds) => string.Join(" and ", list.Where(p => p.Holds == holds).Select(p => p.Task));
+        string head = list.All(p => p.Holds) ? "holds here" : list.All(p => !p.Holds) ? "does not hold here" : $"holds on {Tasks(true)}, not on {Tasks(false)}";
+        return head + " (" + string.Join("; ", list.Select(p => $"{p.Task}: {p.Detail}")) + ")";
+    }
+
+    /// <summary>
+    /// The reading of the preconditioner comparison against the published trends, each decided per task on the mean
+    /// final training loss with differences under two mean seed-to-seed standard deviations counted as none:
+    /// <b>Shampoo needs grafting</b> holds when ungrafted Shampoo is higher than both Shampoo#Adam and Shampoo#SGD;
+    /// <b>SOAP at least as good as Shampoo#Adam</b> when SOAP is lower or the same; <b>Muon's size rule ≈ grafting from
+    /// Adam</b> when Muon with the match-AdamW-RMS rule is the same as Muon#Adam (the original rule reported beside
+    /// it). Then per task the order, the best held-out metric and each optimizer's time per step relative to Adam's.
+    /// </summary>
+    public static IReadOnlyList<string> Preconditioners(PreconditionersResult r)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        var ts = r.Tables;
+        if (ts.Count == 0) return Array.Empty<string>();
+        const string A = Experiments.Preconditioners.Adam, Sh = Experiments.Preconditioners.Shampoo, ShA = Experiments.Preconditioners.ShampooAdam,
+            ShS = Experiments.Preconditioners.ShampooSgd, So = Experiments.Preconditioners.Soap, MuO = Experiments.Preconditioners.MuonOriginal,
+            MuR = Experiments.Preconditioners.MuonMatchRms, MuA = Experiments.Preconditioners.MuonAdam;
+        Versus V(PreconditionerTable t, string a, string b) => Compare(t.Cell(a).TrainLoss, t.Cell(b).TrainLoss, t.MeanSeedSd);
+        // "A 0.30 is lower than B 0.40", or who diverged.
+        string Is(PreconditionerTable t, string a, string b)
+        {
+            bool da = !double.IsFinite(t.Cell(a).TrainLoss.Mean), db = !double.IsFinite(t.Cell(b).TrainLoss.Mean);
+            if (da || db) return da && db ? $"{a} and {b} both diverged" : da ? $"{a} diverged, unlike {Loss(t, b)}" : $"{Loss(t, a)}, while {b} diverged";
+            string word = V(t, a, b) switch { Versus.Lower => "lower than", Versus.Higher => "higher than", _ => "the same as" };
+            return $"{Loss(t, a)} is {word} {Loss(t, b)}";
+        }
+        var lines = new List<string>();
+
+        lines.Add("**Shampoo needs grafting** " + Verdicts(ts.Select(t => {
+            return (t.Task, V(t, Sh, ShA) == Versus.Higher && V(t, Sh, ShS) == Versus.Higher, $"ungrafted {Is(t, Sh, ShA)}; {Is(t, Sh, ShS)}");
+        })) + ".");
+
+        lines.Add("**SOAP at least as good as Shampoo#Adam** " + Verdicts(ts.Select(t => {
+            return (t.Task, V(t, So, ShA) is Versus.Lower or Versus.Same, Is(t, So, ShA));
+        })) + ".");
+
+        lines.Add("**Muon's size rule ≈ grafting from Adam** " + Verdicts(ts.Select(t => {
+            return (t.Task, V(t, MuR, MuA) == Versus.Same, $"{Is(t, MuR, MuA)}; the original rule: {Is(t, MuO, MuA)}");
+        })) + ".");
+
+        foreach (var t in ts) {
+            string task = char.ToUpperInvariant(t.Task[0]) + t.Task[1..];
+            var order = t.Cells.OrderBy(c => double.IsFinite(c.TrainLoss.Mean) ? c.TrainLoss.Mean : double.PositiveInfinity)
+                .Select(c => $"{c.Optimizer} {c.TrainLoss.Format("F4")}");
+            var held = t.Cells.Where(c => double.IsFinite(c.HeldOut.Mean)).ToList();
+            var best = held.Count == 0 ? null : t.HeldOutHigherIsBetter ? held.MaxBy(c => c.HeldOut.Mean) : held.MinBy(c => c.HeldOut.Mean);
+            double adamMs = t.Cell(A).MsPerStep.Mean;
+            var cost = t.Cells.Where(c => c.Optimizer != A && double.IsFinite(c.MsPerStep.Mean) && adamMs > 0)
+                .Select(c => $"{c.Optimizer} {(c.MsPerStep.Mean / adamMs).ToString("F1", Inv)}×");
+            lines.Add($"{task}, final training loss lowest first: {string.Join(", ", order)} ({Noise(t)}). "
+                + (best is null ? "" : $"Best {t.HeldOutName}: {best.Optimizer} {Reports.HeldOutText(best.HeldOut, t.HeldOutHigherIsBetter)}. ")
+                + $"Time per step against Adam's {adamMs.ToString("F1", Inv)} ms: {string.Join(", ", cost)}.");
+        }
+        return lines;
+    }
+
     /// <summary>The whole reading as Markdown bullets (the parts that ran), ending with how much to trust it.</summary>
-    public static string Markdown(IReadOnlyList<TableResult> tables, DiscoveryResult? discovery, IReadOnlyList<D1Row> d1, ZooResult? zoo, int seeds, string profile)
+    public static string Markdown(IReadOnlyList<TableResult> tables, DiscoveryResult? discovery, IReadOnlyList<D1Row> d1, ZooResult? zoo, int seeds, string profile,
+        PreconditionersResult? preconditioners = null)
     {
         ArgumentNullException.ThrowIfNull(tables);
         ArgumentNullException.ThrowIfNull(d1);
@@ -129,6 +222,7 @@ public static class Reading
         if (discovery is not null) bullets.Add(Discovery(discovery));
         if (d1.Count > 0) bullets.Add(D1(d1));
         if (zoo is not null) bullets.Add(Zoo(zoo));
+        if (preconditioners is not null) bullets.AddRange(Preconditioners(preconditioners).Select(l => "Preconditioners: " + l));
         bullets.Add($"Profile `{profile}`, {seeds} seed(s): short runs, indicative rather than conclusive. Nothing was tuned to agree with the paper.");
         var sb = new StringBuilder("## Reading\n\nGenerated from the numbers below (`Output/Reading.cs`); the README quotes this text.\n\n");
         foreach (var b in bullets) sb.Append("- ").Append(b).Append('\n');

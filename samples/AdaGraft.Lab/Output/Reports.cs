@@ -18,9 +18,11 @@ public static class Reports
     /// <summary>The CSV header of <see cref="TableCsv"/>.</summary>
     public const string TableCsvHeader = "task,M,D,cell,lr_M,seeds,steps,final_train_loss_mean,final_train_loss_sd,heldout_metric,heldout_mean,heldout_sd,diverged_runs";
 
-    private static string Num(double v) => double.IsFinite(v) ? v.ToString("R", Inv) : "";
+    /// <summary>A CSV number: round-trip invariant text, empty when not finite.</summary>
+    internal static string Num(double v) => double.IsFinite(v) ? v.ToString("R", Inv) : "";
 
-    private static string Csv(string s) => s.Contains(',', StringComparison.Ordinal) || s.Contains('"', StringComparison.Ordinal)
+    /// <summary>A CSV field, quoted when it holds a comma or a quote.</summary>
+    internal static string Csv(string s) => s.Contains(',', StringComparison.Ordinal) || s.Contains('"', StringComparison.Ordinal)
         ? "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : s;
 
     /// <summary>One row per cell per task (sd empty with one seed).</summary>

@@ -17,7 +17,18 @@ namespace AdaGraft.Lab.Training;
 /// <param name="Losses">Training loss of every step run (read from the device every k steps).</param>
 /// <param name="Diverged">True when a recorded loss was not finite (the run was stopped at the next read).</param>
 /// <param name="Seconds">Wall time of training and evaluation.</param>
-public sealed record RunResult(string Name, int Seed, Evaluation Final, double[] Losses, bool Diverged, double Seconds);
+public sealed record RunResult(string Name, int Seed, Evaluation Final, double[] Losses, bool Diverged, double Seconds)
+{
+    /// <summary>Wall time of the training loop alone (the steps run: forward, backward, optimizer step, scheduler), no
+    /// model creation or evaluation.</summary>
+    public double TrainSeconds { get; init; }
+
+    /// <summary>Milliseconds per training step (<see cref="TrainSeconds"/> over the steps run; NaN when none ran).</summary>
+    public double MsPerStep => StepsRun > 0 ? 1000 * TrainSeconds / StepsRun : double.NaN;
+
+    /// <summary>Training steps actually run (fewer than asked when the run diverged).</summary>
+    public int StepsRun { get; init; }
+}
 
 /// <summary>Describes a run to <see cref="Trainer.Run"/>.</summary>
 /// <param name="Name">Display name.</param>
@@ -55,6 +66,8 @@ public static class Trainer
         using var plan = task.CreatePlan(seed, steps);
         using var losses = new DeviceSeriesRecorder(steps, task.Device, readEvery);
         bool diverged = false;
+        int stepsRun = 0;
+        var loop = Stopwatch.StartNew();
         for (int t = 0; t < steps; t++) {
             bool read;
             using (var scope = torch.NewDisposeScope()) {
@@ -66,6 +79,7 @@ public static class Trainer
                 read = losses.Record(loss);
             }
             scheduler.step();
+            stepsRun++;
             progress?.Invoke();
             if (read && !double.IsFinite(losses.HostValues[^1])) {
                 diverged = true;
@@ -74,9 +88,10 @@ public static class Trainer
             }
         }
         var curve = losses.Flush().ToArray();
+        double trainSeconds = loop.Elapsed.TotalSeconds;
         diverged |= curve.Any(v => !double.IsFinite(v));
         var final = diverged ? new Evaluation(double.NaN, double.NaN) : task.Evaluate(model);
         if (!double.IsFinite(final.TrainLoss)) diverged = true;
-        return new RunResult(spec.Name, seed, final, curve, diverged, sw.Elapsed.TotalSeconds);
+        return new RunResult(spec.Name, seed, final, curve, diverged, sw.Elapsed.TotalSeconds) { TrainSeconds = trainSeconds, StepsRun = stepsRun };
     }
 }
