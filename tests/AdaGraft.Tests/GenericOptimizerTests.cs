@@ -142,16 +142,18 @@ public class GenericOptimizerTests
         using var scheduled = OptimizerTable.Make(name, a);
         using var byHand = OptimizerTable.Make(name, b);
         using var unscheduled = OptimizerTable.Make(name, constant);
-        double lr0 = scheduled.ParamGroups.Single().LearningRate;
+        // Every group's own initial rate (an optimizer that builds its own groups, e.g. Muon's and AdamW's, has several).
+        var lr0 = scheduled.ParamGroups.Select(g => g.LearningRate).ToArray();
         var scheduler = optim.lr_scheduler.StepLR(scheduled, step_size: 3, gamma: 0.5);
 
         for (int t = 0; t < 10; t++) {
-            foreach (var g in byHand.ParamGroups) g.LearningRate = lr0 * Math.Pow(0.5, t / 3);
+            int k = 0;
+            foreach (var g in byHand.ParamGroups) g.LearningRate = lr0[k++] * Math.Pow(0.5, t / 3);
             Fixtures.StepAll(t, (a, scheduled), (b, byHand), (constant, unscheduled));
             scheduler.step();
         }
 
-        scheduled.ParamGroups.Single().LearningRate.Should().Be(lr0 / 8, "three halvings after 10 epochs of StepLR(3, 0.5)");
+        scheduled.ParamGroups.Select(g => g.LearningRate).Should().Equal(lr0.Select(r => r / 8), "three halvings after 10 epochs of StepLR(3, 0.5)");
         ShouldBeBitIdentical(Fixtures.Snapshot(a), Fixtures.Snapshot(b), $"({name}: StepLR vs. the same schedule by hand)");
         Fixtures.MaxRelativeDifference(a, constant).Should().BeGreaterThan(1e-6, "the schedule must have changed the steps");
     }
