@@ -14,7 +14,12 @@ internal static class CheckTiming
         var parts = new (string name, Action run)[] {
             ("whole fused TorchAdam step", () => adam.step()),
             ("ValidateForStep (all checks)", () => adam.ValidateForStep()),
-            ("gradient checks", () => { for (int i = 0; i < ps.Count; i++) GradientChecks.Check(ps[i], i); }),
+            ("gradient checks", () => {
+                for (int i = 0; i < ps.Count; i++) {
+                    using var g = ps[i].grad;
+                    GradientChecks.Check(ps[i], g!, i);
+                }
+            }),
             ("state fit checks", () => { for (int i = 0; i < ps.Count; i++) adam.StateOf(ps[i]).CheckFits(i); }),
             ("shared-memory check", () => GradientChecks.CheckDisjoint(ps)),
             ("p.grad read + dispose", () => { foreach (var p in ps) { using var g = p.grad; } }),

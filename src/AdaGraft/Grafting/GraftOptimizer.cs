@@ -246,8 +246,10 @@ public sealed partial class GraftOptimizer : OptimizerHelper, IMomentum, IBetas,
             if (grads[i] is Tensor grad) GradientChecks.Check(_params[i], grad, i);
         }
         GradientChecks.CheckDisjoint(_params);
+        var withGradient = new HashSet<IntPtr>();
+        for (int i = 0; i < _params.Length; i++) if (grads[i] is not null) withGradient.Add(_params[i].Handle);
         foreach (var child in new[] { _magnitude, _direction }) {
-            if (child is IStateValidator own) own.ValidateOptionsAndStates();
+            if (child is IStateValidator own) own.ValidateOptionsAndStates(withGradient);
             else (child as IProposingOptimizer)?.ValidateForStep();
         }
         for (int i = 0; i < _params.Length; i++) {

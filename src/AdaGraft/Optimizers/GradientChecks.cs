@@ -10,21 +10,12 @@ namespace AdaGraft.Optimizers;
 internal static class GradientChecks
 {
     /// <summary>
-    /// Throws when <paramref name="p"/>'s gradient cannot be used by a dense optimizer: sparse, another dtype or
-    /// device, or another shape (TorchSharp lets any tensor be assigned to <c>grad</c>).
+    /// Throws when <paramref name="grad"/>, read from <paramref name="p"/>, cannot be used by a dense optimizer: sparse,
+    /// another dtype or device, or another shape (TorchSharp lets any tensor be assigned to <c>grad</c>).
     /// </summary>
     /// <param name="p">The parameter.</param>
+    /// <param name="grad">Its gradient, read once by the caller for the whole step.</param>
     /// <param name="index">Its index in the optimizer's parameter list (for the message), or −1.</param>
-    /// <returns>True when the parameter has a gradient (and it passed).</returns>
-    public static bool Check(Parameter p, int index = -1)
-    {
-        using var grad = p.grad;
-        if (grad is null) return false;
-        Check(p, grad, index);
-        return true;
-    }
-
-    /// <summary><see cref="Check(Parameter, int)"/> for a gradient already read from <paramref name="p"/>.</summary>
     public static void Check(Parameter p, Tensor grad, int index)
     {
         if (grad.is_sparse)

@@ -6,8 +6,11 @@ namespace AdaGraft.Optimizers;
 /// </summary>
 internal interface IStateValidator
 {
-    /// <summary>Validates the options and the state of every parameter that has a gradient; changes nothing.</summary>
-    void ValidateOptionsAndStates();
+    /// <summary>
+    /// Validates the options and the state of every parameter that has a gradient (<paramref name="withGradient"/>: their
+    /// handles, from the gradients the graft read for this step); changes nothing.
+    /// </summary>
+    void ValidateOptionsAndStates(IReadOnlySet<IntPtr> withGradient);
 }
 
 /// <summary>

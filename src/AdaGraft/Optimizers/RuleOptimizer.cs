@@ -181,23 +181,20 @@ public abstract partial class RuleOptimizer<TOptions, TState> : OptimizerHelper,
     public void ValidateForStep()
     {
         using var scope = torch.NewDisposeScope();
-        Validate(gradients: true, steps: null);
+        Validate(steps: null);
     }
 
     /// <inheritdoc />
-    void IStateValidator.ValidateOptionsAndStates()
-    {
-        using var scope = torch.NewDisposeScope();
-        Validate(gradients: false, steps: null);
-    }
+    void IStateValidator.ValidateOptionsAndStates(IReadOnlySet<IntPtr> withGradient) => Validate(steps: null, withGradient);
 
     /// <summary>
-    /// <see cref="ValidateForStep"/>; without <paramref name="gradients"/> only the options and the states of the
-    /// parameters that have a gradient (for a graft, which checks the gradients and shared memory once for both
-    /// children). With <paramref name="steps"/>, collects every tensor that has a gradient, each gradient read once
-    /// (in the caller's dispose scope) and used by the checks and the step alike.
+    /// <see cref="ValidateForStep"/>; with <paramref name="withGradient"/> only the options and the states of the
+    /// parameters it names (for a graft, which checks the gradients and shared memory once for both children and
+    /// names the parameters that have a gradient, so no gradient is read here). With <paramref name="steps"/>, collects
+    /// every tensor that has a gradient, each gradient read once (in the caller's dispose scope) and used by the checks
+    /// and the step alike.
     /// </summary>
-    private void Validate(bool gradients, List<TensorStep>? steps)
+    private void Validate(List<TensorStep>? steps, IReadOnlySet<IntPtr>? withGradient = null)
     {
         ThrowIfDisposed();
         int index = 0;
@@ -206,9 +203,14 @@ public abstract partial class RuleOptimizer<TOptions, TState> : OptimizerHelper,
             options.Validate();
             ValidateGroup(options, g.Parameters);
             foreach (var p in g.Parameters) {
+                if (withGradient is not null) {
+                    if (withGradient.Contains(p.Handle)) _byHandle[p.Handle].state.CheckFits(index);
+                    index++;
+                    continue;
+                }
                 var grad = p.grad;
                 if (grad is not null) {
-                    if (gradients) GradientChecks.Check(p, grad, index);
+                    GradientChecks.Check(p, grad, index);
                     var state = _byHandle[p.Handle].state;
                     state.CheckFits(index);
                     steps?.Add(new TensorStep(options, state, p, grad));
@@ -216,7 +218,7 @@ public abstract partial class RuleOptimizer<TOptions, TState> : OptimizerHelper,
                 index++;
             }
         }
-        if (gradients) GradientChecks.CheckDisjoint(AllParameters());
+        if (withGradient is null) GradientChecks.CheckDisjoint(AllParameters());
     }
 
     private List<Parameter> AllParameters()
@@ -246,7 +248,7 @@ public abstract partial class RuleOptimizer<TOptions, TState> : OptimizerHelper,
         using (torch.no_grad())
         using (var gradients = torch.NewDisposeScope()) {
             var tensors = new List<TensorStep>();
-            Validate(gradients: true, tensors);
+            Validate(tensors);
             // Tensors are independent (no two share memory: checked above), so the fused ones may go first, together.
             var fused = TryFusedSteps(tensors);
             for (int i = 0; i < tensors.Count; i++) {
