@@ -23,6 +23,18 @@ internal static class CheckTiming
             ("state fit checks", () => { for (int i = 0; i < ps.Count; i++) adam.StateOf(ps[i]).CheckFits(i); }),
             ("shared-memory check", () => GradientChecks.CheckDisjoint(ps)),
             ("p.grad read + dispose", () => { foreach (var p in ps) { using var g = p.grad; } }),
+            ("p.grad read in a dispose scope", () => {
+                using var scope = torch.NewDisposeScope();
+                foreach (var p in ps) _ = p.grad;
+            }),
+            ("checks with grads in a scope", () => {
+                using var scope = torch.NewDisposeScope();
+                for (int i = 0; i < ps.Count; i++) {
+                    var g = ps[i].grad;
+                    GradientChecks.Check(ps[i], g!, i);
+                    adam.StateOf(ps[i]).CheckFits(i);
+                }
+            }),
             ("p.shape read", () => { foreach (var p in ps) _ = p.shape; }),
             ("p.dtype read", () => { foreach (var p in ps) _ = p.dtype; }),
             ("p.size(0) read", () => { foreach (var p in ps) _ = p.size(0); }),

@@ -102,11 +102,11 @@ public sealed partial class GraftOptimizer
             var p = _params[i];
             var grad = stepGrads[i];
             if (grad is null) continue;
-            var dtype = p.dtype;
+            var dtype = NativeTensor.Dtype(p);
             if (!FusedCpu.Eligible(p, dtype) || !fits(i, p, grad, dtype)) return null;
             grads[i] = grad;
             dtypes[i] = dtype;
-            numels[i] = p.numel();
+            numels[i] = NativeTensor.Numel(p);
             any = true;
         }
         return any ? (grads, dtypes, numels) : null;

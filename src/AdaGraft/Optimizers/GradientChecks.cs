@@ -18,9 +18,9 @@ internal static class GradientChecks
     /// <param name="index">Its index in the optimizer's parameter list (for the message), or −1.</param>
     public static void Check(Parameter p, Tensor grad, int index)
     {
-        if (grad.is_sparse)
+        if (NativeTensor.IsSparse(grad))
             throw new NotSupportedException($"The gradient of the {Describe(p, index)} is sparse; AdaGraft's optimizers need dense gradients (create the embedding with sparse: false).");
-        if (grad.dtype != p.dtype || grad.device_type != p.device_type || grad.device_index != p.device_index)
+        if (NativeTensor.Dtype(grad) != NativeTensor.Dtype(p) || !SameDevice(grad, p))
             throw new InvalidOperationException($"The gradient of the {Describe(p, index)} is {grad.dtype} on {grad.device} but the parameter is {p.dtype} on {p.device}; give the parameter a gradient of its own dtype and device (e.g. grad.to(param.dtype, param.device)).");
         if (!SameShape(grad, p))
             throw new InvalidOperationException($"The gradient of the {Describe(p, index)} has shape {Shape(grad.shape)}; a gradient must have its parameter's shape. Assign p.grad a tensor shaped like p (or call zero_grad() after changing the parameter).");
@@ -36,7 +36,7 @@ internal static class GradientChecks
         List<(ulong start, ulong end, int index)>? spans = null;
         for (int i = 0; i < ps.Count; i++) {
             var p = ps[i];
-            if (p.device_type != DeviceType.CPU || p.numel() == 0) continue;
+            if (NativeTensor.DeviceType(p) != DeviceType.CPU || NativeTensor.Numel(p) == 0) continue;
             var (start, end) = Extent(p);
             (spans ??= new()).Add((start, end, i));
         }
@@ -59,9 +59,9 @@ internal static class GradientChecks
     /// <summary>The bytes [start, end) a CPU tensor's elements span (for a strided tensor, from its first to its last element).</summary>
     private static (ulong start, ulong end) Extent(Tensor p)
     {
-        if (p.is_contiguous()) {
+        if (NativeTensor.IsContiguous(p)) {
             ulong first = (ulong)(long)Rules.FusedCpu.Pointer(p);
-            return (first, first + (ulong)(p.numel() * p.ElementSize));
+            return (first, first + (ulong)(NativeTensor.Numel(p) * NativeTensor.ElementSize(p)));
         }
         long span = 1;
         var shape = p.shape;
@@ -70,6 +70,6 @@ internal static class GradientChecks
         ulong start;
         using (var first = p.as_strided(new long[] { 1 }, new long[] { 1 }, p.storage_offset()))
             start = (ulong)(long)Rules.FusedCpu.Pointer(first);
-        return (start, start + (ulong)(span * p.ElementSize));
+        return (start, start + (ulong)(span * NativeTensor.ElementSize(p)));
     }
 }

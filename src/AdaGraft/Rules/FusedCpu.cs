@@ -39,22 +39,16 @@ internal static unsafe class FusedCpu
 
     /// <summary>True for a contiguous float32/float64 CPU tensor (or one with no elements) of <paramref name="dtype"/>.</summary>
     internal static bool Eligible(Tensor? t, ScalarType dtype) =>
-        t is not null && t.device_type == DeviceType.CPU && t.dtype == dtype
-        && dtype is ScalarType.Float32 or ScalarType.Float64 && t.is_contiguous();
+        t is not null && dtype is ScalarType.Float32 or ScalarType.Float64 && NativeTensor.Dtype(t) == dtype
+        && NativeTensor.DeviceType(t) == DeviceType.CPU && NativeTensor.IsContiguous(t);
 
     /// <summary>The address of the first element of a contiguous CPU tensor (zero when it has no elements).</summary>
     internal static IntPtr Pointer(Tensor t)
     {
-        if (t.numel() == 0) return IntPtr.Zero;
-        if (t.numel() * t.ElementSize <= int.MaxValue) return Address(t.bytes);
-        using var flat = t.view(-1);
-        using var first = flat.narrow(0, 0, 1);
-        return Address(first.bytes);
-    }
-
-    private static IntPtr Address(Span<byte> span)
-    {
-        fixed (byte* p = span) return (IntPtr)p;
+        if (NativeTensor.Numel(t) == 0) return IntPtr.Zero;
+        if (NativeTensor.DeviceType(t) != DeviceType.CPU || NativeTensor.IsSparse(t) || !NativeTensor.IsContiguous(t))
+            throw new InvalidOperationException("A fused kernel needs a dense, contiguous CPU tensor.");
+        return NativeTensor.Data(t);
     }
 
     /// <summary>One piece of work: elements [Start, Start + Length) of tensor Tensor, in norm segment Segment.</summary>

@@ -36,7 +36,7 @@ internal static unsafe class FusedRules
     /// </summary>
     internal static bool CanFuse(RuleState state, Tensor param, Tensor grad)
     {
-        var dtype = param.dtype;
+        var dtype = NativeTensor.Dtype(param);
         return FusedCpu.Eligible(param, dtype) && FusedCpu.Eligible(grad, dtype) && StateCanFuse(state, dtype);
     }
 
@@ -68,11 +68,11 @@ internal static unsafe class FusedRules
             plans[i] = constants;
             slots.W = FusedCpu.Pointer(p);
             slots.G = FusedCpu.Pointer(grad);
-            slots.Single = p.dtype == ScalarType.Float32;
+            slots.Single = NativeTensor.Dtype(p) == ScalarType.Float32;
             at[i] = slots;
             kept.Add(p);
             kept.Add(grad);
-            long n = p.numel();
+            long n = NativeTensor.Numel(p);
             FusedCpu.Split(items, i, n, 0, 0);
             total += n;
             // The version counters advance now, while this tensor's metadata is in cache (after the kernels have

@@ -37,43 +37,20 @@ internal static unsafe class NativeVersion
 
     static NativeVersion()
     {
-        if (!OperatingSystem.IsLinux()) {
-            Reason = "not Linux";
+        if (MappedLibrary.Open("libtorch_cpu.so", out var lib, out var why) is not string torchCpu) {
+            Reason = why;
             return;
         }
-        try {
-            _ = torch.get_num_threads(); // loads libtorch
-            string? torchCpu = null;
-            foreach (var m in OpenMpRunner.Maps(File.ReadLines("/proc/self/maps"))) {
-                if (Path.GetFileName(m.Path) != "libtorch_cpu.so") continue;
-                if (torchCpu is not null && torchCpu != m.Path) {
-                    Reason = $"two libtorch_cpu.so are mapped: {torchCpu}, {m.Path}";
-                    return;
-                }
-                torchCpu = m.Path;
-            }
-            if (torchCpu is null) {
-                Reason = "libtorch_cpu.so is not mapped";
-                return;
-            }
-            // Already loaded: this only takes another reference to it.
-            if (!NativeLibrary.TryLoad(torchCpu, out var lib)) {
-                Reason = $"cannot open {torchCpu}";
-                return;
-            }
-            if (!NativeLibrary.TryGetExport(lib, BumpName, out var bump)
-                || !NativeLibrary.TryGetExport(lib, IsInferenceName, out var isInference)
-                || !NativeLibrary.TryGetExport(lib, VersionName, out var version)) {
-                Reason = $"{torchCpu} does not export bump_version, is_inference and _version";
-                return;
-            }
-            s_bump = (delegate* unmanaged<IntPtr, void>)bump;
-            s_isInference = (delegate* unmanaged<IntPtr, byte>)isInference;
-            s_version = (delegate* unmanaged<IntPtr, long>)version;
-            Available = true;
-        } catch (Exception e) when (e is IOException or UnauthorizedAccessException or DllNotFoundException or TypeInitializationException) {
-            Reason = e.Message;
+        if (!NativeLibrary.TryGetExport(lib, BumpName, out var bump)
+            || !NativeLibrary.TryGetExport(lib, IsInferenceName, out var isInference)
+            || !NativeLibrary.TryGetExport(lib, VersionName, out var version)) {
+            Reason = $"{torchCpu} does not export bump_version, is_inference and _version";
+            return;
         }
+        s_bump = (delegate* unmanaged<IntPtr, void>)bump;
+        s_isInference = (delegate* unmanaged<IntPtr, byte>)isInference;
+        s_version = (delegate* unmanaged<IntPtr, long>)version;
+        Available = true;
     }
 
     /// <summary>True when <paramref name="t"/> may have its counter advanced natively (not an inference tensor).</summary>

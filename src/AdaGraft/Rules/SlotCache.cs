@@ -35,10 +35,11 @@ internal sealed class SlotCache
     /// <summary>True when the slots were found to fit a parameter laid out as <paramref name="p"/> is now, and none was replaced since.</summary>
     public bool StillFits(Tensor p)
     {
-        if (_fitEpoch != _epoch || p.dtype != _dtype || p.device_type != _deviceType || p.device_index != _deviceIndex) return false;
-        long rank = p.dim();
+        if (_fitEpoch != _epoch || NativeTensor.Dtype(p) != _dtype || NativeTensor.DeviceType(p) != _deviceType
+            || NativeTensor.DeviceIndex(p) != _deviceIndex) return false;
+        long rank = NativeTensor.Dim(p);
         if (rank != _shape.Length) return false;
-        for (int d = 0; d < rank; d++) if (p.size(d) != _shape[d]) return false;
+        for (int d = 0; d < rank; d++) if (NativeTensor.Size(p, d) != _shape[d]) return false;
         return true;
     }
 

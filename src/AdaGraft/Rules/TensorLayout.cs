@@ -10,15 +10,19 @@ internal static class TensorLayout
     /// <summary>True when <paramref name="a"/> and <paramref name="b"/> have one shape.</summary>
     public static bool SameShape(Tensor a, Tensor b)
     {
-        long rank = a.dim();
-        if (b.dim() != rank) return false;
-        for (int d = 0; d < rank; d++) if (a.size(d) != b.size(d)) return false;
+        long rank = NativeTensor.Dim(a);
+        if (NativeTensor.Dim(b) != rank) return false;
+        for (int d = 0; d < rank; d++) if (NativeTensor.Size(a, d) != NativeTensor.Size(b, d)) return false;
         return true;
     }
 
     /// <summary>True when <paramref name="t"/> has <paramref name="like"/>'s shape and device, and its dtype (or <paramref name="dtype"/>).</summary>
     public static bool SameLayout(Tensor t, Tensor like, ScalarType? dtype = null) =>
-        t.dtype == (dtype ?? like.dtype) && t.device_type == like.device_type && t.device_index == like.device_index && SameShape(t, like);
+        NativeTensor.Dtype(t) == (dtype ?? NativeTensor.Dtype(like)) && SameDevice(t, like) && SameShape(t, like);
+
+    /// <summary>True when <paramref name="a"/> and <paramref name="b"/> are on one device.</summary>
+    public static bool SameDevice(Tensor a, Tensor b) =>
+        NativeTensor.DeviceType(a) == NativeTensor.DeviceType(b) && NativeTensor.DeviceIndex(a) == NativeTensor.DeviceIndex(b);
 
     /// <summary>"parameter 3 of shape [2, 3]": how messages name a parameter (its index in the optimizer's list).</summary>
     public static string Describe(Tensor p, int index) =>

@@ -325,6 +325,8 @@ public sealed class FastPathMisuseTests
     [ChildScenario("fused-crash-candidates")]
     public static int RunCrashCandidates(string[] args)
     {
+        // "managed": the step reads tensor metadata through TorchSharp's properties, not Rules.NativeTensor.
+        if (args.Contains("managed")) Rules.NativeTensor.Available = false;
         foreach (var kind in Enum.GetValues<Kind>()) {
             foreach (var (name, misuse) in CrashCandidates) {
                 var (ps, opt) = Warm(kind, fused: true);
@@ -338,11 +340,14 @@ public sealed class FastPathMisuseTests
         return 0;
     }
 
-    [Fact]
-    public void CrashCandidatesOnTheFusedPathRaiseInsteadOfCrashingAChildProcess()
+    [Theory]
+    [InlineData("native")]
+    [InlineData("managed")]
+    public void CrashCandidatesOnTheFusedPathRaiseInsteadOfCrashingAChildProcess(string metadata)
     {
-        // In a child process, so that a regression shows as this test failing, not as the whole test run dying.
-        var result = ChildProcess.Run("fused-crash-candidates", TimeSpan.FromMinutes(3));
+        // In a child process, so that a regression shows as this test failing, not as the whole test run dying; with
+        // tensor metadata read natively (the default) and through TorchSharp's properties (the fallback).
+        var result = ChildProcess.Run("fused-crash-candidates", TimeSpan.FromMinutes(3), metadata);
         string log = result.Output + result.Error;
         result.TimedOut.Should().BeFalse(log);
         result.Signal.Should().BeNull($"no misuse may crash the process:\n{log}");
