@@ -31,7 +31,7 @@ public sealed partial class GraftOptimizer
         }
     }
 
-    private Measured? TryFusedBlackBoxStep(Tensor?[] stepGrads)
+    private Measured? TryFusedBlackBoxStep(TensorRef?[] stepGrads)
     {
         if (!Fused || FusedCandidates(stepGrads, (_, _, _, _) => true) is not var (grads, dtypes, numels)) return null;
         int n = _params.Length;

@@ -9,14 +9,14 @@ public sealed partial class GraftOptimizer
     /// The closed-form step in two fused CPU passes (see <see cref="GraftOptions.FusedCpuKernel"/>), or null, having
     /// changed nothing, when some tensor or child does not qualify.
     /// </summary>
-    private Measured? TryFusedClosedFormStep(Tensor?[] stepGrads)
+    private Measured? TryFusedClosedFormStep(TensorRef?[] stepGrads)
     {
         if (!Fused || _magnitude is not IFusedPlanSource gm || _direction is not IFusedPlanSource gd)
             return null;
         int n = _params.Length;
         bool beforeMomentum = Options.Point == GraftPoint.BeforeMomentum;
         // The gradient and both children's states must fit too, and the graft's own buffers where they exist.
-        bool Fits(int i, Parameter p, Tensor grad, ScalarType dtype) =>
+        bool Fits(int i, Parameter p, TensorRef grad, ScalarType dtype) =>
             FusedCpu.Eligible(grad, dtype) && gm.CanFuseState(p, dtype) && gd.CanFuseState(p, dtype)
             && (!beforeMomentum || _momentum[i] is not Tensor b || FusedCpu.Eligible(b, dtype))
             && (_saved[i] is not Tensor s || FusedCpu.Eligible(s, dtype));
@@ -50,7 +50,7 @@ public sealed partial class GraftOptimizer
             mPlans[i] = gm.Plan(p);
             dPlans[i] = gd.Plan(p);
             w[i] = FusedCpu.Pointer(p);
-            g[i] = FusedCpu.Pointer(grads[i]!);
+            g[i] = FusedCpu.Pointer(grads[i]!.Value);
             o[i] = interleave ? ScratchPointer(dtypes[i], layout.OffsetInGroup[i]) : FusedCpu.Pointer(Fit(ref _saved[i], p));
             if (beforeMomentum) mom[i] = FusedCpu.Pointer(_momentum[i] ??= torch.zeros_like(p).DetachFromDisposeScope());
             // The kernels below write through data pointers: advance the version counters as eager in-place ops would,
@@ -91,17 +91,16 @@ public sealed partial class GraftOptimizer
     /// contiguous float32/float64 CPU tensor or fails <paramref name="fits"/> (index, parameter, gradient, dtype).
     /// Nothing changes here.
     /// </summary>
-    private (Tensor?[] grads, ScalarType[] dtypes, long[] numels)? FusedCandidates(Tensor?[] stepGrads, Func<int, Parameter, Tensor, ScalarType, bool> fits)
+    private (TensorRef?[] grads, ScalarType[] dtypes, long[] numels)? FusedCandidates(TensorRef?[] stepGrads, Func<int, Parameter, TensorRef, ScalarType, bool> fits)
     {
         int n = _params.Length;
-        var grads = new Tensor?[n];
+        var grads = new TensorRef?[n];
         var dtypes = new ScalarType[n];
         var numels = new long[n];
         bool any = false;
         for (int i = 0; i < n; i++) {
             var p = _params[i];
-            var grad = stepGrads[i];
-            if (grad is null) continue;
+            if (stepGrads[i] is not TensorRef grad) continue;
             var dtype = NativeTensor.Dtype(p);
             if (!FusedCpu.Eligible(p, dtype) || !fits(i, p, grad, dtype)) return null;
             grads[i] = grad;

@@ -191,7 +191,7 @@ public sealed partial class GraftOptimizer : OptimizerHelper, IMomentum, IBetas,
         }
         // Momentum or betas a scheduler set on the graft's (M's) groups reach D before the checks (undone if they fail).
         var undoMoments = FollowMagnitudeMoments();
-        Tensor?[] grads;
+        TensorRef?[] grads;
         try {
             grads = ValidateForStep();
         } catch {
@@ -211,7 +211,7 @@ public sealed partial class GraftOptimizer : OptimizerHelper, IMomentum, IBetas,
             _last?.Dispose();
             _last = next.Build();
         } finally {
-            foreach (var g in grads) g?.Dispose();
+            foreach (var g in grads) GradientChecks.Free(g);
         }
         Stepped?.Invoke(this);
         return loss!;
@@ -224,26 +224,26 @@ public sealed partial class GraftOptimizer : OptimizerHelper, IMomentum, IBetas,
     /// graft's own momentum must still fit. Returns each parameter's gradient (null where it has none), read once for
     /// the step; the caller disposes them.
     /// </summary>
-    private Tensor?[] ValidateForStep()
+    private TensorRef?[] ValidateForStep()
     {
         // The gradients and shared memory once for both children; then each rule-based child its options and states
         // (on the black-box path too, before the graft saves anything). A proposing child of another library, which
         // has no separate state check, runs its whole ValidateForStep.
-        var grads = new Tensor?[_params.Length];
+        var grads = new TensorRef?[_params.Length];
         try {
             ValidateForStep(grads);
         } catch {
-            foreach (var g in grads) g?.Dispose();
+            foreach (var g in grads) GradientChecks.Free(g);
             throw;
         }
         return grads;
     }
 
-    private void ValidateForStep(Tensor?[] grads)
+    private void ValidateForStep(TensorRef?[] grads)
     {
         for (int i = 0; i < _params.Length; i++) {
-            grads[i] = _params[i].grad;
-            if (grads[i] is Tensor grad) GradientChecks.Check(_params[i], grad, i);
+            grads[i] = GradientChecks.Read(_params[i]);
+            if (grads[i] is TensorRef grad) GradientChecks.Check(_params[i], grad, i);
         }
         GradientChecks.CheckDisjoint(_params);
         var withGradient = new HashSet<IntPtr>();

@@ -16,14 +16,39 @@ internal static class GradientChecks
     /// <param name="p">The parameter.</param>
     /// <param name="grad">Its gradient, read once by the caller for the whole step.</param>
     /// <param name="index">Its index in the optimizer's parameter list (for the message), or −1.</param>
-    public static void Check(Parameter p, Tensor grad, int index)
+    public static void Check(Parameter p, TensorRef grad, int index)
     {
         if (NativeTensor.IsSparse(grad))
             throw new NotSupportedException($"The gradient of the {Describe(p, index)} is sparse; AdaGraft's optimizers need dense gradients (create the embedding with sparse: false).");
         if (NativeTensor.Dtype(grad) != NativeTensor.Dtype(p) || !SameDevice(grad, p))
-            throw new InvalidOperationException($"The gradient of the {Describe(p, index)} is {grad.dtype} on {grad.device} but the parameter is {p.dtype} on {p.device}; give the parameter a gradient of its own dtype and device (e.g. grad.to(param.dtype, param.device)).");
+            throw new InvalidOperationException($"The gradient of the {Describe(p, index)} is {NativeTensor.Dtype(grad)} on {NativeTensor.Device(grad)} but the parameter is {p.dtype} on {p.device}; give the parameter a gradient of its own dtype and device (e.g. grad.to(param.dtype, param.device)).");
         if (!SameShape(grad, p))
-            throw new InvalidOperationException($"The gradient of the {Describe(p, index)} has shape {Shape(grad.shape)}; a gradient must have its parameter's shape. Assign p.grad a tensor shaped like p (or call zero_grad() after changing the parameter).");
+            throw new InvalidOperationException($"The gradient of the {Describe(p, index)} has shape {Shape(NativeTensor.Shape(grad))}; a gradient must have its parameter's shape. Assign p.grad a tensor shaped like p (or call zero_grad() after changing the parameter).");
+    }
+
+    /// <summary>
+    /// Reads <paramref name="p"/>'s gradient once for a step (null: it has none). Where
+    /// <see cref="NativeTensor.Available"/>, as a bare native handle the caller owns (no managed <see cref="Tensor"/>:
+    /// an object with a finalizer, registered on the dispose scope, per tensor per step); otherwise through
+    /// TorchSharp. Free it with <see cref="Free"/>, or give the handle to a wrapper (<c>Tensor.UnsafeCreateTensor</c>).
+    /// </summary>
+    public static TensorRef? Read(Parameter p)
+    {
+        if (NativeTensor.Available) {
+            var raw = NativeTensor.Grad(p);
+            if (raw == IntPtr.Zero) return null;
+            return new TensorRef(raw, null);
+        }
+        if (p.grad is Tensor g) return g;
+        return null;
+    }
+
+    /// <summary>Frees a gradient from <see cref="Read"/>.</summary>
+    public static void Free(TensorRef? grad)
+    {
+        if (grad is not TensorRef g) return;
+        if (g.Managed is Tensor t) t.Dispose();
+        else NativeTensor.Free(g.Handle);
     }
 
     /// <summary>

@@ -87,9 +87,16 @@ public abstract partial class RuleOptimizer<TOptions, TState> : OptimizerHelper,
     /// the constants and slot addresses <paramref name="plan"/> gives (see <see cref="FusedRules.Steps"/>).
     /// </summary>
     private protected bool[]? FusedSteps<TPlan>(bool on, IReadOnlyList<TensorStep> tensors, Func<TOptions, TState, (TPlan, FusedPointers)> plan,
-        ChunkKernel<TPlan> kernel) => !CpuSwitches.Fused(on) ? null
-        : FusedRules.Steps(tensors.Count, i => (tensors[i].State, tensors[i].Parameter, tensors[i].Grad),
+        ChunkKernel<TPlan> kernel)
+    {
+        if (!CpuSwitches.Fused(on)) return null;
+        // The step's own list gives the gradients as read, without making a managed tensor of each.
+        if (tensors is StepList list)
+            return FusedRules.Steps(list.Count, i => (list.State(i), list.Parameter(i), list.Grad(i)),
+                i => plan(list.Options(i), list.State(i)), kernel, ref _fusedSteps);
+        return FusedRules.Steps(tensors.Count, i => (tensors[i].State, tensors[i].Parameter, tensors[i].Grad),
             i => plan(tensors[i].Options, tensors[i].State), kernel, ref _fusedSteps);
+    }
 
     /// <summary>The options and state of a managed parameter.</summary>
     internal (TOptions options, TState state) EntryOf(Parameter parameter)
@@ -194,7 +201,7 @@ public abstract partial class RuleOptimizer<TOptions, TState> : OptimizerHelper,
     /// every tensor that has a gradient, each gradient read once (in the caller's dispose scope) and used by the checks
     /// and the step alike.
     /// </summary>
-    private void Validate(List<TensorStep>? steps, IReadOnlySet<IntPtr>? withGradient = null)
+    private void Validate(StepList? steps, IReadOnlySet<IntPtr>? withGradient = null)
     {
         ThrowIfDisposed();
         int index = 0;
@@ -208,12 +215,19 @@ public abstract partial class RuleOptimizer<TOptions, TState> : OptimizerHelper,
                     index++;
                     continue;
                 }
-                var grad = p.grad;
-                if (grad is not null) {
-                    GradientChecks.Check(p, grad, index);
-                    var state = _byHandle[p.Handle].state;
-                    state.CheckFits(index);
-                    steps?.Add(new TensorStep(options, state, p, grad));
+                if (GradientChecks.Read(p) is TensorRef grad) {
+                    bool kept = false;
+                    try {
+                        GradientChecks.Check(p, grad, index);
+                        var state = _byHandle[p.Handle].state;
+                        state.CheckFits(index);
+                        if (steps is not null) {
+                            steps.Add(options, state, p, grad);
+                            kept = true;
+                        }
+                    } finally {
+                        if (!kept) GradientChecks.Free(grad);
+                    }
                 }
                 index++;
             }
@@ -247,15 +261,19 @@ public abstract partial class RuleOptimizer<TOptions, TState> : OptimizerHelper,
         }
         using (torch.no_grad())
         using (var gradients = torch.NewDisposeScope()) {
-            var tensors = new List<TensorStep>();
-            Validate(tensors);
-            // Tensors are independent (no two share memory: checked above), so the fused ones may go first, together.
-            var fused = TryFusedSteps(tensors);
-            for (int i = 0; i < tensors.Count; i++) {
-                if (fused is not null && fused[i]) continue;
-                using var scope = torch.NewDisposeScope();
-                var (options, state, p, grad) = tensors[i];
-                Propose(options, state, p, grad).ApplyTo(p);
+            var tensors = _stepList;
+            try {
+                Validate(tensors);
+                // Tensors are independent (no two share memory: checked above), so the fused ones may go first, together.
+                var fused = TryFusedSteps(tensors);
+                for (int i = 0; i < tensors.Count; i++) {
+                    if (fused is not null && fused[i]) continue;
+                    var (options, state, p, grad) = tensors[i];
+                    using var scope = torch.NewDisposeScope();
+                    Propose(options, state, p, grad).ApplyTo(p);
+                }
+            } finally {
+                tensors.Release();
             }
         }
         return loss!;

@@ -38,12 +38,15 @@ internal static unsafe class FusedCpu
     private const long ParallelThreshold = 1 << 16;
 
     /// <summary>True for a contiguous float32/float64 CPU tensor (or one with no elements) of <paramref name="dtype"/>.</summary>
-    internal static bool Eligible(Tensor? t, ScalarType dtype) =>
-        t is not null && dtype is ScalarType.Float32 or ScalarType.Float64 && NativeTensor.Dtype(t) == dtype
+    internal static bool Eligible(Tensor? t, ScalarType dtype) => t is not null && Eligible((TensorRef)t, dtype);
+
+    /// <inheritdoc cref="Eligible(Tensor?, ScalarType)"/>
+    internal static bool Eligible(TensorRef t, ScalarType dtype) =>
+        dtype is ScalarType.Float32 or ScalarType.Float64 && NativeTensor.Dtype(t) == dtype
         && NativeTensor.DeviceType(t) == DeviceType.CPU && NativeTensor.IsContiguous(t);
 
     /// <summary>The address of the first element of a contiguous CPU tensor (zero when it has no elements).</summary>
-    internal static IntPtr Pointer(Tensor t)
+    internal static IntPtr Pointer(TensorRef t)
     {
         if (NativeTensor.Numel(t) == 0) return IntPtr.Zero;
         if (NativeTensor.DeviceType(t) != DeviceType.CPU || NativeTensor.IsSparse(t) || !NativeTensor.IsContiguous(t))

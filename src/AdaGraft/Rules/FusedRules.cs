@@ -34,7 +34,7 @@ internal static unsafe class FusedRules
     /// True when the fused kernel may take this tensor's step: parameter, gradient and every allocated slot are
     /// contiguous CPU tensors of the parameter's float32/float64 dtype, and the step count lives on the host.
     /// </summary>
-    internal static bool CanFuse(RuleState state, Tensor param, Tensor grad)
+    internal static bool CanFuse(RuleState state, Tensor param, TensorRef grad)
     {
         var dtype = NativeTensor.Dtype(param);
         return FusedCpu.Eligible(param, dtype) && FusedCpu.Eligible(grad, dtype) && StateCanFuse(state, dtype);
@@ -50,7 +50,7 @@ internal static unsafe class FusedRules
     /// every check of the step passed. The version counters of the written tensors advance as eager in-place
     /// operations would advance them.
     /// </summary>
-    internal static bool[]? Steps<TPlan>(int count, Func<int, (RuleState State, Tensor Param, Tensor Grad)> tensor,
+    internal static bool[]? Steps<TPlan>(int count, Func<int, (RuleState State, Tensor Param, TensorRef Grad)> tensor,
         Func<int, (TPlan Plan, FusedPointers Slots)> plan, ChunkKernel<TPlan> kernel, ref long fusedSteps)
     {
         if (count == 0) return null;
@@ -71,7 +71,8 @@ internal static unsafe class FusedRules
             slots.Single = NativeTensor.Dtype(p) == ScalarType.Float32;
             at[i] = slots;
             kept.Add(p);
-            kept.Add(grad);
+            // A gradient read as a bare handle is owned by the step until after this returns.
+            if (grad.Managed is Tensor g) kept.Add(g);
             long n = NativeTensor.Numel(p);
             FusedCpu.Split(items, i, n, 0, 0);
             total += n;

@@ -26,6 +26,10 @@ internal static unsafe class NativeTensor
     private static readonly delegate* unmanaged[SuppressGCTransition]<IntPtr, long> s_dim, s_numel;
     private static readonly delegate* unmanaged[SuppressGCTransition]<IntPtr, long, long> s_size;
     private static readonly delegate* unmanaged[SuppressGCTransition]<IntPtr, IntPtr> s_data;
+    private static readonly delegate* unmanaged[SuppressGCTransition]<IntPtr, long> s_elementSize;
+    // These two allocate or free (a heap at::Tensor), so they keep the GC transition.
+    private static readonly delegate* unmanaged<IntPtr, IntPtr> s_grad;
+    private static readonly delegate* unmanaged<IntPtr, void> s_dispose;
 
     /// <summary>Why <see cref="Available"/> was false at start (null when the exports were found).</summary>
     internal static string? Reason { get; }
@@ -44,6 +48,7 @@ internal static unsafe class NativeTensor
             Export("THSTensor_type"), Export("THSTensor_device_type"), Export("THSTensor_device_index"),
             Export("THSTensor_is_sparse"), Export("THSTensor_is_contiguous"), Export("THSTensor_ndimension"),
             Export("THSTensor_numel"), Export("THSTensor_size"), Export("THSTensor_data"),
+            Export("THSTensor_element_size"), Export("THSTensor_grad"), Export("THSTensor_dispose"),
         };
         if (Array.IndexOf(found, IntPtr.Zero) >= 0) {
             Reason = $"{path} does not export every THSTensor function needed";
@@ -58,55 +63,100 @@ internal static unsafe class NativeTensor
         s_numel = (delegate* unmanaged[SuppressGCTransition]<IntPtr, long>)found[6];
         s_size = (delegate* unmanaged[SuppressGCTransition]<IntPtr, long, long>)found[7];
         s_data = (delegate* unmanaged[SuppressGCTransition]<IntPtr, IntPtr>)found[8];
+        s_elementSize = (delegate* unmanaged[SuppressGCTransition]<IntPtr, long>)found[9];
+        s_grad = (delegate* unmanaged<IntPtr, IntPtr>)found[10];
+        s_dispose = (delegate* unmanaged<IntPtr, void>)found[11];
         Available = true;
     }
 
     /// <summary><c>t.dtype</c>.</summary>
-    internal static ScalarType Dtype(Tensor t) => Available ? (ScalarType)s_type(t.Handle) : t.dtype;
+    internal static ScalarType Dtype(TensorRef t) => Available ? (ScalarType)s_type(t.Handle) : t.Managed!.dtype;
 
     /// <summary><c>t.device_type</c>.</summary>
-    internal static DeviceType DeviceType(Tensor t) => Available ? (DeviceType)s_deviceType(t.Handle) : t.device_type;
+    internal static DeviceType DeviceType(TensorRef t) => Available ? (DeviceType)s_deviceType(t.Handle) : t.Managed!.device_type;
 
     /// <summary><c>t.device_index</c>.</summary>
-    internal static int DeviceIndex(Tensor t) => Available ? s_deviceIndex(t.Handle) : t.device_index;
+    internal static int DeviceIndex(TensorRef t) => Available ? s_deviceIndex(t.Handle) : t.Managed!.device_index;
 
     /// <summary><c>t.is_sparse</c>.</summary>
-    internal static bool IsSparse(Tensor t) => Available ? s_isSparse(t.Handle) != 0 : t.is_sparse;
+    internal static bool IsSparse(TensorRef t) => Available ? s_isSparse(t.Handle) != 0 : t.Managed!.is_sparse;
 
     /// <summary><c>t.is_contiguous()</c>.</summary>
-    internal static bool IsContiguous(Tensor t) => Available ? s_isContiguous(t.Handle) != 0 : t.is_contiguous();
+    internal static bool IsContiguous(TensorRef t) => Available ? s_isContiguous(t.Handle) != 0 : t.Managed!.is_contiguous();
 
     /// <summary><c>t.dim()</c>.</summary>
-    internal static long Dim(Tensor t) => Available ? s_dim(t.Handle) : t.dim();
+    internal static long Dim(TensorRef t) => Available ? s_dim(t.Handle) : t.Managed!.dim();
 
     /// <summary><c>t.size(d)</c> for 0 ≤ <paramref name="d"/> &lt; <c>t.dim()</c>.</summary>
-    internal static long Size(Tensor t, int d) => Available ? s_size(t.Handle, d) : t.size(d);
+    internal static long Size(TensorRef t, int d) => Available ? s_size(t.Handle, d) : t.Managed!.size(d);
 
     /// <summary><c>t.numel()</c>.</summary>
-    internal static long Numel(Tensor t) => Available ? s_numel(t.Handle) : t.numel();
+    internal static long Numel(TensorRef t) => Available ? s_numel(t.Handle) : t.Managed!.numel();
+
+    /// <summary>The shape (allocates; for messages).</summary>
+    internal static long[] Shape(TensorRef t)
+    {
+        var shape = new long[Dim(t)];
+        for (int d = 0; d < shape.Length; d++) shape[d] = Size(t, d);
+        return shape;
+    }
+
+    /// <summary>The device (for messages).</summary>
+    internal static Device Device(TensorRef t) => new(DeviceType(t), DeviceIndex(t));
+
+    /// <summary>
+    /// <paramref name="p"/>'s gradient as a new native handle that the caller owns and frees with
+    /// <see cref="Free"/> (or hands to <c>Tensor.UnsafeCreateTensor</c>), without a managed <see cref="Tensor"/>
+    /// (an allocation with a finalizer, registered on the current dispose scope); zero when it has none. Only when
+    /// <see cref="Available"/>.
+    /// </summary>
+    internal static IntPtr Grad(Tensor p) => s_grad(p.Handle);
+
+    /// <summary>Frees a handle from <see cref="Grad"/>.</summary>
+    internal static void Free(IntPtr handle) => s_dispose(handle);
 
     /// <summary><c>t.ElementSize</c>, from the dtype for the floating-point types.</summary>
-    internal static long ElementSize(Tensor t) => Dtype(t) switch {
+    internal static long ElementSize(TensorRef t) => Dtype(t) switch {
         ScalarType.Float32 => 4,
         ScalarType.Float64 => 8,
         ScalarType.Float16 or ScalarType.BFloat16 => 2,
-        _ => t.ElementSize,
+        _ => Available ? s_elementSize(t.Handle) : t.Managed!.ElementSize,
     };
 
     /// <summary>
     /// The address of the first element of a dense, contiguous CPU tensor with at least one element (callers check
     /// those first); through TorchSharp, its <c>bytes</c> span, which checks them again.
     /// </summary>
-    internal static IntPtr Data(Tensor t)
+    internal static IntPtr Data(TensorRef t)
     {
         if (Available) return s_data(t.Handle);
-        if (t.numel() * t.ElementSize <= int.MaxValue) {
-            fixed (byte* p = t.bytes) return (IntPtr)p;
+        var m = t.Managed!;
+        if (m.numel() * m.ElementSize <= int.MaxValue) {
+            fixed (byte* p = m.bytes) return (IntPtr)p;
         }
-        using var flat = t.view(-1);
+        using var flat = m.view(-1);
         using var first = flat.narrow(0, 0, 1);
         fixed (byte* p = first.bytes) return (IntPtr)p;
     }
+}
+
+/// <summary>
+/// A tensor as the metadata reads take it: its native handle, and the managed tensor where there is one (TorchSharp's
+/// properties need it when the exports are not <see cref="NativeTensor.Available"/>). A gradient read as a bare handle
+/// (<see cref="NativeTensor.Grad"/>) has none.
+/// </summary>
+internal readonly struct TensorRef
+{
+    public readonly IntPtr Handle;
+    public readonly Tensor? Managed;
+
+    public TensorRef(IntPtr handle, Tensor? managed)
+    {
+        Handle = handle;
+        Managed = managed;
+    }
+
+    public static implicit operator TensorRef(Tensor t) => new(t.Handle, t);
 }
 
 /// <summary>A native library this process has already mapped, found by file name in <c>/proc/self/maps</c> (Linux).</summary>

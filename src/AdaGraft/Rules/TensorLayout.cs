@@ -8,7 +8,7 @@ namespace AdaGraft.Rules;
 internal static class TensorLayout
 {
     /// <summary>True when <paramref name="a"/> and <paramref name="b"/> have one shape.</summary>
-    public static bool SameShape(Tensor a, Tensor b)
+    public static bool SameShape(TensorRef a, TensorRef b)
     {
         long rank = NativeTensor.Dim(a);
         if (NativeTensor.Dim(b) != rank) return false;
@@ -21,7 +21,7 @@ internal static class TensorLayout
         NativeTensor.Dtype(t) == (dtype ?? NativeTensor.Dtype(like)) && SameDevice(t, like) && SameShape(t, like);
 
     /// <summary>True when <paramref name="a"/> and <paramref name="b"/> are on one device.</summary>
-    public static bool SameDevice(Tensor a, Tensor b) =>
+    public static bool SameDevice(TensorRef a, TensorRef b) =>
         NativeTensor.DeviceType(a) == NativeTensor.DeviceType(b) && NativeTensor.DeviceIndex(a) == NativeTensor.DeviceIndex(b);
 
     /// <summary>"parameter 3 of shape [2, 3]": how messages name a parameter (its index in the optimizer's list).</summary>
