@@ -58,8 +58,7 @@ public sealed class LambRule : IRule<LambOptions, LambState>
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(LambOptions o, LambState state, Tensor param, Tensor grad)
     {
-        ArgumentNullException.ThrowIfNull(param);
-        long t = RuleSteps.Begin(o, state);
+        long t = RuleSteps.Begin(o, state, param);
         double lr = o.LearningRate!.Value, beta1 = o.Beta1!.Value, beta2 = o.Beta2!.Value;
         double eps = o.Epsilon!.Value, wd = o.WeightDecay!.Value;
         bool bias = o.BiasCorrection!.Value;

@@ -69,8 +69,7 @@ public sealed class LarsRule : IRule<LarsOptions, LarsState>
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(LarsOptions o, LarsState state, Tensor param, Tensor grad)
     {
-        ArgumentNullException.ThrowIfNull(param);
-        RuleSteps.Begin(o, state);
+        RuleSteps.Begin(o, state, param);
         double lr = o.LearningRate!.Value, mu = o.Momentum!.Value, wd = o.WeightDecay!.Value, trust = o.TrustCoefficient!.Value;
 
         var wNorm = param.norm();

@@ -18,7 +18,29 @@ internal static class RuleSteps
     }
 
     /// <summary>
-    /// The argument checks of <see cref="Begin"/> alone, for rules that check more before they advance the step count:
+    /// <see cref="Begin(RuleOptions, RuleState)"/> for a rule that reads the parameter (norms, decay): the same checks,
+    /// then one naming <paramref name="param"/>, then the step count.
+    /// </summary>
+    internal static long Begin(RuleOptions o, RuleState state, Tensor param)
+    {
+        Check(o, state);
+        ArgumentNullException.ThrowIfNull(param);
+        return ++state.Step;
+    }
+
+    /// <summary>
+    /// <see cref="Begin(RuleOptions, RuleState, Tensor)"/> that also checks <paramref name="grad"/> before the step count.
+    /// </summary>
+    internal static long Begin(RuleOptions o, RuleState state, Tensor param, Tensor grad)
+    {
+        Check(o, state);
+        ArgumentNullException.ThrowIfNull(param);
+        ArgumentNullException.ThrowIfNull(grad);
+        return ++state.Step;
+    }
+
+    /// <summary>
+    /// The argument checks of <see cref="Begin(RuleOptions, RuleState)"/> alone, for rules that check more before they advance the step count:
     /// an <see cref="ArgumentNullException"/> naming <paramref name="o"/> or <paramref name="state"/>.
     /// </summary>
     internal static void Check(RuleOptions o, RuleState state)
