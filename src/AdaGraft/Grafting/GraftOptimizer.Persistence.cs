@@ -191,12 +191,7 @@ public sealed partial class GraftOptimizer
     public new void load_state_dict(string location)
     {
         ThrowIfDisposed();
-        using var stream = File.OpenRead(location);
-        using var reader = new BinaryReader(stream);
-        var commit = StageCheckpoint(reader);
-        if (stream.Position != stream.Length)
-            throw new InvalidDataException($"{location} has {stream.Length - stream.Position} bytes after the graft state: the file is corrupted.");
-        commit();
+        Checkpoint.LoadFile(location, StageCheckpoint, "the graft state: the file is corrupted.");
     }
 
     private static void SaveChild(BinaryWriter writer, Optimizer child)

@@ -52,5 +52,5 @@ public sealed class AdadeltaOptimizer : RuleOptimizer<AdadeltaOptions, AdadeltaS
     public bool FusedCpuKernel { get; set; } = true;
 
     /// <inheritdoc />
-    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => FusedSteps(FusedCpuKernel, tensors, AdadeltaRule.Plan, AdadeltaRule.Chunk);
+    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => FusedSteps(FusedCpuKernel, tensors, AdadeltaRule.Plan, FusedParts.Chunk<AdadeltaPlan, AdadeltaRule.Kernel<float>, AdadeltaRule.Kernel<double>>);
 }

@@ -46,6 +46,21 @@ public static class Checkpoint
     }
 
     /// <summary>
+    /// Loads the checkpoint file at <paramref name="location"/>: <paramref name="stage"/> reads and validates all of it
+    /// without changing anything; the change is applied only when the file ends there. Bytes left after it raise an
+    /// <see cref="InvalidDataException"/> ("... bytes after <paramref name="what"/>").
+    /// </summary>
+    internal static void LoadFile(string location, Func<BinaryReader, Action> stage, string what)
+    {
+        using var stream = File.OpenRead(location);
+        using var reader = new BinaryReader(stream);
+        var commit = stage(reader);
+        if (stream.Position != stream.Length)
+            throw new InvalidDataException($"{location} has {stream.Length - stream.Position} bytes after {what}");
+        commit();
+    }
+
+    /// <summary>
     /// Reads the start of a checkpoint meant for an optimizer of type <paramref name="expected"/>. Returns null for an
     /// AdaGraft checkpoint of that type (positioned after the version), or the type name that starts TorchSharp's
     /// generic format (positioned after it); throws <see cref="InvalidDataException"/> for an AdaGraft checkpoint of

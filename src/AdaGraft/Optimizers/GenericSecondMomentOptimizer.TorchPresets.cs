@@ -12,10 +12,8 @@ public sealed partial class GenericSecondMomentOptimizer
 
     private static SecondMomentOptions TorchSgdOptions(double learningRate, double momentum, double dampening, double weight_decay, bool nesterov, bool maximize)
     {
-        var o = BaseOptions(learningRate);
-        o.Beta1 = momentum;
+        var o = MomentumOptions(learningRate, momentum, weight_decay);
         o.Dampening = dampening;
-        o.WeightDecay = weight_decay;
         o.Nesterov = nesterov;
         o.Maximize = maximize;
         return Named(o, TorchSgdNames);
@@ -52,40 +50,28 @@ public sealed partial class GenericSecondMomentOptimizer
     /// <summary>Options that reproduce <c>torch.optim.Adam</c>.</summary>
     public static SecondMomentOptions TorchAdamOptions(double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
     {
-        var o = BaseOptions(lr);
-        o.Beta1 = beta1;
-        o.Beta2 = beta2;
-        o.Preconditioned = true;
-        o.Epsilon = eps;
-        o.EpsilonPlacement = Rules.EpsilonPlacement.OutsideRoot;
-        o.ScaleFirstMoment = true;
-        o.ScaleSecondMoment = true;
-        o.BiasCorrection = true;
-        o.WeightDecay = weight_decay;
+        var o = AdamOptions(lr, beta1, beta2, eps, weight_decay);
         o.AmsGrad = amsgrad;
         o.Maximize = maximize;
         return o;
     }
 
-    private static void CopyAdam(TorchSharp.Modules.Adam.Options s, SecondMomentOptions o)
+    /// <summary>Copies the options a TorchSharp <c>Adam</c> or <c>AdamW</c> parameter group sets (null: inherited).</summary>
+    private static void CopyAdamOptions(SecondMomentOptions o, double? beta1, double? beta2, double? eps, double? weight_decay, bool? amsgrad, bool? maximize)
     {
-        o.Beta1 = s.beta1;
-        o.Beta2 = s.beta2;
-        o.Epsilon = s.eps;
-        o.WeightDecay = s.weight_decay;
-        o.AmsGrad = s.amsgrad;
-        o.Maximize = s.maximize;
+        o.Beta1 = beta1;
+        o.Beta2 = beta2;
+        o.Epsilon = eps;
+        o.WeightDecay = weight_decay;
+        o.AmsGrad = amsgrad;
+        o.Maximize = maximize;
     }
 
-    private static void CopyAdamW(TorchSharp.Modules.AdamW.Options s, SecondMomentOptions o)
-    {
-        o.Beta1 = s.beta1;
-        o.Beta2 = s.beta2;
-        o.Epsilon = s.eps;
-        o.WeightDecay = s.weight_decay;
-        o.AmsGrad = s.amsgrad;
-        o.Maximize = s.maximize;
-    }
+    private static void CopyAdam(TorchSharp.Modules.Adam.Options s, SecondMomentOptions o) =>
+        CopyAdamOptions(o, s.beta1, s.beta2, s.eps, s.weight_decay, s.amsgrad, s.maximize);
+
+    private static void CopyAdamW(TorchSharp.Modules.AdamW.Options s, SecondMomentOptions o) =>
+        CopyAdamOptions(o, s.beta1, s.beta2, s.eps, s.weight_decay, s.amsgrad, s.maximize);
 
     /// <summary>Reproduces <c>torch.optim.Adam</c> (a drop-in replacement, same arguments).</summary>
     public static GenericSecondMomentOptimizer TorchAdam(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
@@ -148,13 +134,8 @@ public sealed partial class GenericSecondMomentOptimizer
 
     private static SecondMomentOptions TorchAdagradOptions(double lr, double lr_decay, double weight_decay, double initial_accumulator_value, double eps)
     {
-        var o = BaseOptions(lr);
-        o.Beta2 = 1;
-        o.Preconditioned = true;
-        o.Epsilon = eps;
-        o.EpsilonPlacement = Rules.EpsilonPlacement.OutsideRoot;
+        var o = PreconditionedOptions(lr, 0, 1, eps, Rules.EpsilonPlacement.OutsideRoot, weight_decay);
         o.LearningRateDecay = lr_decay;
-        o.WeightDecay = weight_decay;
         o.InitialAccumulator = initial_accumulator_value;
         return o;
     }
@@ -200,15 +181,9 @@ public sealed partial class GenericSecondMomentOptimizer
     private static SecondMomentOptions TorchRmsPropOptions(double lr, double alpha, double eps, double weight_decay, double momentum, bool centered, bool maximize)
     {
         RequireNotCentered(centered);
-        var o = BaseOptions(lr);
-        o.Beta1 = momentum;
-        o.Beta2 = alpha;
-        o.Preconditioned = true;
-        o.Epsilon = eps;
-        o.EpsilonPlacement = Rules.EpsilonPlacement.OutsideRoot;
+        var o = PreconditionedOptions(lr, momentum, alpha, eps, Rules.EpsilonPlacement.OutsideRoot, weight_decay);
         o.ScaleSecondMoment = true;
         o.MomentumPlacement = Rules.MomentumPlacement.AfterPreconditioner;
-        o.WeightDecay = weight_decay;
         o.Maximize = maximize;
         return Named(o, TorchRmsPropNames);
     }

@@ -115,6 +115,29 @@ public sealed partial class GenericSecondMomentOptimizer : MomentRuleOptimizer<S
         LearningRateDecay = 0,
     };
 
+    /// <summary><see cref="BaseOptions"/> with momentum β1 and the weight decay set (the common part of every preset).</summary>
+    private static SecondMomentOptions MomentumOptions(double lr, double beta1, double weight_decay)
+    {
+        var o = BaseOptions(lr);
+        o.Beta1 = beta1;
+        o.WeightDecay = weight_decay;
+        return o;
+    }
+
+    /// <summary>
+    /// <see cref="MomentumOptions"/> with a second moment: β2 and ε at <paramref name="placement"/> (the common part of
+    /// every preconditioned preset).
+    /// </summary>
+    private static SecondMomentOptions PreconditionedOptions(double lr, double beta1, double beta2, double eps, Rules.EpsilonPlacement placement, double weight_decay)
+    {
+        var o = MomentumOptions(lr, beta1, weight_decay);
+        o.Beta2 = beta2;
+        o.Preconditioned = true;
+        o.Epsilon = eps;
+        o.EpsilonPlacement = placement;
+        return o;
+    }
+
     private static SecondMomentOptions Named(SecondMomentOptions o, IReadOnlyDictionary<string, string> names)
     {
         o.ArgumentNames = names;
@@ -157,10 +180,7 @@ public sealed partial class GenericSecondMomentOptimizer : MomentRuleOptimizer<S
     private static SecondMomentOptions SgdOptions(double lr, double momentum, double weight_decay)
     {
         RequireUnit(momentum, nameof(momentum), hiOpen: true);
-        var o = BaseOptions(lr);
-        o.Beta1 = momentum;
-        o.WeightDecay = weight_decay;
-        return Named(o, MomentumNames);
+        return Named(MomentumOptions(lr, momentum, weight_decay), MomentumNames);
     }
 
     /// <summary>Plain SGD: <c>w ← w − η·g</c> (give <paramref name="momentum"/> for heavy ball).</summary>
@@ -182,14 +202,7 @@ public sealed partial class GenericSecondMomentOptimizer : MomentRuleOptimizer<S
     private static SecondMomentOptions AdaGradOptions(double lr, double momentum, double eps, double weight_decay)
     {
         RequireUnit(momentum, nameof(momentum), hiOpen: true);
-        var o = BaseOptions(lr);
-        o.Beta1 = momentum;
-        o.Beta2 = 1;
-        o.Preconditioned = true;
-        o.Epsilon = eps;
-        o.EpsilonPlacement = Rules.EpsilonPlacement.InsideRoot;
-        o.WeightDecay = weight_decay;
-        return Named(o, MomentumNames);
+        return Named(PreconditionedOptions(lr, momentum, 1, eps, Rules.EpsilonPlacement.InsideRoot, weight_decay), MomentumNames);
     }
 
     /// <summary>AdaGrad with momentum (paper form): <c>m2 ← m2 + g²; w ← w − η·m1/√m2</c>, ε = 0 pseudoinverse.</summary>
@@ -204,14 +217,7 @@ public sealed partial class GenericSecondMomentOptimizer : MomentRuleOptimizer<S
     {
         RequireUnit(momentum, nameof(momentum), hiOpen: true);
         RequireUnit(beta2, nameof(beta2), hiOpen: false);
-        var o = BaseOptions(lr);
-        o.Beta1 = momentum;
-        o.Beta2 = beta2;
-        o.Preconditioned = true;
-        o.Epsilon = eps;
-        o.EpsilonPlacement = Rules.EpsilonPlacement.InsideRoot;
-        o.WeightDecay = weight_decay;
-        return Named(o, MomentumNames);
+        return Named(PreconditionedOptions(lr, momentum, beta2, eps, Rules.EpsilonPlacement.InsideRoot, weight_decay), MomentumNames);
     }
 
     /// <summary>RMSprop with momentum (paper form): <c>m2 ← β2·m2 + g²; w ← w − η·m1/√m2</c>.</summary>
@@ -224,15 +230,10 @@ public sealed partial class GenericSecondMomentOptimizer : MomentRuleOptimizer<S
 
     private static SecondMomentOptions AdamOptions(double lr, double beta1, double beta2, double eps, double weight_decay)
     {
-        var o = BaseOptions(lr);
-        o.Beta1 = beta1;
-        o.Beta2 = beta2;
-        o.Preconditioned = true;
-        o.Epsilon = eps;
+        var o = PreconditionedOptions(lr, beta1, beta2, eps, Rules.EpsilonPlacement.OutsideRoot, weight_decay);
         o.ScaleFirstMoment = true;
         o.ScaleSecondMoment = true;
         o.BiasCorrection = true;
-        o.WeightDecay = weight_decay;
         return o;
     }
 

@@ -40,5 +40,5 @@ public sealed class NAdamOptimizer : MomentRuleOptimizer<NAdamOptions, NAdamStat
     public bool FusedCpuKernel { get; set; } = true;
 
     /// <inheritdoc />
-    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => FusedSteps(FusedCpuKernel, tensors, NAdamRule.Plan, NAdamRule.Chunk);
+    protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => FusedSteps(FusedCpuKernel, tensors, NAdamRule.Plan, FusedParts.Chunk<NAdamPlan, NAdamRule.Kernel<float>, NAdamRule.Kernel<double>>);
 }

@@ -67,12 +67,7 @@ public abstract partial class RuleOptimizer<TOptions, TState>
     public new void load_state_dict(string location)
     {
         ThrowIfDisposed();
-        using var stream = File.OpenRead(location);
-        using var reader = new BinaryReader(stream);
-        var commit = Stage(reader);
-        if (stream.Position != stream.Length)
-            throw new InvalidDataException($"{location} has {stream.Length - stream.Position} bytes after the optimizer state: the file is corrupted or was written by another optimizer.");
-        commit();
+        Checkpoint.LoadFile(location, Stage, "the optimizer state: the file is corrupted or was written by another optimizer.");
     }
 
     /// <summary>Sets every parameter's gradient to zero.</summary>

@@ -75,17 +75,10 @@ public sealed class AdadeltaRule : IRule<AdadeltaOptions, AdadeltaState>
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(AdadeltaOptions o, AdadeltaState state, Tensor param, Tensor grad)
     {
-        ArgumentNullException.ThrowIfNull(o);
-        ArgumentNullException.ThrowIfNull(state);
         var c = Advance(o, state);
         var s = state.Slot(AdadeltaState.SquareAvg);
         var a = state.Slot(AdadeltaState.AccDelta);
-        var g = grad;
-        if (c.Maximize || c.WeightDecay != 0) {
-            g = state.Scratch(AdadeltaState.Gradient).copy_(grad);
-            if (c.Maximize) g.neg_();
-            if (c.WeightDecay != 0) g.add_(param, c.WeightDecay);
-        }
+        var g = RuleSteps.Gradient(state, AdadeltaState.Gradient, grad, param, c.WeightDecay, c.Maximize);
         s.mul_(c.Rho).addcmul_(g, g, 1 - c.Rho);
         var d = state.Scratch(AdadeltaState.Denominator).copy_(s).add_(c.Eps).sqrt_();
         var delta = state.Scratch(AdadeltaState.Delta).copy_(a).add_(c.Eps).sqrt_().div_(d).mul_(g);
@@ -97,7 +90,7 @@ public sealed class AdadeltaRule : IRule<AdadeltaOptions, AdadeltaState>
     /// <summary>Advances the step count; returns the step's host constants.</summary>
     private static AdadeltaPlan Advance(AdadeltaOptions o, AdadeltaState state)
     {
-        ++state.Step;
+        RuleSteps.Begin(o, state);
         return new AdadeltaPlan {
             WeightDecay = o.WeightDecay!.Value,
             Rho = o.Rho!.Value,
@@ -114,41 +107,33 @@ public sealed class AdadeltaRule : IRule<AdadeltaOptions, AdadeltaState>
             S1 = state.SlotAddress(AdadeltaState.AccDelta),
         });
 
-    /// <summary>The fused step over elements [start, end) of one tensor.</summary>
-    internal static void Chunk(in AdadeltaPlan p, in FusedPointers at, long start, long end)
+    /// <summary>The fused step (<see cref="FusedParts.Chunk"/>): one vector of <see cref="Propose"/>.</summary>
+    internal readonly unsafe struct Kernel<T> : IVectorKernel<T>, IPlanKernel<AdadeltaPlan, Kernel<T>> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (at.Single) FusedRules.Sweep<float, Kernel<float>>(new Kernel<float>(p), at, start, end);
-        else FusedRules.Sweep<double, Kernel<double>>(new Kernel<double>(p), at, start, end);
-    }
+        private readonly FusedGradient<T> _gradient;
+        private readonly FusedAverage<T> _average;
+        private readonly Vector<T> _eps, _scale;
+        private readonly bool _sanitize;
 
-    private readonly unsafe struct Kernel<T> : IVectorKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        private readonly Vector<T> _wd, _rho, _c, _eps, _scale;
-        private readonly bool _decay, _maximize, _sanitize;
-
-        public Kernel(in AdadeltaPlan p)
+        private Kernel(in AdadeltaPlan p)
         {
-            _wd = FusedRules.V<T>(p.WeightDecay);
-            _rho = FusedRules.V<T>(p.Rho);
-            _c = FusedRules.V<T>(1 - p.Rho);
+            _gradient = new(p.WeightDecay, p.Maximize);
+            _average = new(p.Rho);
             _eps = FusedRules.V<T>(p.Eps);
             _scale = FusedRules.V<T>(p.Scale);
-            _decay = p.WeightDecay != 0;
-            _maximize = p.Maximize;
             _sanitize = p.Eps == 0;
         }
 
+        public static Kernel<T> Create(in AdadeltaPlan p) => new(p);
+
         public void Body(T* w, T* g, T* s0, T* s1, T* s2, long i)
         {
-            var wi = FusedRules.Load(w, i);
-            var gi = FusedRules.Load(g, i);
-            if (_maximize) gi = -gi;
-            if (_decay) gi += wi * _wd;
-            var s = FusedRules.Load(s0, i) * _rho + _c * (gi * gi);
+            var gi = _gradient.Load(w, g, i, out var wi);
+            var s = _average.Next(FusedRules.Load(s0, i), gi * gi);
             var delta = Vector.SquareRoot(FusedRules.Load(s1, i) + _eps) / Vector.SquareRoot(s + _eps) * gi;
             if (_sanitize) delta = Vector.ConditionalSelect(Vector.LessThan(Vector.Abs(delta), new Vector<T>(T.PositiveInfinity)), delta, Vector<T>.Zero);
             FusedRules.Store(s0, i, s);
-            FusedRules.Store(s1, i, FusedRules.Load(s1, i) * _rho + _c * (delta * delta));
+            FusedRules.Store(s1, i, _average.Next(FusedRules.Load(s1, i), delta * delta));
             FusedRules.Store(w, i, wi + _scale * delta);
         }
     }

@@ -81,8 +81,7 @@ public sealed class AdafactorState : RuleState
     /// <inheritdoc />
     public override void Initialize(OptimizerOptions options)
     {
-        ThrowIfDisposed();
-        ClearSlots();
+        Restart();
         if (Factored) {
             RowSlot();
             ColSlot();
@@ -151,11 +150,7 @@ public sealed class AdafactorRule : IRule<AdafactorOptions, AdafactorState>
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(AdafactorOptions o, AdafactorState state, Tensor param, Tensor grad)
     {
-        ArgumentNullException.ThrowIfNull(o);
-        ArgumentNullException.ThrowIfNull(state);
-        ArgumentNullException.ThrowIfNull(param);
-        ArgumentNullException.ThrowIfNull(grad);
-        long t = ++state.Step;
+        long t = RuleSteps.Begin(o, state, param, grad);
         double beta2 = Beta2At(o, t), eps1 = o.Epsilon1!.Value;
         var u = state.Scratch(AdafactorState.Update);
 

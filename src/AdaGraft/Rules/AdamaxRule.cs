@@ -57,13 +57,10 @@ public sealed class AdamaxRule : IRule<AdamaxOptions, AdamaxState>
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(AdamaxOptions o, AdamaxState state, Tensor param, Tensor grad)
     {
-        ArgumentNullException.ThrowIfNull(o);
-        ArgumentNullException.ThrowIfNull(state);
         var c = Advance(o, state);
         var m = state.Slot(AdamaxState.M);
         var u = state.Slot(AdamaxState.U);
-        var g = grad;
-        if (c.WeightDecay != 0) g = state.Scratch(AdamaxState.Gradient).copy_(grad).add_(param, c.WeightDecay);
+        var g = RuleSteps.Gradient(state, AdamaxState.Gradient, grad, param, c.WeightDecay);
         m.mul_(c.Beta1).add_(g, 1 - c.Beta1);
         var d = state.Scratch(AdamaxState.Denominator).copy_(g).abs_().add_(c.Eps);
         u.mul_(c.Beta2).clamp_(min: d);
@@ -78,7 +75,7 @@ public sealed class AdamaxRule : IRule<AdamaxOptions, AdamaxState>
     /// <summary>Advances the step count; returns the step's host constants.</summary>
     private static AdamaxPlan Advance(AdamaxOptions o, AdamaxState state)
     {
-        long t = ++state.Step;
+        long t = RuleSteps.Begin(o, state);
         double beta1 = o.Beta1!.Value;
         return new AdamaxPlan {
             WeightDecay = o.WeightDecay!.Value,
@@ -93,36 +90,30 @@ public sealed class AdamaxRule : IRule<AdamaxOptions, AdamaxState>
     internal static (AdamaxPlan, FusedPointers) Plan(AdamaxOptions o, AdamaxState state) =>
         (Advance(o, state), new FusedPointers { S0 = state.SlotAddress(AdamaxState.M), S1 = state.SlotAddress(AdamaxState.U) });
 
-    /// <summary>The fused step over elements [start, end) of one tensor.</summary>
-    internal static void Chunk(in AdamaxPlan p, in FusedPointers at, long start, long end)
+    /// <summary>The fused step (<see cref="FusedParts.Chunk"/>): one vector of <see cref="Propose"/>.</summary>
+    internal readonly unsafe struct Kernel<T> : IVectorKernel<T>, IPlanKernel<AdamaxPlan, Kernel<T>> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (at.Single) FusedRules.Sweep<float, Kernel<float>>(new Kernel<float>(p), at, start, end);
-        else FusedRules.Sweep<double, Kernel<double>>(new Kernel<double>(p), at, start, end);
-    }
+        private readonly FusedGradient<T> _gradient;
+        private readonly FusedAverage<T> _m;
+        private readonly Vector<T> _b2, _eps, _scale;
+        private readonly bool _pseudoInverse;
 
-    private readonly unsafe struct Kernel<T> : IVectorKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        private readonly Vector<T> _wd, _b1, _c1, _b2, _eps, _scale;
-        private readonly bool _decay, _pseudoInverse;
-
-        public Kernel(in AdamaxPlan p)
+        private Kernel(in AdamaxPlan p)
         {
-            _wd = FusedRules.V<T>(p.WeightDecay);
-            _b1 = FusedRules.V<T>(p.Beta1);
-            _c1 = FusedRules.V<T>(1 - p.Beta1);
+            _gradient = new(p.WeightDecay);
+            _m = new(p.Beta1);
             _b2 = FusedRules.V<T>(p.Beta2);
             _eps = FusedRules.V<T>(p.Eps);
             _scale = FusedRules.V<T>(p.Scale);
-            _decay = p.WeightDecay != 0;
             _pseudoInverse = p.Eps == 0;
         }
 
+        public static Kernel<T> Create(in AdamaxPlan p) => new(p);
+
         public void Body(T* w, T* g, T* s0, T* s1, T* s2, long i)
         {
-            var wi = FusedRules.Load(w, i);
-            var gi = FusedRules.Load(g, i);
-            if (_decay) gi += wi * _wd;
-            var m = FusedRules.Load(s0, i) * _b1 + _c1 * gi;
+            var gi = _gradient.Load(w, g, i, out var wi);
+            var m = _m.Next(FusedRules.Load(s0, i), gi);
             var u = Vector.Max(FusedRules.Load(s1, i) * _b2, Vector.Abs(gi) + _eps);
             FusedRules.Store(s0, i, m);
             FusedRules.Store(s1, i, u);

@@ -58,18 +58,14 @@ public sealed class LambRule : IRule<LambOptions, LambState>
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(LambOptions o, LambState state, Tensor param, Tensor grad)
     {
-        ArgumentNullException.ThrowIfNull(o);
-        ArgumentNullException.ThrowIfNull(state);
-        ArgumentNullException.ThrowIfNull(param);
-        long t = ++state.Step;
+        long t = RuleSteps.Begin(o, state, param);
         double lr = o.LearningRate!.Value, beta1 = o.Beta1!.Value, beta2 = o.Beta2!.Value;
         double eps = o.Epsilon!.Value, wd = o.WeightDecay!.Value;
         bool bias = o.BiasCorrection!.Value;
 
         var m = state.Slot(LambState.M);
-        m.mul_(beta1).add_(grad, 1 - beta1);
         var v = state.Slot(LambState.V);
-        v.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+        RuleSteps.UpdateMoments(m, v, grad, beta1, beta2);
 
         double bc1 = bias ? 1 - Math.Pow(beta1, t) : 1;
         double sqrtBc2 = bias ? Math.Sqrt(1 - Math.Pow(beta2, t)) : 1;

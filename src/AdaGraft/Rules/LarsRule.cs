@@ -41,9 +41,7 @@ public sealed class LarsState : RuleState
     /// <inheritdoc />
     public override void Initialize(OptimizerOptions options)
     {
-        ThrowIfDisposed();
-        ClearSlots();
-        if (((LarsOptions)options).Momentum is > 0) EnsureSlot(M);
+        if (Restart<LarsOptions>(options).Momentum is > 0) EnsureSlot(M);
     }
 }
 
@@ -71,10 +69,7 @@ public sealed class LarsRule : IRule<LarsOptions, LarsState>
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(LarsOptions o, LarsState state, Tensor param, Tensor grad)
     {
-        ArgumentNullException.ThrowIfNull(o);
-        ArgumentNullException.ThrowIfNull(state);
-        ArgumentNullException.ThrowIfNull(param);
-        ++state.Step;
+        RuleSteps.Begin(o, state, param);
         double lr = o.LearningRate!.Value, mu = o.Momentum!.Value, wd = o.WeightDecay!.Value, trust = o.TrustCoefficient!.Value;
 
         var wNorm = param.norm();
@@ -83,8 +78,7 @@ public sealed class LarsRule : IRule<LarsOptions, LarsState>
         var denominator = wd == 0 ? gNorm : gNorm.add(wNorm, wd);
         var q = torch.where(ok, wNorm.mul(trust).div_(denominator), torch.ones_like(wNorm));
 
-        Tensor g = grad;
-        if (wd != 0) g = state.Scratch(LarsState.Scaled).copy_(grad).add_(param, wd);
+        var g = RuleSteps.Gradient(state, LarsState.Scaled, grad, param, wd);
         if (mu == 0) return new Proposal(g, -lr) { ScaleTensor = q };
         var m = state.Slot(LarsState.M);
         m.mul_(mu).addcmul_(g, q, 1);

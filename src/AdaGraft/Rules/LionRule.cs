@@ -56,9 +56,7 @@ public sealed class LionRule : IRule<LionOptions, LionState>
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(LionOptions o, LionState state, Tensor param, Tensor grad)
     {
-        ArgumentNullException.ThrowIfNull(o);
-        ArgumentNullException.ThrowIfNull(state);
-        ++state.Step;
+        RuleSteps.Begin(o, state);
         double lr = o.LearningRate!.Value, beta1 = o.Beta1!.Value, beta2 = o.Beta2!.Value, wd = o.WeightDecay!.Value;
         var m = state.Slot(LionState.M);
         var u = state.Scratch(LionState.Update).copy_(m).mul_(beta1).add_(grad, 1 - beta1).sign_();

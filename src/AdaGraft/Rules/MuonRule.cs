@@ -139,10 +139,9 @@ public sealed class MuonState : RuleState
     /// <inheritdoc />
     public override void Initialize(OptimizerOptions options)
     {
-        ThrowIfDisposed();
-        ClearSlots();
+        var o = Restart<MuonOptions>(options);
         EnsureSlot(M);
-        if (((MuonOptions)options).UseMuon == false) EnsureSlot(V);
+        if (o.UseMuon == false) EnsureSlot(V);
     }
 }
 
@@ -187,8 +186,7 @@ public sealed class MuonRule : IRule<MuonOptions, MuonState>
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(MuonOptions o, MuonState state, Tensor param, Tensor grad)
     {
-        ArgumentNullException.ThrowIfNull(o);
-        ArgumentNullException.ThrowIfNull(state);
+        RuleSteps.Check(o, state);
         return o.UseMuon!.Value ? ProposeMuon(o, state, param, grad) : ProposeAdamW(o, state, grad);
     }
 
@@ -267,14 +265,10 @@ public sealed class MuonRule : IRule<MuonOptions, MuonState>
         double lr = o.LearningRate!.Value, beta1 = o.AdamBeta1!.Value, beta2 = o.AdamBeta2!.Value, eps = o.AdamEpsilon!.Value;
         var m = state.Slot(MuonState.M);
         var v = state.Slot(MuonState.V);
-        m.mul_(beta1).add_(grad, 1 - beta1);
-        v.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+        RuleSteps.UpdateMoments(m, v, grad, beta1, beta2);
         var (bc1, bc2) = SecondMomentRule.HostBias(t, beta1, beta2);
         double sqrtBc2 = Math.Sqrt(bc2);
         // √(v/bc2) + ε = (√v + ε·√bc2)/√bc2, so bias correction costs no extra pass.
-        var d = state.Scratch(MuonState.Denominator).copy_(v);
-        if (eps == 0) d.rsqrt_().nan_to_num_(0, 0, 0);
-        else d.sqrt_().add_(eps * sqrtBc2);
-        return SecondMomentRule.Preconditioned(m, d, eps == 0, -lr * sqrtBc2 / bc1, -lr * o.AdamWeightDecay!.Value);
+        return RuleSteps.OverRoot(state, MuonState.Denominator, v, m, -lr * sqrtBc2 / bc1, eps, sqrtBc2, -lr * o.AdamWeightDecay!.Value);
     }
 }

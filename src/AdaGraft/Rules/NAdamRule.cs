@@ -78,29 +78,18 @@ public sealed class NAdamRule : IRule<NAdamOptions, NAdamState>
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(NAdamOptions o, NAdamState state, Tensor param, Tensor grad)
     {
-        ArgumentNullException.ThrowIfNull(o);
-        ArgumentNullException.ThrowIfNull(state);
         var c = Advance(o, state);
-        var m = state.Slot(NAdamState.M);
-        var v = state.Slot(NAdamState.V);
-        var n = state.Scratch(NAdamState.Numerator).copy_(grad);
-        if (c.WeightDecay != 0) n.add_(param, c.WeightDecay);
-        m.mul_(c.Beta1).add_(n, 1 - c.Beta1);
-        v.mul_(c.Beta2).addcmul_(n, n, 1 - c.Beta2);
+        var (m, v, g) = RuleSteps.AdamMoments(state, NAdamState.M, NAdamState.V, NAdamState.Numerator, grad, param, c.WeightDecay, c.Beta1, c.Beta2);
+        // The numerator mixes the gradient and m in the scratch buffer (which holds g already when it was decayed).
+        var n = ReferenceEquals(g, grad) ? state.Scratch(NAdamState.Numerator).copy_(grad) : g;
         n.mul_(c.GradCoefficient).add_(m, c.MomentCoefficient);
-        var d = state.Scratch(NAdamState.Denominator).copy_(v);
-        if (c.EpsTerm == 0) {
-            d.rsqrt_().nan_to_num_(0, 0, 0);
-            return new Proposal(n, c.Scale, multiplier: d);
-        }
-        d.sqrt_().add_(c.EpsTerm);
-        return new Proposal(n, c.Scale, divisor: d);
+        return RuleSteps.OverRoot(state, NAdamState.Denominator, v, n, c.Scale, c.EpsTerm);
     }
 
     /// <summary>Advances the step count and μ's product; returns the step's host constants.</summary>
     private static NAdamPlan Advance(NAdamOptions o, NAdamState state)
     {
-        long t = ++state.Step;
+        long t = RuleSteps.Begin(o, state);
         double lr = o.LearningRate!.Value, beta1 = o.Beta1!.Value, beta2 = o.Beta2!.Value, psi = o.MomentumDecay!.Value;
         double mu = beta1 * (1.0 - 0.5 * Math.Pow(0.96, t * psi));
         double muNext = beta1 * (1.0 - 0.5 * Math.Pow(0.96, (t + 1) * psi));
@@ -123,45 +112,29 @@ public sealed class NAdamRule : IRule<NAdamOptions, NAdamState>
     internal static (NAdamPlan, FusedPointers) Plan(NAdamOptions o, NAdamState state) =>
         (Advance(o, state), new FusedPointers { S0 = state.SlotAddress(NAdamState.M), S1 = state.SlotAddress(NAdamState.V) });
 
-    /// <summary>The fused step over elements [start, end) of one tensor.</summary>
-    internal static void Chunk(in NAdamPlan p, in FusedPointers at, long start, long end)
+    /// <summary>The fused step (<see cref="FusedParts.Chunk"/>): one vector of <see cref="Propose"/>.</summary>
+    internal readonly unsafe struct Kernel<T> : IVectorKernel<T>, IPlanKernel<NAdamPlan, Kernel<T>> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (at.Single) FusedRules.Sweep<float, Kernel<float>>(new Kernel<float>(p), at, start, end);
-        else FusedRules.Sweep<double, Kernel<double>>(new Kernel<double>(p), at, start, end);
-    }
+        private readonly FusedMoments<T> _moments;
+        private readonly FusedRoot<T> _root;
+        private readonly Vector<T> _cg, _cm, _scale;
 
-    private readonly unsafe struct Kernel<T> : IVectorKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        private readonly Vector<T> _wd, _b1, _c1, _b2, _c2, _cg, _cm, _eps, _scale;
-        private readonly bool _decay, _pseudoInverse;
-
-        public Kernel(in NAdamPlan p)
+        private Kernel(in NAdamPlan p)
         {
-            _wd = FusedRules.V<T>(p.WeightDecay);
-            _b1 = FusedRules.V<T>(p.Beta1);
-            _c1 = FusedRules.V<T>(1 - p.Beta1);
-            _b2 = FusedRules.V<T>(p.Beta2);
-            _c2 = FusedRules.V<T>(1 - p.Beta2);
+            _moments = new(p.WeightDecay, p.Beta1, p.Beta2);
             _cg = FusedRules.V<T>(p.GradCoefficient);
             _cm = FusedRules.V<T>(p.MomentCoefficient);
-            _eps = FusedRules.V<T>(p.EpsTerm);
+            _root = new(p.EpsTerm);
             _scale = FusedRules.V<T>(p.Scale);
-            _decay = p.WeightDecay != 0;
-            _pseudoInverse = p.EpsTerm == 0;
         }
+
+        public static Kernel<T> Create(in NAdamPlan p) => new(p);
 
         public void Body(T* w, T* g, T* s0, T* s1, T* s2, long i)
         {
-            var wi = FusedRules.Load(w, i);
-            var gi = FusedRules.Load(g, i);
-            if (_decay) gi += wi * _wd;
-            var m = FusedRules.Load(s0, i) * _b1 + _c1 * gi;
-            var v = FusedRules.Load(s1, i) * _b2 + _c2 * (gi * gi);
-            FusedRules.Store(s0, i, m);
-            FusedRules.Store(s1, i, v);
+            var gi = _moments.Update(w, g, s0, s1, i, out var wi, out var m, out var v);
             var num = gi * _cg + m * _cm;
-            var root = Vector.SquareRoot(v);
-            var step = _pseudoInverse ? num * FusedRules.PseudoInverse(root) : num / (root + _eps);
+            var step = _root.Divide(num, Vector.SquareRoot(v));
             FusedRules.Store(w, i, wi + _scale * step);
         }
     }

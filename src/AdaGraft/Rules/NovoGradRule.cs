@@ -65,9 +65,7 @@ public sealed class NovoGradRule : IRule<NovoGradOptions, NovoGradState>
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(NovoGradOptions o, NovoGradState state, Tensor param, Tensor grad)
     {
-        ArgumentNullException.ThrowIfNull(o);
-        ArgumentNullException.ThrowIfNull(state);
-        long t = ++state.Step;
+        long t = RuleSteps.Begin(o, state);
         double lr = o.LearningRate!.Value, beta1 = o.Beta1!.Value, beta2 = o.Beta2!.Value;
         double eps = o.Epsilon!.Value, wd = o.WeightDecay!.Value;
 

@@ -70,31 +70,18 @@ public sealed class RAdamRule : IRule<RAdamOptions, RAdamState>
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(RAdamOptions o, RAdamState state, Tensor param, Tensor grad)
     {
-        ArgumentNullException.ThrowIfNull(o);
-        ArgumentNullException.ThrowIfNull(state);
         var c = Advance(o, state);
-        var m = state.Slot(RAdamState.M);
-        var v = state.Slot(RAdamState.V);
-        var g = grad;
-        if (c.WeightDecay != 0) g = state.Scratch(RAdamState.Gradient).copy_(grad).add_(param, c.WeightDecay);
-        m.mul_(c.Beta1).add_(g, 1 - c.Beta1);
-        v.mul_(c.Beta2).addcmul_(g, g, 1 - c.Beta2);
+        var (m, v, _) = RuleSteps.AdamMoments(state, RAdamState.M, RAdamState.V, RAdamState.Gradient, grad, param, c.WeightDecay, c.Beta1, c.Beta2);
         if (!c.Rectified) return new Proposal(m, c.Scale);
-        var d = state.Scratch(RAdamState.Denominator).copy_(v);
-        if (c.Eps == 0) {
-            d.rsqrt_().nan_to_num_(0, 0, 0);
-            return new Proposal(m, c.Scale, multiplier: d);
-        }
-        d.sqrt_().add_(c.Eps);
-        return new Proposal(m, c.Scale, divisor: d);
+        return RuleSteps.OverRoot(state, RAdamState.Denominator, v, m, c.Scale, c.Eps);
     }
 
     /// <summary>Advances the step count; returns the step's host constants.</summary>
     private static RAdamPlan Advance(RAdamOptions o, RAdamState state)
     {
-        long t = ++state.Step;
+        long t = RuleSteps.Begin(o, state);
         double lr = o.LearningRate!.Value, beta1 = o.Beta1!.Value, beta2 = o.Beta2!.Value;
-        double bc1 = 1 - Math.Pow(beta1, t), bc2 = 1 - Math.Pow(beta2, t);
+        var (bc1, bc2) = SecondMomentRule.HostBias(t, beta1, beta2);
         double rhoInf = 2 / (1 - beta2) - 1;
         double rhoT = rhoInf - 2 * t * Math.Pow(beta2, t) / bc2;
         var p = new RAdamPlan { WeightDecay = o.WeightDecay!.Value, Beta1 = beta1, Beta2 = beta2, Eps = o.Epsilon!.Value, Scale = -lr / bc1 };
@@ -111,45 +98,30 @@ public sealed class RAdamRule : IRule<RAdamOptions, RAdamState>
     internal static (RAdamPlan, FusedPointers) Plan(RAdamOptions o, RAdamState state) =>
         (Advance(o, state), new FusedPointers { S0 = state.SlotAddress(RAdamState.M), S1 = state.SlotAddress(RAdamState.V) });
 
-    /// <summary>The fused step over elements [start, end) of one tensor.</summary>
-    internal static void Chunk(in RAdamPlan p, in FusedPointers at, long start, long end)
+    /// <summary>The fused step (<see cref="FusedParts.Chunk"/>): one vector of <see cref="Propose"/>.</summary>
+    internal readonly unsafe struct Kernel<T> : IVectorKernel<T>, IPlanKernel<RAdamPlan, Kernel<T>> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (at.Single) FusedRules.Sweep<float, Kernel<float>>(new Kernel<float>(p), at, start, end);
-        else FusedRules.Sweep<double, Kernel<double>>(new Kernel<double>(p), at, start, end);
-    }
+        private readonly FusedMoments<T> _moments;
+        private readonly FusedRoot<T> _root;
+        private readonly Vector<T> _scale;
+        private readonly bool _rectified;
 
-    private readonly unsafe struct Kernel<T> : IVectorKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        private readonly Vector<T> _wd, _b1, _c1, _b2, _c2, _eps, _scale;
-        private readonly bool _decay, _rectified, _pseudoInverse;
-
-        public Kernel(in RAdamPlan p)
+        private Kernel(in RAdamPlan p)
         {
-            _wd = FusedRules.V<T>(p.WeightDecay);
-            _b1 = FusedRules.V<T>(p.Beta1);
-            _c1 = FusedRules.V<T>(1 - p.Beta1);
-            _b2 = FusedRules.V<T>(p.Beta2);
-            _c2 = FusedRules.V<T>(1 - p.Beta2);
-            _eps = FusedRules.V<T>(p.Eps);
+            _moments = new(p.WeightDecay, p.Beta1, p.Beta2);
+            _root = new(p.Eps);
             _scale = FusedRules.V<T>(p.Scale);
-            _decay = p.WeightDecay != 0;
             _rectified = p.Rectified;
-            _pseudoInverse = p.Eps == 0;
         }
+
+        public static Kernel<T> Create(in RAdamPlan p) => new(p);
 
         public void Body(T* w, T* g, T* s0, T* s1, T* s2, long i)
         {
-            var wi = FusedRules.Load(w, i);
-            var gi = FusedRules.Load(g, i);
-            if (_decay) gi += wi * _wd;
-            var m = FusedRules.Load(s0, i) * _b1 + _c1 * gi;
-            var v = FusedRules.Load(s1, i) * _b2 + _c2 * (gi * gi);
-            FusedRules.Store(s0, i, m);
-            FusedRules.Store(s1, i, v);
+            _moments.Update(w, g, s0, s1, i, out var wi, out var m, out var v);
             var step = m;
             if (_rectified) {
-                var root = Vector.SquareRoot(v);
-                step = _pseudoInverse ? m * FusedRules.PseudoInverse(root) : m / (root + _eps);
+                step = _root.Divide(m, Vector.SquareRoot(v));
             }
             FusedRules.Store(w, i, wi + _scale * step);
         }

@@ -63,9 +63,7 @@ public sealed class RmsPropState : RuleState
     /// <inheritdoc />
     public override void Initialize(OptimizerOptions options)
     {
-        ThrowIfDisposed();
-        ClearSlots();
-        var o = (RmsPropOptions)options;
+        var o = Restart<RmsPropOptions>(options);
         EnsureSlot(SquareAvg);
         if (o.Momentum is > 0) EnsureSlot(Buffer);
         if (o.Centered == true) EnsureSlot(GradAvg);
@@ -104,15 +102,8 @@ public sealed class RmsPropRule : IRule<RmsPropOptions, RmsPropState>
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(RmsPropOptions o, RmsPropState state, Tensor param, Tensor grad)
     {
-        ArgumentNullException.ThrowIfNull(o);
-        ArgumentNullException.ThrowIfNull(state);
         var c = Advance(o, state);
-        var g = grad;
-        if (c.Maximize || c.WeightDecay != 0) {
-            g = state.Scratch(RmsPropState.Gradient).copy_(grad);
-            if (c.Maximize) g.neg_();
-            if (c.WeightDecay != 0) g.add_(param, c.WeightDecay);
-        }
+        var g = RuleSteps.Gradient(state, RmsPropState.Gradient, grad, param, c.WeightDecay, c.Maximize);
         var v = state.Slot(RmsPropState.SquareAvg);
         v.mul_(c.Alpha).addcmul_(g, g, 1 - c.Alpha);
         var d = state.Scratch(RmsPropState.Denominator).copy_(v);
@@ -135,7 +126,7 @@ public sealed class RmsPropRule : IRule<RmsPropOptions, RmsPropState>
     /// <summary>Advances the step count; returns the step's host constants.</summary>
     private static RmsPropPlan Advance(RmsPropOptions o, RmsPropState state)
     {
-        ++state.Step;
+        RuleSteps.Begin(o, state);
         double momentum = o.Momentum!.Value;
         return new RmsPropPlan {
             WeightDecay = o.WeightDecay!.Value,
@@ -160,49 +151,40 @@ public sealed class RmsPropRule : IRule<RmsPropOptions, RmsPropState>
         });
     }
 
-    /// <summary>The fused step over elements [start, end) of one tensor.</summary>
-    internal static void Chunk(in RmsPropPlan p, in FusedPointers at, long start, long end)
+    /// <summary>The fused step (<see cref="FusedParts.Chunk"/>): one vector of <see cref="Propose"/>.</summary>
+    internal readonly unsafe struct Kernel<T> : IVectorKernel<T>, IPlanKernel<RmsPropPlan, Kernel<T>> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (at.Single) FusedRules.Sweep<float, Kernel<float>>(new Kernel<float>(p), at, start, end);
-        else FusedRules.Sweep<double, Kernel<double>>(new Kernel<double>(p), at, start, end);
-    }
+        private readonly FusedGradient<T> _gradient;
+        private readonly FusedAverage<T> _average;
+        private readonly FusedRoot<T> _root;
+        private readonly Vector<T> _mu, _scale;
+        private readonly bool _centered, _momentum;
 
-    private readonly unsafe struct Kernel<T> : IVectorKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        private readonly Vector<T> _wd, _alpha, _c, _eps, _mu, _scale;
-        private readonly bool _decay, _maximize, _centered, _momentum, _pseudoInverse;
-
-        public Kernel(in RmsPropPlan p)
+        private Kernel(in RmsPropPlan p)
         {
-            _wd = FusedRules.V<T>(p.WeightDecay);
-            _alpha = FusedRules.V<T>(p.Alpha);
-            _c = FusedRules.V<T>(1 - p.Alpha);
-            _eps = FusedRules.V<T>(p.Eps);
+            _gradient = new(p.WeightDecay, p.Maximize);
+            _average = new(p.Alpha);
+            _root = new(p.Eps);
             _mu = FusedRules.V<T>(p.Momentum);
             _scale = FusedRules.V<T>(p.Scale);
-            _decay = p.WeightDecay != 0;
-            _maximize = p.Maximize;
             _centered = p.Centered;
             _momentum = p.HasMomentum;
-            _pseudoInverse = p.Eps == 0;
         }
+
+        public static Kernel<T> Create(in RmsPropPlan p) => new(p);
 
         public void Body(T* w, T* g, T* s0, T* s1, T* s2, long i)
         {
-            var wi = FusedRules.Load(w, i);
-            var gi = FusedRules.Load(g, i);
-            if (_maximize) gi = -gi;
-            if (_decay) gi += wi * _wd;
-            var v = FusedRules.Load(s0, i) * _alpha + _c * (gi * gi);
+            var gi = _gradient.Load(w, g, i, out var wi);
+            var v = _average.Next(FusedRules.Load(s0, i), gi * gi);
             FusedRules.Store(s0, i, v);
             var variance = v;
             if (_centered) {
-                var mean = FusedRules.Load(s2, i) * _alpha + _c * gi;
+                var mean = _average.Next(FusedRules.Load(s2, i), gi);
                 FusedRules.Store(s2, i, mean);
                 variance = v - mean * mean;
             }
-            var root = Vector.SquareRoot(variance);
-            var q = _pseudoInverse ? gi * FusedRules.PseudoInverse(root) : gi / (root + _eps);
+            var q = _root.Divide(gi, Vector.SquareRoot(variance));
             if (_momentum) {
                 q = FusedRules.Load(s1, i) * _mu + q;
                 FusedRules.Store(s1, i, q);

@@ -184,9 +184,24 @@ public abstract class RuleState : OptimizerState, IDisposable
     /// </summary>
     public override void Initialize(OptimizerOptions options)
     {
+        Restart();
+        for (int i = 0; i < _slots.Length; i++) EnsureSlot(i);
+    }
+
+    /// <summary>
+    /// The start of every <see cref="Initialize"/>: raises when disposed, then frees every slot and resets the step count.
+    /// </summary>
+    private protected void Restart()
+    {
         ThrowIfDisposed();
         ClearSlots();
-        for (int i = 0; i < _slots.Length; i++) EnsureSlot(i);
+    }
+
+    /// <summary><see cref="Restart()"/>, then <paramref name="options"/> as the rule's options type (whose values pick the slots to allocate).</summary>
+    private protected TOptions Restart<TOptions>(OptimizerOptions options) where TOptions : OptimizerOptions
+    {
+        Restart();
+        return (TOptions)options;
     }
 
     /// <summary>Slot <paramref name="index"/> for the rule's step, allocated on first use (filled with <paramref name="fill"/>).</summary>

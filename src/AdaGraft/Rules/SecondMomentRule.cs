@@ -135,9 +135,7 @@ public sealed class SecondMomentState : RuleState
     /// <inheritdoc />
     public override void Initialize(OptimizerOptions options)
     {
-        ThrowIfDisposed();
-        ClearSlots();
-        var o = (SecondMomentOptions)options;
+        var o = Restart<SecondMomentOptions>(options);
         if (o.Preconditioned == true) {
             EnsureSlot(M2, o.InitialAccumulator ?? 0);
             if (o.AmsGrad == true) EnsureSlot(MaxM2);
@@ -179,12 +177,7 @@ public sealed class SecondMomentRule : IRule<SecondMomentOptions, SecondMomentSt
         var k = Constants(o, state, hostBias: !deviceBias);
 
         // The effective gradient; p.grad itself is never modified.
-        Tensor g = grad;
-        if (k.Maximize || k.Coupled) {
-            g = state.Scratch(SecondMomentState.Gradient).copy_(grad);
-            if (k.Maximize) g.neg_();
-            if (k.Coupled) g.add_(param, k.WeightDecay);
-        }
+        var g = RuleSteps.Gradient(state, SecondMomentState.Gradient, grad, param, k.Coupled ? k.WeightDecay : 0, k.Maximize);
 
         Tensor? bc1T = null, bc2T = null;
         if (deviceBias) {

@@ -114,9 +114,7 @@ public sealed class SoapState : RuleState
     /// <inheritdoc />
     public override void Initialize(OptimizerOptions options)
     {
-        ThrowIfDisposed();
-        ClearSlots();
-        _options = (SoapOptions)options;
+        _options = Restart<SoapOptions>(options);
         _layout = SoapLayout.For(Parameter.shape, _options);
     }
 
@@ -221,8 +219,7 @@ public sealed class SoapRule : IRule<SoapOptions, SoapState>
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(SoapOptions o, SoapState state, Tensor param, Tensor grad)
     {
-        ArgumentNullException.ThrowIfNull(o);
-        ArgumentNullException.ThrowIfNull(state);
+        RuleSteps.Check(o, state);
         ArgumentNullException.ThrowIfNull(grad);
         if (state.AppliedSteps is not null)
             throw new NotSupportedException("SOAP does not support SkipNonFiniteSteps: a skipped first step would leave the tensor without an eigenbasis. Turn SkipNonFiniteSteps off.");

@@ -41,9 +41,7 @@ public sealed class YogiState : RuleState
     /// <inheritdoc />
     public override void Initialize(OptimizerOptions options)
     {
-        ThrowIfDisposed();
-        ClearSlots();
-        var o = (YogiOptions)options;
+        var o = Restart<YogiOptions>(options);
         EnsureSlot(M);
         EnsureSlot(V, o.InitialAccumulator ?? 0);
     }
@@ -74,9 +72,7 @@ public sealed class YogiRule : IRule<YogiOptions, YogiState>
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(YogiOptions o, YogiState state, Tensor param, Tensor grad)
     {
-        ArgumentNullException.ThrowIfNull(o);
-        ArgumentNullException.ThrowIfNull(state);
-        long t = ++state.Step;
+        long t = RuleSteps.Begin(o, state);
         double lr = o.LearningRate!.Value, beta1 = o.Beta1!.Value, beta2 = o.Beta2!.Value, eps = o.Epsilon!.Value;
 
         var m = state.Slot(YogiState.M);
@@ -87,15 +83,8 @@ public sealed class YogiRule : IRule<YogiOptions, YogiState>
         var sign = state.Scratch(YogiState.Denominator).copy_(v).sub_(g2).sign_();
         v.addcmul_(sign, g2, -(1 - beta2));
 
-        double bc1 = 1 - Math.Pow(beta1, t);
-        double sqrtBc2 = Math.Sqrt(1 - Math.Pow(beta2, t));
-        double scale = -lr * sqrtBc2 / bc1;
-        var d = state.Scratch(YogiState.Denominator).copy_(v);
-        if (eps == 0) {
-            d.rsqrt_().nan_to_num_(0, 0, 0);
-            return new Proposal(m, scale, multiplier: d);
-        }
-        d.sqrt_().add_(eps * sqrtBc2);
-        return new Proposal(m, scale, divisor: d);
+        var (bc1, bc2) = SecondMomentRule.HostBias(t, beta1, beta2);
+        double sqrtBc2 = Math.Sqrt(bc2);
+        return RuleSteps.OverRoot(state, YogiState.Denominator, v, m, -lr * sqrtBc2 / bc1, eps, sqrtBc2);
     }
 }

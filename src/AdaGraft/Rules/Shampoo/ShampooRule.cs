@@ -56,8 +56,7 @@ public sealed class ShampooRule : IRule<ShampooOptions, ShampooState>
     /// <summary>Advances <paramref name="state"/> with <paramref name="grad"/> and returns the step for <paramref name="param"/>.</summary>
     public static Proposal Propose(ShampooOptions o, ShampooState state, Tensor param, Tensor grad)
     {
-        ArgumentNullException.ThrowIfNull(o);
-        ArgumentNullException.ThrowIfNull(state);
+        RuleSteps.Check(o, state);
         bool decoupled = o.DecoupledWeightDecay!.Value;
         double lr = o.LearningRate!.Value, wd = o.WeightDecay!.Value, beta1 = o.Beta1!.Value, mu = o.Momentum!.Value;
         var g = !decoupled && wd != 0 ? grad.add(param, wd) : grad;
