@@ -39,19 +39,12 @@ internal static unsafe class NativeTensor
 
     static NativeTensor()
     {
-        if (MappedLibrary.Open("libLibTorchSharp.so", out var lib, out var why) is not string path) {
-            Reason = why;
-            return;
-        }
-        IntPtr Export(string name) => NativeLibrary.TryGetExport(lib, name, out var f) ? f : IntPtr.Zero;
-        var found = new[] {
-            Export("THSTensor_type"), Export("THSTensor_device_type"), Export("THSTensor_device_index"),
-            Export("THSTensor_is_sparse"), Export("THSTensor_is_contiguous"), Export("THSTensor_ndimension"),
-            Export("THSTensor_numel"), Export("THSTensor_size"), Export("THSTensor_data"),
-            Export("THSTensor_element_size"), Export("THSTensor_grad"), Export("THSTensor_dispose"),
+        var names = new[] {
+            "type", "device_type", "device_index", "is_sparse", "is_contiguous", "ndimension", "numel", "size", "data",
+            "element_size", "grad", "dispose",
         };
-        if (Array.IndexOf(found, IntPtr.Zero) >= 0) {
-            Reason = $"{path} does not export every THSTensor function needed";
+        if (MappedLibrary.Exports("libLibTorchSharp.so", Array.ConvertAll(names, n => "THSTensor_" + n), out var why) is not { } found) {
+            Reason = why;
             return;
         }
         s_type = (delegate* unmanaged[SuppressGCTransition]<IntPtr, sbyte>)found[0];
@@ -163,11 +156,27 @@ internal readonly struct TensorRef
 internal static class MappedLibrary
 {
     /// <summary>
+    /// The addresses of <paramref name="names"/> in the mapped <paramref name="fileName"/> (see <see cref="Open"/>), or
+    /// null with the reason in <paramref name="reason"/> (the library or one of the names not found).
+    /// </summary>
+    internal static IntPtr[]? Exports(string fileName, string[] names, out string? reason)
+    {
+        if (Open(fileName, out var library, out reason) is not string path) return null;
+        var found = new IntPtr[names.Length];
+        for (int i = 0; i < names.Length; i++) {
+            if (NativeLibrary.TryGetExport(library, names[i], out found[i])) continue;
+            reason = $"{path} does not export {names[i]}";
+            return null;
+        }
+        return found;
+    }
+
+    /// <summary>
     /// Opens (takes another reference to) the one mapped file named <paramref name="fileName"/> after loading libtorch;
     /// returns its path, or null with the reason in <paramref name="reason"/> (not Linux, not mapped, two different
     /// copies mapped, unreadable maps).
     /// </summary>
-    internal static string? Open(string fileName, out IntPtr library, out string? reason)
+    private static string? Open(string fileName, out IntPtr library, out string? reason)
     {
         library = IntPtr.Zero;
         reason = null;

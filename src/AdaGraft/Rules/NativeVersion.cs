@@ -37,19 +37,13 @@ internal static unsafe class NativeVersion
 
     static NativeVersion()
     {
-        if (MappedLibrary.Open("libtorch_cpu.so", out var lib, out var why) is not string torchCpu) {
+        if (MappedLibrary.Exports("libtorch_cpu.so", new[] { BumpName, IsInferenceName, VersionName }, out var why) is not { } f) {
             Reason = why;
             return;
         }
-        if (!NativeLibrary.TryGetExport(lib, BumpName, out var bump)
-            || !NativeLibrary.TryGetExport(lib, IsInferenceName, out var isInference)
-            || !NativeLibrary.TryGetExport(lib, VersionName, out var version)) {
-            Reason = $"{torchCpu} does not export bump_version, is_inference and _version";
-            return;
-        }
-        s_bump = (delegate* unmanaged<IntPtr, void>)bump;
-        s_isInference = (delegate* unmanaged<IntPtr, byte>)isInference;
-        s_version = (delegate* unmanaged<IntPtr, long>)version;
+        s_bump = (delegate* unmanaged<IntPtr, void>)f[0];
+        s_isInference = (delegate* unmanaged<IntPtr, byte>)f[1];
+        s_version = (delegate* unmanaged<IntPtr, long>)f[2];
         Available = true;
     }
 
