@@ -46,6 +46,9 @@ internal static unsafe class FusedCpu
         && NativeTensor.DeviceType(t) == DeviceType.CPU && NativeTensor.IsContiguous(t);
 
     /// <summary>The address of the first element of a contiguous CPU tensor (zero when it has no elements).</summary>
+    internal static IntPtr Pointer(Tensor t) => Pointer((TensorRef)t);
+
+    /// <inheritdoc cref="Pointer(Tensor)"/>
     internal static IntPtr Pointer(TensorRef t)
     {
         if (NativeTensor.Numel(t) == 0) return IntPtr.Zero;
