@@ -253,10 +253,7 @@ public class PaperFormTests
             // √(1−β2^t)/(1−β1^t): the same as RMSprop with η_t = η·(1−β1)·√(1−β2^t) / ((1−β1^t)·√(1−β2)).
             double lrT = lr * (1 - Beta1) * Math.Sqrt(1 - Math.Pow(Beta2, t)) / ((1 - Math.Pow(Beta1, t)) * Math.Sqrt(1 - Beta2));
             foreach (var g in rms.ParamGroups) g.LearningRate = lrT;
-            Fixtures.SetGradients(a, t);
-            Fixtures.SetGradients(b, t);
-            adam.step();
-            rms.step();
+            Fixtures.StepAll(t, (a, adam), (b, rms));
             worst = Math.Max(worst, Fixtures.MaxRelativeDifference(b, a));
         }
         worst.Should().BeLessThanOrEqualTo(1e-10);

@@ -296,12 +296,5 @@ public class GraftMisuseTests
         for (int i = 0; i < expected.Length; i++) actual[i].Should().Equal(expected[i], $"tensor {i} must not change");
     }
 
-    private static byte[] SaveToBytes(GraftOptimizer graft)
-    {
-        using var ms = new MemoryStream();
-        using (var writer = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true)) {
-            graft.save_state_dict(writer);
-        }
-        return ms.ToArray();
-    }
+    private static byte[] SaveToBytes(GraftOptimizer graft) => StateBytes.Save(graft.save_state_dict);
 }

@@ -1,3 +1,5 @@
+using static AdaGraft.Tests.Support.StateBytes;
+
 namespace AdaGraft.Tests.Hardening;
 
 /// <summary>
@@ -9,30 +11,8 @@ namespace AdaGraft.Tests.Hardening;
 /// </summary>
 public sealed class CheckpointFormatTests
 {
-    private static byte[] Save(Action<BinaryWriter> save)
-    {
-        using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) save(writer);
-        return stream.ToArray();
-    }
-
-    private static void Load(byte[] bytes, Action<BinaryReader> load)
-    {
-        using var stream = new MemoryStream(bytes, writable: false);
-        using var reader = new BinaryReader(stream);
-        load(reader);
-    }
-
     private static GraftOptimizer MakeGraft(List<Parameter> ps) =>
         new(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02), GenericSecondMomentOptimizer.TorchAdam(ps, 0.01), new GraftOptions { OwnsChildren = true });
-
-    private static void Train(optim.Optimizer opt, List<Parameter> ps, int from, int to)
-    {
-        for (int t = from; t < to; t++) {
-            Fixtures.SetGradients(ps, t);
-            opt.step();
-        }
-    }
 
     [Fact]
     public void ACheckpointStartsWithTheTagAndTheFormatVersion()
@@ -52,7 +32,7 @@ public sealed class CheckpointFormatTests
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         using var source = GenericSecondMomentOptimizer.TorchAdam(ps, 0.01);
-        Train(source, ps, 0, 3);
+        Fixtures.Run(source, ps, 0, 3);
         var tagged = Save(source.save_state_dict);
         var generic = Save(((OptimizerHelper)source).save_state_dict);
         tagged.Should().NotEqual(generic);
@@ -82,7 +62,7 @@ public sealed class CheckpointFormatTests
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         using var source = MakeGraft(ps);
-        Train(source, ps, 0, 3);
+        Fixtures.Run(source, ps, 0, 3);
         var tagged = Save(source.save_state_dict);
         var generic = Save(((OptimizerHelper)source).save_state_dict);
 
@@ -91,8 +71,8 @@ public sealed class CheckpointFormatTests
         using (var target = MakeGraft(resumed)) {
             Load(tagged, target.load_state_dict);
             Save(target.save_state_dict).Should().Equal(tagged);
-            Train(source, ps, 3, 6);
-            Train(target, resumed, 3, 6);
+            Fixtures.Run(source, ps, 3, 3);
+            Fixtures.Run(target, resumed, 3, 3);
             TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(resumed), Fixtures.Snapshot(ps));
         }
 
@@ -118,14 +98,14 @@ public sealed class CheckpointFormatTests
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         using var source = MakeGraft(ps);
-        Train(source, ps, 0, 3);
+        Fixtures.Run(source, ps, 0, 3);
         var generic = Save(((OptimizerHelper)source).save_state_dict);
         var resumed = Fixtures.Clone(ps);
         using var target = MakeGraft(resumed);
         Load(generic, ((OptimizerHelper)target).load_state_dict);
         Save(target.save_state_dict).Should().Equal(Save(source.save_state_dict));
-        Train(source, ps, 3, 6);
-        Train(target, resumed, 3, 6);
+        Fixtures.Run(source, ps, 3, 3);
+        Fixtures.Run(target, resumed, 3, 3);
         TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(resumed), Fixtures.Snapshot(ps));
     }
 
@@ -156,7 +136,7 @@ public sealed class CheckpointFormatTests
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         using var graft = MakeGraft(ps);
-        Train(graft, ps, 0, 2);
+        Fixtures.Run(graft, ps, 0, 2);
         var bytes = Save(graft.save_state_dict);
         var (_, m, d) = StateFileLayout.OfGraft(bytes);
         var mBytes = Save(((IOptimizerCheckpoint)graft.Magnitude).SaveCheckpoint);

@@ -19,12 +19,12 @@ public sealed class CorruptStateFileTests : IDisposable
     {
         var source = Fixtures.MakeParameters(Fixtures.Shapes);
         using var sourceOpt = OptimizerTable.CreateGeneric(name, source);
-        Run(sourceOpt, source, 0, 5);
+        Fixtures.Run(sourceOpt, source, 0, 5);
         var saved = HardeningSupport.SaveToBytes(sourceOpt);
 
         var ps = Fixtures.MakeParameters(Fixtures.Shapes, seed: 3);
         using var opt = OptimizerTable.CreateGeneric(name, ps);
-        Run(opt, ps, 0, 2);
+        Fixtures.Run(opt, ps, 0, 2);
 
         var fields = StateFileLayout.OfOptimizer(saved);
         fields.Should().HaveCountGreaterThan(30);
@@ -55,12 +55,12 @@ public sealed class CorruptStateFileTests : IDisposable
         var source = Fixtures.MakeParameters(Fixtures.Shapes);
         byte[] saved;
         using (var sourceGraft = new GraftOptimizer(ChildCatalog.Make(m, source), ChildCatalog.Make(d, source), options)) {
-            Run(sourceGraft, source, 0, 5);
+            Fixtures.Run(sourceGraft, source, 0, 5);
             saved = HardeningSupport.SaveToBytes(sourceGraft);
         }
         var ps = Fixtures.MakeParameters(Fixtures.Shapes, seed: 3);
         using var graft = new GraftOptimizer(ChildCatalog.Make(m, ps), ChildCatalog.Make(d, ps), options);
-        Run(graft, ps, 0, 2);
+        Fixtures.Run(graft, ps, 0, 2);
 
         var (graftFields, mSection, dSection) = StateFileLayout.OfGraft(saved);
         var corrupted = graftFields.Select(f => (f.Name, Bytes: f.ApplyTo(saved))).ToList();
@@ -89,7 +89,7 @@ public sealed class CorruptStateFileTests : IDisposable
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         using var opt = OptimizerTable.CreateGeneric("torch-adam", ps);
-        Run(opt, ps, 0, 2);
+        Fixtures.Run(opt, ps, 0, 2);
 
         var failure = Check("empty file", Array.Empty<byte>(), file => opt.load_state_dict(file), () => HardeningSupport.SaveToBytes(opt), ps);
 
@@ -103,7 +103,7 @@ public sealed class CorruptStateFileTests : IDisposable
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         using var graft = new GraftOptimizer(ChildCatalog.Make(m, ps), ChildCatalog.Make(d, ps), new GraftOptions { Path = path, OwnsChildren = true });
-        Run(graft, ps, 0, 2);
+        Fixtures.Run(graft, ps, 0, 2);
 
         var failure = Check("empty file", Array.Empty<byte>(), file => graft.load_state_dict(file), () => HardeningSupport.SaveToBytes(graft), ps);
 
@@ -138,13 +138,5 @@ public sealed class CorruptStateFileTests : IDisposable
         string file = Path.Combine(_dir.FullName, "state.bin");
         File.WriteAllBytes(file, bytes);
         return file;
-    }
-
-    private static void Run(optim.Optimizer opt, List<Parameter> ps, int from, int count)
-    {
-        for (int s = from; s < from + count; s++) {
-            Fixtures.SetGradients(ps, s);
-            opt.step();
-        }
     }
 }

@@ -128,10 +128,7 @@ public class DtypeAndShapeTests
     {
         var ps = Fixtures.MakeParameters(new[] { new long[] { 4 }, new long[] { 2, 3 } });
         var opt = MakeForMismatch(kind, ps);
-        for (int step = 0; step < 2; step++) {
-            Fixtures.SetGradients(ps, step);
-            opt.step();
-        }
+        Fixtures.Run(opt, ps, 0, 2);
         Fixtures.SetGradients(ps, 2);
         using (var g = ps[1].grad!) ps[1].grad = g.to_type(ScalarType.Float32);
         return (ps, opt);

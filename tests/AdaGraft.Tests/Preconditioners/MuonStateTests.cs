@@ -14,10 +14,7 @@ public class MuonStateTests
     {
         var w = Fixtures.MakeParameters(Fixtures.Shapes);
         using var original = MuonTestSupport.Mixed(w);
-        for (int step = 0; step < 7; step++) {
-            Fixtures.SetGradients(w, step);
-            original.step();
-        }
+        Fixtures.Run(original, w, 0, 7);
         var bytes = TestTensors.SaveState(original);
         var restoredParams = Fixtures.Clone(w);
         var coldParams = Fixtures.Clone(w);
@@ -112,10 +109,7 @@ public class MuonStateTests
     {
         var w = Fixtures.MakeParameters(Fixtures.Shapes);
         using var opt = MuonTestSupport.Mixed(w);
-        for (int step = 0; step < 2; step++) {
-            Fixtures.SetGradients(w, step);
-            opt.step();
-        }
+        Fixtures.Run(opt, w, 0, 2);
         var before = Fixtures.Snapshot(w);
         Fixtures.SetGradients(w, 2);
         var groups = opt.Groups.ToList();

@@ -8,19 +8,9 @@ namespace AdaGraft.Tests.Preconditioners;
 /// </summary>
 public sealed class ShampooStateTests
 {
-    private static byte[] Save(ShampooOptimizer opt)
-    {
-        using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) opt.save_state_dict(writer);
-        return stream.ToArray();
-    }
+    private static byte[] Save(ShampooOptimizer opt) => StateBytes.Save(opt.save_state_dict);
 
-    private static void Load(ShampooOptimizer opt, byte[] bytes)
-    {
-        using var stream = new MemoryStream(bytes, writable: false);
-        using var reader = new BinaryReader(stream);
-        opt.load_state_dict(reader);
-    }
+    private static void Load(ShampooOptimizer opt, byte[] bytes) => StateBytes.Load(bytes, opt.load_state_dict);
 
     /// <summary>Steps <paramref name="from"/> to <paramref name="to"/> (exclusive) of every run, each with its own copy of the gradient stream.</summary>
     private static void Steps(int from, int to, params (IList<Parameter> w, optim.Optimizer opt)[] runs)

@@ -44,6 +44,35 @@ public static class Fixtures
     }
 
     /// <summary>
+    /// Sets step <paramref name="step"/>'s gradients of every list in <paramref name="parameters"/>, then steps every
+    /// optimizer in order (for optimizers that share a list, or lists split over several optimizers).
+    /// </summary>
+    public static void StepAll(int step, IList<Parameter>[] parameters, params optim.Optimizer[] optimizers)
+    {
+        foreach (var ps in parameters) SetGradients(ps, step);
+        foreach (var opt in optimizers) opt.step();
+    }
+
+    /// <summary>
+    /// Steps <paramref name="opt"/> <paramref name="count"/> times over <paramref name="ps"/>, on steps
+    /// <paramref name="from"/>, <paramref name="from"/> + 1, … of the gradient stream <see cref="SetGradients"/> draws
+    /// with <paramref name="seed"/>.
+    /// </summary>
+    public static void Run(optim.Optimizer opt, IList<Parameter> ps, int from, int count, int seed = 7)
+    {
+        for (int step = from; step < from + count; step++) {
+            SetGradients(ps, step, seed);
+            opt.step();
+        }
+    }
+
+    /// <summary><see cref="StepAll(int, (IList{Parameter} Parameters, optim.Optimizer Optimizer)[])"/> for steps <paramref name="from"/> to <paramref name="from"/> + <paramref name="count"/> − 1, in lockstep.</summary>
+    public static void RunAll(int from, int count, params (IList<Parameter> Parameters, optim.Optimizer Optimizer)[] runs)
+    {
+        for (int step = from; step < from + count; step++) StepAll(step, runs);
+    }
+
+    /// <summary>
     /// Steps <paramref name="x"/> over <paramref name="a"/> and <paramref name="y"/> over <paramref name="b"/> for
     /// <paramref name="steps"/> steps on the same gradient stream (<see cref="SetGradients"/>) and returns the largest
     /// <see cref="MaxRelativeDifference"/> of the parameters after any step.

@@ -14,10 +14,7 @@ public class ZooStateTests
     {
         var w = Fixtures.MakeParameters(Fixtures.Shapes);
         using var original = OptimizerTable.Make(name, w);
-        for (int step = 0; step < 7; step++) {
-            Fixtures.SetGradients(w, step);
-            original.step();
-        }
+        Fixtures.Run(original, w, 0, 7);
         var bytes = OptimizerTable.SaveState(original);
 
         var restoredParams = Fixtures.Clone(w);
