@@ -87,15 +87,10 @@ public class GraftStateTests
     [InlineData("torch-heavyball", "torch-adam", GraftPath.BlackBox, GraftGranularity.Global, GraftGranularity.PerTensor)]
     public void LoadingIntoAnotherGranularityThrowsAndChangesNothing(string m, string d, GraftPath path, GraftGranularity savedWith, GraftGranularity loadInto)
     {
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        byte[] saved;
-        using (var graft = new GraftOptimizer(ChildCatalog.Make(m, source), ChildCatalog.Make(d, source), new GraftOptions { Granularity = savedWith, Path = path, BlockSize = 4, OwnsChildren = true })) {
-            Fixtures.Run(graft, source, 0, 3);
-            saved = SaveToBytes(graft);
-        }
+        var saved = ChildCatalog.SavedGraft(m, d, new GraftOptions { Granularity = savedWith, Path = path, BlockSize = 4, OwnsChildren = true }, 3);
 
         var w = Fixtures.MakeParameters(Fixtures.Shapes, seed: 2);
-        using var target = new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w), new GraftOptions { Granularity = loadInto, Path = path, BlockSize = 4, OwnsChildren = true });
+        using var target = ChildCatalog.Graft(m, d, w, new GraftOptions { Granularity = loadInto, Path = path, BlockSize = 4, OwnsChildren = true });
         Fixtures.Run(target, w, 10, 2);
         ExpectRejected(target, w, saved);
     }
@@ -103,15 +98,10 @@ public class GraftStateTests
     [Fact]
     public void LoadingIntoAnotherBlockSizeThrowsAndChangesNothing()
     {
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        byte[] saved;
-        using (var graft = new GraftOptimizer(ChildCatalog.Make("paper-adagrad", source), ChildCatalog.Make("paper-adam", source), new GraftOptions { Granularity = GraftGranularity.PerBlock, BlockSize = 4, OwnsChildren = true })) {
-            Fixtures.Run(graft, source, 0, 3);
-            saved = SaveToBytes(graft);
-        }
+        var saved = ChildCatalog.SavedGraft("paper-adagrad", "paper-adam", new GraftOptions { Granularity = GraftGranularity.PerBlock, BlockSize = 4, OwnsChildren = true }, 3);
 
         var w = Fixtures.MakeParameters(Fixtures.Shapes, seed: 2);
-        using var target = new GraftOptimizer(ChildCatalog.Make("paper-adagrad", w), ChildCatalog.Make("paper-adam", w), new GraftOptions { Granularity = GraftGranularity.PerBlock, BlockSize = 8, OwnsChildren = true });
+        using var target = ChildCatalog.Graft("paper-adagrad", "paper-adam", w, new GraftOptions { Granularity = GraftGranularity.PerBlock, BlockSize = 8, OwnsChildren = true });
         Fixtures.Run(target, w, 10, 2);
         ExpectRejected(target, w, saved);
     }
@@ -127,15 +117,10 @@ public class GraftStateTests
     [InlineData("torch-heavyball", "torch-adam", "torch-adam", "torch-heavyball")]
     public void LoadingIntoChildrenOfAnotherTypeThrowsAndChangesNothing(string savedM, string savedD, string targetM, string targetD)
     {
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        byte[] saved;
-        using (var graft = new GraftOptimizer(ChildCatalog.Make(savedM, source), ChildCatalog.Make(savedD, source), new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true })) {
-            Fixtures.Run(graft, source, 0, 3);
-            saved = SaveToBytes(graft);
-        }
+        var saved = ChildCatalog.SavedGraft(savedM, savedD, new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true }, 3);
 
         var w = Fixtures.MakeParameters(Fixtures.Shapes, seed: 2);
-        using var target = new GraftOptimizer(ChildCatalog.Make(targetM, w), ChildCatalog.Make(targetD, w), new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true });
+        using var target = ChildCatalog.Graft(targetM, targetD, w, new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true });
         Fixtures.Run(target, w, 10, 2);
         ExpectRejected(target, w, saved);
     }
@@ -145,17 +130,12 @@ public class GraftStateTests
     [InlineData(GraftPath.BlackBox)]
     public void LoadingAStateOfParametersWithOtherShapesThrowsAndChangesNothing(GraftPath path)
     {
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        byte[] saved;
-        using (var graft = new GraftOptimizer(ChildCatalog.Make("paper-adagrad", source), ChildCatalog.Make("paper-adam", source), new GraftOptions { Path = path, OwnsChildren = true })) {
-            Fixtures.Run(graft, source, 0, 3);
-            saved = SaveToBytes(graft);
-        }
+        var saved = ChildCatalog.SavedGraft("paper-adagrad", "paper-adam", new GraftOptions { Path = path, OwnsChildren = true }, 3);
 
         // Same count of tensors, same element count for the last one, different shapes.
         var shapes = new[] { new long[] { 7 }, new long[] { 5, 3 }, new long[] { 4, 3, 2 }, new long[] { 1 } };
         var w = Fixtures.MakeParameters(shapes, seed: 2);
-        using var target = new GraftOptimizer(ChildCatalog.Make("paper-adagrad", w), ChildCatalog.Make("paper-adam", w), new GraftOptions { Path = path, OwnsChildren = true });
+        using var target = ChildCatalog.Graft("paper-adagrad", "paper-adam", w, new GraftOptions { Path = path, OwnsChildren = true });
         Fixtures.Run(target, w, 10, 2);
         ExpectRejected(target, w, saved);
     }
@@ -166,15 +146,10 @@ public class GraftStateTests
     [InlineData("paper-adagrad", "torch-adam")]
     public void LoadingATruncatedStateThrowsAndChangesNothing(string m, string d)
     {
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        byte[] saved;
-        using (var graft = new GraftOptimizer(ChildCatalog.Make(m, source), ChildCatalog.Make(d, source), new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true })) {
-            Fixtures.Run(graft, source, 0, 3);
-            saved = SaveToBytes(graft);
-        }
+        var saved = ChildCatalog.SavedGraft(m, d, new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true }, 3);
 
         var w = Fixtures.MakeParameters(Fixtures.Shapes, seed: 2);
-        using var target = new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w), new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true });
+        using var target = ChildCatalog.Graft(m, d, w, new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true });
         Fixtures.Run(target, w, 10, 2);
         foreach (int length in new[] { 0, 5, 30, saved.Length / 2, saved.Length - 1 })
             ExpectRejected(target, w, saved.AsSpan(0, length).ToArray());

@@ -124,14 +124,9 @@ public sealed class CheckpointTests : IDisposable
     public void AGraftFileWithAChildSectionCutShortIsRejectedAndChangesNothing(string m, string d, GraftPath path, bool cutD)
     {
         var options = new GraftOptions { Path = path, OwnsChildren = true };
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        byte[] saved;
-        using (var sourceGraft = new GraftOptimizer(ChildCatalog.Make(m, source), ChildCatalog.Make(d, source), options)) {
-            Fixtures.Run(sourceGraft, source, 0, 5);
-            saved = HardeningSupport.SaveToBytes(sourceGraft);
-        }
+        var saved = ChildCatalog.SavedGraft(m, d, options, 5);
         var ps = Fixtures.MakeParameters(Fixtures.Shapes, seed: 3);
-        using var graft = new GraftOptimizer(ChildCatalog.Make(m, ps), ChildCatalog.Make(d, ps), options);
+        using var graft = ChildCatalog.Graft(m, d, ps, options);
         Fixtures.Run(graft, ps, 0, 2);
         var stateBefore = HardeningSupport.SaveToBytes(graft);
         var paramsBefore = HardeningSupport.RawBytes(ps);

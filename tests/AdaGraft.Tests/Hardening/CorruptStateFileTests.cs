@@ -52,14 +52,9 @@ public sealed class CorruptStateFileTests : IDisposable
     {
         // Per block, so that the block size is a checked field too.
         var options = new GraftOptions { Path = path, Granularity = GraftGranularity.PerBlock, BlockSize = 4, OwnsChildren = true };
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        byte[] saved;
-        using (var sourceGraft = new GraftOptimizer(ChildCatalog.Make(m, source), ChildCatalog.Make(d, source), options)) {
-            Fixtures.Run(sourceGraft, source, 0, 5);
-            saved = HardeningSupport.SaveToBytes(sourceGraft);
-        }
+        var saved = ChildCatalog.SavedGraft(m, d, options, 5);
         var ps = Fixtures.MakeParameters(Fixtures.Shapes, seed: 3);
-        using var graft = new GraftOptimizer(ChildCatalog.Make(m, ps), ChildCatalog.Make(d, ps), options);
+        using var graft = ChildCatalog.Graft(m, d, ps, options);
         Fixtures.Run(graft, ps, 0, 2);
 
         var (graftFields, mSection, dSection) = StateFileLayout.OfGraft(saved);
@@ -102,7 +97,7 @@ public sealed class CorruptStateFileTests : IDisposable
     public void AnEmptyGraftFileIsRejectedAndChangesNothing(string m, string d, GraftPath path)
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var graft = new GraftOptimizer(ChildCatalog.Make(m, ps), ChildCatalog.Make(d, ps), new GraftOptions { Path = path, OwnsChildren = true });
+        using var graft = ChildCatalog.Graft(m, d, ps, new GraftOptions { Path = path, OwnsChildren = true });
         Fixtures.Run(graft, ps, 0, 2);
 
         var failure = Check("empty file", Array.Empty<byte>(), file => graft.load_state_dict(file), () => HardeningSupport.SaveToBytes(graft), ps);
