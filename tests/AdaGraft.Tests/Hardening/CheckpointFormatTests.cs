@@ -50,10 +50,8 @@ public sealed class CheckpointFormatTests
             Save(target.save_state_dict).Should().Equal(tagged);
         }
         using (var target = GenericSecondMomentOptimizer.TorchAdam(Fixtures.Clone(ps), 0.01)) {
-            var before = Save(target.save_state_dict);
-            FluentActions.Invoking(() => Load(tagged, ((OptimizerHelper)target).load_state_dict))
-                .Should().Throw<InvalidDataException>().Which.Message.Should().Contain("AdaGraft checkpoint: GenericSecondMomentOptimizer");
-            Save(target.save_state_dict).Should().Equal(before);
+            RefusedMessage(tagged, ((OptimizerHelper)target).load_state_dict, target.save_state_dict)
+                .Should().Contain("AdaGraft checkpoint: GenericSecondMomentOptimizer");
         }
     }
 
@@ -78,18 +76,14 @@ public sealed class CheckpointFormatTests
 
         // Own reference, generic format: one clear error, nothing changed, no garbage values.
         using (var target = MakeGraft(Fixtures.Clone(ps))) {
-            var before = Save(target.save_state_dict);
-            var ex = FluentActions.Invoking(() => Load(generic, target.load_state_dict)).Should().Throw<InvalidDataException>().Which;
-            ex.Message.Should().Contain("TorchSharp's generic optimizer format").And.Contain("OptimizerHelper").And.NotContain("granularity");
-            Save(target.save_state_dict).Should().Equal(before);
+            RefusedMessage(generic, target.load_state_dict, target.save_state_dict)
+                .Should().Contain("TorchSharp's generic optimizer format").And.Contain("OptimizerHelper").And.NotContain("granularity");
         }
 
         // Base reference, own format: TorchSharp's loader stops at the tag and names it.
         using (var target = MakeGraft(Fixtures.Clone(ps))) {
-            var before = Save(target.save_state_dict);
-            FluentActions.Invoking(() => Load(tagged, ((OptimizerHelper)target).load_state_dict))
-                .Should().Throw<InvalidDataException>().Which.Message.Should().Contain("AdaGraft checkpoint: GraftOptimizer");
-            Save(target.save_state_dict).Should().Equal(before);
+            RefusedMessage(tagged, ((OptimizerHelper)target).load_state_dict, target.save_state_dict)
+                .Should().Contain("AdaGraft checkpoint: GraftOptimizer");
         }
     }
 

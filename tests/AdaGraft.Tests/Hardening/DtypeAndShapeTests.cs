@@ -14,6 +14,24 @@ public class DtypeAndShapeTests
         return new List<Parameter> { f32[0], f64[0], f32[1] };
     }
 
+    /// <summary>
+    /// Five steps of <paramref name="together"/> over <paramref name="mixed"/> and, on the same gradients, of one
+    /// optimizer per tensor of <paramref name="alone"/> (built by <paramref name="single"/>, disposed after); then each
+    /// tensor keeps its dtype and has exactly the bytes of its copy stepped alone.
+    /// </summary>
+    private static void ShouldMoveAsAlone(optim.Optimizer together, List<Parameter> mixed, List<Parameter> alone, Func<Parameter, optim.Optimizer> single, string because)
+    {
+        var singles = alone.Select(single).ToList();
+        try {
+            for (int step = 0; step < 5; step++) Fixtures.StepAll(step, new IList<Parameter>[] { mixed, alone }, singles.Prepend(together).ToArray());
+        } finally {
+            foreach (var o in singles) o.Dispose();
+        }
+
+        mixed.Select(p => p.dtype).Should().Equal(ScalarType.Float32, ScalarType.Float64, ScalarType.Float32);
+        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(mixed), HardeningSupport.RawBytes(alone), because);
+    }
+
     [Theory]
     [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void Float32AndFloat64ParametersInOneOptimizerEachMoveAsInAnOptimizerOfTheirOwn(string name)
@@ -22,20 +40,7 @@ public class DtypeAndShapeTests
         var alone = Fixtures.Clone(mixed);
         var before = HardeningSupport.RawBytes(mixed);
         using var opt = OptimizerTable.CreateGeneric(name, mixed);
-        var single = alone.Select(p => OptimizerTable.CreateGeneric(name, new[] { p })).ToList();
-        try {
-            for (int step = 0; step < 5; step++) {
-                Fixtures.SetGradients(mixed, step);
-                Fixtures.SetGradients(alone, step);
-                opt.step();
-                foreach (var o in single) o.step();
-            }
-        } finally {
-            foreach (var o in single) o.Dispose();
-        }
-
-        mixed.Select(p => p.dtype).Should().Equal(ScalarType.Float32, ScalarType.Float64, ScalarType.Float32);
-        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(mixed), HardeningSupport.RawBytes(alone), "each tensor must move exactly as under an optimizer of its own dtype");
+        ShouldMoveAsAlone(opt, mixed, alone, p => OptimizerTable.CreateGeneric(name, new[] { p }), "each tensor must move exactly as under an optimizer of its own dtype");
         var after = HardeningSupport.RawBytes(mixed);
         for (int i = 0; i < after.Length; i++) after[i].Should().NotEqual(before[i], $"tensor {i} must have moved");
         foreach (var p in mixed) {
@@ -60,20 +65,8 @@ public class DtypeAndShapeTests
         var alone = Fixtures.Clone(mixed);
         var options = new GraftOptions { Path = path, Granularity = granularity, BlockSize = 2, OwnsChildren = true };
         using var graft = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(mixed, 0.05), GenericSecondMomentOptimizer.Adam(mixed, 1), options);
-        var single = alone.Select(p => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(new[] { p }, 0.05), GenericSecondMomentOptimizer.Adam(new[] { p }, 1), options)).ToList();
-        try {
-            for (int step = 0; step < 5; step++) {
-                Fixtures.SetGradients(mixed, step);
-                Fixtures.SetGradients(alone, step);
-                graft.step();
-                foreach (var g in single) g.step();
-            }
-        } finally {
-            foreach (var g in single) g.Dispose();
-        }
-
-        mixed.Select(p => p.dtype).Should().Equal(ScalarType.Float32, ScalarType.Float64, ScalarType.Float32);
-        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(mixed), HardeningSupport.RawBytes(alone), "under per-tensor and per-block grafting each tensor is grafted on its own");
+        ShouldMoveAsAlone(graft, mixed, alone, p => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(new[] { p }, 0.05), GenericSecondMomentOptimizer.Adam(new[] { p }, 1), options),
+            "under per-tensor and per-block grafting each tensor is grafted on its own");
     }
 
     [Theory]

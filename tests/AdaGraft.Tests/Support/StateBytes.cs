@@ -22,4 +22,17 @@ public static class StateBytes
         using var reader = new BinaryReader(stream);
         load(reader);
     }
+
+    /// <summary>
+    /// Loads <paramref name="bytes"/> through <paramref name="load"/>, which must raise one
+    /// <see cref="InvalidDataException"/> and leave the checkpoint <paramref name="save"/> writes as it was; returns the
+    /// exception's message.
+    /// </summary>
+    public static string RefusedMessage(byte[] bytes, Action<BinaryReader> load, Action<BinaryWriter> save)
+    {
+        var before = Save(save);
+        var message = FluentActions.Invoking(() => Load(bytes, load)).Should().Throw<InvalidDataException>().Which.Message;
+        Save(save).Should().Equal(before, "a refused load changes nothing");
+        return message;
+    }
 }
