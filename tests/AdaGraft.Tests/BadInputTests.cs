@@ -54,9 +54,7 @@ public class BadInputTests
     [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void NaNLearningRateSetAfterConstructionThrowsOnStepAndChangesNothing(string name)
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerTable.CreateGeneric(name, ps);
-        Fixtures.Run(opt, ps, 0, 3);
+        using var opt = Fixtures.Trained(p => OptimizerTable.CreateGeneric(name, p), 3, out var ps);
         foreach (var g in opt.ParamGroups) g.LearningRate = double.NaN;
         var before = Fixtures.Snapshot(ps);
         var state = SaveState(opt);
@@ -212,9 +210,7 @@ public class BadInputTests
         Fixtures.Run(sourceOpt, source, 0, 2);
         var saved = SaveState(sourceOpt);
 
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerTable.CreateGeneric(name, ps);
-        Fixtures.Run(opt, ps, 0, 3);
+        using var opt = Fixtures.Trained(p => OptimizerTable.CreateGeneric(name, p), 3, out var ps);
         var before = Fixtures.Snapshot(ps);
         var state = SaveState(opt);
 
@@ -228,9 +224,7 @@ public class BadInputTests
     [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void TruncatedStateDictIsRejected(string name)
     {
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var sourceOpt = OptimizerTable.CreateGeneric(name, source);
-        Fixtures.Run(sourceOpt, source, 0, 5);
+        using var sourceOpt = Fixtures.Trained(p => OptimizerTable.CreateGeneric(name, p), 5, out var source);
         var saved = SaveState(sourceOpt);
 
         var ps = Fixtures.MakeParameters(Fixtures.Shapes, seed: 3);
@@ -259,9 +253,7 @@ public class BadInputTests
     {
         // Code written against TorchSharp's types (checkpoint helpers, training loops) holds an Optimizer and must cast
         // to OptimizerHelper to save or load, whose load_state_dict is not virtual: the same guarantee must hold there.
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var sourceOpt = OptimizerTable.CreateGeneric("torch-adam", source);
-        Fixtures.Run(sourceOpt, source, 0, 5);
+        using var sourceOpt = Fixtures.Trained(p => OptimizerTable.CreateGeneric("torch-adam", p), 5, out var source);
         // Saved through the base type too: TorchSharp's generic format (an AdaGraft checkpoint's tag would stop
         // TorchSharp's loader at the first string, before the cut this test is about).
         byte[] saved;

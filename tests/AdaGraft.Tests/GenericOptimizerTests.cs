@@ -26,9 +26,7 @@ public class GenericOptimizerTests
     [MemberData(nameof(OptimizerTable.Names), MemberType = typeof(OptimizerTable))]
     public void StateDictRoundTripThroughAStreamContinuesBitIdentically(string name)
     {
-        var a = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerTable.Make(name, a);
-        Fixtures.Run(opt, a, 0, 5);
+        using var opt = Fixtures.Trained(p => OptimizerTable.Make(name, p), 5, out var a);
 
         byte[] bytes;
         using (var stream = new MemoryStream()) {
@@ -61,9 +59,7 @@ public class GenericOptimizerTests
         var dir = Directory.CreateTempSubdirectory("adagraft-tests-");
         try {
             string path = Path.Combine(dir.FullName, "optimizer.bin");
-            var a = Fixtures.MakeParameters(Fixtures.Shapes);
-            using var opt = OptimizerTable.Make(name, a);
-            Fixtures.Run(opt, a, 0, 5);
+            using var opt = Fixtures.Trained(p => OptimizerTable.Make(name, p), 5, out var a);
             ((dynamic)opt).save_state_dict(path);
             Directory.GetFiles(dir.FullName).Should().ContainSingle("the atomic save leaves no temporary file behind");
 

@@ -14,9 +14,7 @@ public sealed class CheckpointAlgorithmTests
     [Fact]
     public void ATorchAdamCheckpointIsRefusedByAHeavyBallOptimizerNamingEachDifference()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var adam = GenericSecondMomentOptimizer.TorchAdam(ps, 0.01);
-        Fixtures.Run(adam, ps, 0, 3);
+        using var adam = Fixtures.Trained(p => GenericSecondMomentOptimizer.TorchAdam(p, 0.01), 3, out var ps);
         var tagged = Save(adam.save_state_dict);
         var generic = Save(((OptimizerHelper)adam).save_state_dict);
 
@@ -42,9 +40,7 @@ public sealed class CheckpointAlgorithmTests
     [Fact]
     public void AnSgdAdamGraftCheckpointIsRefusedByAnSgdAdaGradGraftNamingDsDifferences()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var source = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02), GenericSecondMomentOptimizer.Adam(ps, 0.01), new GraftOptions { OwnsChildren = true });
-        Fixtures.Run(source, ps, 0, 3);
+        using var source = Fixtures.Trained(p => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(p, 0.02), GenericSecondMomentOptimizer.Adam(p, 0.01), new GraftOptions { OwnsChildren = true }), 3, out var ps);
         var tagged = Save(source.save_state_dict);
 
         var other = Fixtures.Clone(ps);
@@ -70,9 +66,7 @@ public sealed class CheckpointAlgorithmTests
     [Fact]
     public void AGraftOfOtherChildrenAndGranularityIsRefusedNamingEveryDifference()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var source = new GraftOptimizer(GenericSecondMomentOptimizer.TorchAdam(ps, 0.01), optim.Adam(ps, 0.01), new GraftOptions { OwnsChildren = true, Path = GraftPath.BlackBox });
-        Fixtures.Run(source, ps, 0, 2);
+        using var source = Fixtures.Trained(p => new GraftOptimizer(GenericSecondMomentOptimizer.TorchAdam(p, 0.01), optim.Adam(p, 0.01), new GraftOptions { OwnsChildren = true, Path = GraftPath.BlackBox }), 2, out var ps);
         var tagged = Save(source.save_state_dict);
 
         var other = Fixtures.Clone(ps);
@@ -89,9 +83,7 @@ public sealed class CheckpointAlgorithmTests
     [Fact]
     public void TheSameAlgorithmWithAnotherLearningRateLoadsAndTakesTheFilesNumbers()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var source = GenericSecondMomentOptimizer.TorchAdam(ps, lr: 0.01, beta1: 0.8, weight_decay: 0.01);
-        Fixtures.Run(source, ps, 0, 3);
+        using var source = Fixtures.Trained(p => GenericSecondMomentOptimizer.TorchAdam(p, lr: 0.01, beta1: 0.8, weight_decay: 0.01), 3, out var ps);
         var tagged = Save(source.save_state_dict);
 
         var resumed = Fixtures.Clone(ps);
@@ -117,9 +109,7 @@ public sealed class CheckpointAlgorithmTests
     [Fact]
     public void AGraftOfTheSameAlgorithmWithOtherLearningRatesLoadsTheFilesRates()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var source = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02), GenericSecondMomentOptimizer.TorchAdam(ps, 0.01), new GraftOptions { OwnsChildren = true });
-        Fixtures.Run(source, ps, 0, 3);
+        using var source = Fixtures.Trained(p => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(p, 0.02), GenericSecondMomentOptimizer.TorchAdam(p, 0.01), new GraftOptions { OwnsChildren = true }), 3, out var ps);
         var tagged = Save(source.save_state_dict);
         var resumed = Fixtures.Clone(ps);
         using var target = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(resumed, 0.3, momentum: 0.5), GenericSecondMomentOptimizer.TorchAdam(resumed, 1), new GraftOptions { OwnsChildren = true });

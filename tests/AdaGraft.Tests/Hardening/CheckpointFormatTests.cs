@@ -30,9 +30,7 @@ public sealed class CheckpointFormatTests
     [Fact]
     public void ARuleOptimizerLoadsBothFormatsThroughBothReferences()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var source = GenericSecondMomentOptimizer.TorchAdam(ps, 0.01);
-        Fixtures.Run(source, ps, 0, 3);
+        using var source = Fixtures.Trained(p => GenericSecondMomentOptimizer.TorchAdam(p, 0.01), 3, out var ps);
         var tagged = Save(source.save_state_dict);
         var generic = Save(((OptimizerHelper)source).save_state_dict);
         tagged.Should().NotEqual(generic);
@@ -58,9 +56,7 @@ public sealed class CheckpointFormatTests
     [Fact]
     public void AGraftLoadsItsOwnFormatOrRaisesNamingWhatTheFileHolds()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var source = MakeGraft(ps);
-        Fixtures.Run(source, ps, 0, 3);
+        using var source = Fixtures.Trained(MakeGraft, 3, out var ps);
         var tagged = Save(source.save_state_dict);
         var generic = Save(((OptimizerHelper)source).save_state_dict);
 
@@ -90,9 +86,7 @@ public sealed class CheckpointFormatTests
     [Fact]
     public void AGraftSavedAndLoadedThroughTheBaseReferenceResumesBitForBit()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var source = MakeGraft(ps);
-        Fixtures.Run(source, ps, 0, 3);
+        using var source = Fixtures.Trained(MakeGraft, 3, out var ps);
         var generic = Save(((OptimizerHelper)source).save_state_dict);
         var resumed = Fixtures.Clone(ps);
         using var target = MakeGraft(resumed);
@@ -128,9 +122,7 @@ public sealed class CheckpointFormatTests
     [Fact]
     public void AGraftStoresEachChildAsThatChildsOwnCheckpoint()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var graft = MakeGraft(ps);
-        Fixtures.Run(graft, ps, 0, 2);
+        using var graft = Fixtures.Trained(MakeGraft, 2, out var ps);
         var bytes = Save(graft.save_state_dict);
         var (_, m, d) = StateFileLayout.OfGraft(bytes);
         var mBytes = Save(((IOptimizerCheckpoint)graft.Magnitude).SaveCheckpoint);

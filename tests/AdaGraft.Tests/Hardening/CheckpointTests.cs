@@ -25,9 +25,7 @@ public sealed class CheckpointTests : IDisposable
     [MemberData(nameof(Failures))]
     public void ASaveThatFailsPartWayLeavesThePreviousCheckpointIntactAndNoTemporaryFile(string failure)
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var graft = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 0.05), GenericSecondMomentOptimizer.Adam(ps, 1), new GraftOptions { OwnsChildren = true });
-        Fixtures.Run(graft, ps, 0, 3);
+        using var graft = Fixtures.Trained(p => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(p, 0.05), GenericSecondMomentOptimizer.Adam(p, 1), new GraftOptions { OwnsChildren = true }), 3, out var ps);
         string file = Path.Combine(_dir.FullName, "checkpoint.bin");
         graft.save_state_dict(file);
         var previous = File.ReadAllBytes(file);
@@ -54,9 +52,7 @@ public sealed class CheckpointTests : IDisposable
     [Fact]
     public void ASaveWritesATemporaryFileBesideTheTargetAndRenamesIt()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerTable.CreateGeneric("torch-adam", ps);
-        Fixtures.Run(opt, ps, 0, 2);
+        using var opt = Fixtures.Trained(p => OptimizerTable.CreateGeneric("torch-adam", p), 2, out var ps);
         string file = Path.Combine(_dir.FullName, "optimizer.bin");
         opt.save_state_dict(file);
         var previous = File.ReadAllBytes(file);

@@ -17,9 +17,7 @@ public sealed class CorruptStateFileTests : IDisposable
     [InlineData("heavy-ball")]
     public void EveryCorruptedHeaderFieldOfAnOptimizerFileIsRejectedAndChangesNothing(string name)
     {
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var sourceOpt = OptimizerTable.CreateGeneric(name, source);
-        Fixtures.Run(sourceOpt, source, 0, 5);
+        using var sourceOpt = Fixtures.Trained(p => OptimizerTable.CreateGeneric(name, p), 5, out var source);
         var saved = HardeningSupport.SaveToBytes(sourceOpt);
 
         var ps = Fixtures.MakeParameters(Fixtures.Shapes, seed: 3);
@@ -82,9 +80,7 @@ public sealed class CorruptStateFileTests : IDisposable
     [Fact]
     public void AnEmptyOptimizerFileIsRejectedAndChangesNothing()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerTable.CreateGeneric("torch-adam", ps);
-        Fixtures.Run(opt, ps, 0, 2);
+        using var opt = Fixtures.Trained(p => OptimizerTable.CreateGeneric("torch-adam", p), 2, out var ps);
 
         var failure = Check("empty file", Array.Empty<byte>(), file => opt.load_state_dict(file), () => HardeningSupport.SaveToBytes(opt), ps);
 
@@ -96,9 +92,7 @@ public sealed class CorruptStateFileTests : IDisposable
     [InlineData("torch-heavyball", "torch-adam", GraftPath.BlackBox)]
     public void AnEmptyGraftFileIsRejectedAndChangesNothing(string m, string d, GraftPath path)
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var graft = ChildCatalog.Graft(m, d, ps, new GraftOptions { Path = path, OwnsChildren = true });
-        Fixtures.Run(graft, ps, 0, 2);
+        using var graft = Fixtures.Trained(p => ChildCatalog.Graft(m, d, p, new GraftOptions { Path = path, OwnsChildren = true }), 2, out var ps);
 
         var failure = Check("empty file", Array.Empty<byte>(), file => graft.load_state_dict(file), () => HardeningSupport.SaveToBytes(graft), ps);
 

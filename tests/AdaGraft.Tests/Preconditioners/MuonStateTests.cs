@@ -12,9 +12,7 @@ public class MuonStateTests
     [Fact]
     public void StateRoundTripContinuesBitIdentically()
     {
-        var w = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var original = MuonTestSupport.Mixed(w);
-        Fixtures.Run(original, w, 0, 7);
+        using var original = Fixtures.Trained(p => MuonTestSupport.Mixed(p), 7, out var w);
         var bytes = TestTensors.SaveState(original);
         var restoredParams = Fixtures.Clone(w);
         var coldParams = Fixtures.Clone(w);
@@ -107,9 +105,7 @@ public class MuonStateTests
     [MemberData(nameof(StepTimeMisuse))]
     public void StepTimeMisuseRaisesBeforeAnyChange(string what)
     {
-        var w = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = MuonTestSupport.Mixed(w);
-        Fixtures.Run(opt, w, 0, 2);
+        using var opt = Fixtures.Trained(p => MuonTestSupport.Mixed(p), 2, out var w);
         var before = Fixtures.Snapshot(w);
         Fixtures.SetGradients(w, 2);
         var groups = opt.Groups.ToList();

@@ -66,6 +66,25 @@ public static class Fixtures
         }
     }
 
+    /// <summary>
+    /// The optimizer <paramref name="make"/> builds over new parameters <paramref name="ps"/> (<see cref="Shapes"/>,
+    /// seed 1), stepped <paramref name="steps"/> times on steps 0, 1, … of <see cref="SetGradients"/>'s stream
+    /// (disposed if stepping fails).
+    /// </summary>
+    public static T Trained<T>(Func<List<Parameter>, T> make, int steps, out List<Parameter> ps)
+        where T : optim.Optimizer
+    {
+        ps = MakeParameters(Shapes);
+        var opt = make(ps);
+        try {
+            Run(opt, ps, 0, steps);
+        } catch {
+            opt.Dispose();
+            throw;
+        }
+        return opt;
+    }
+
     /// <summary><see cref="StepAll(int, (IList{Parameter} Parameters, optim.Optimizer Optimizer)[])"/> for steps <paramref name="from"/> to <paramref name="from"/> + <paramref name="count"/> − 1, in lockstep.</summary>
     public static void RunAll(int from, int count, params (IList<Parameter> Parameters, optim.Optimizer Optimizer)[] runs)
     {

@@ -325,9 +325,7 @@ public sealed class OptimizerTableTests
     public void TheStateRoundTripsThroughEveryReferenceType(string name, Through through)
     {
         var entry = OptimizerTable.Get(name);
-        var w = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var source = Build(entry, through, w, 1);
-        Fixtures.Run(source, w, 0, 5);
+        using var source = Fixtures.Trained(p => Build(entry, through, p, 1), 5, out var w);
         var restoredParams = Fixtures.Clone(w);
         var coldParams = Fixtures.Clone(w);
         using var restored = Build(entry, through, restoredParams, 7);

@@ -12,9 +12,7 @@ public class ZooStateTests
     [MemberData(nameof(OptimizerTable.Names), MemberType = typeof(OptimizerTable))]
     public void StateDictRoundTripContinuesBitIdentically(string name)
     {
-        var w = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var original = OptimizerTable.Make(name, w);
-        Fixtures.Run(original, w, 0, 7);
+        using var original = Fixtures.Trained(p => OptimizerTable.Make(name, p), 7, out var w);
         var bytes = OptimizerTable.SaveState(original);
 
         var restoredParams = Fixtures.Clone(w);
