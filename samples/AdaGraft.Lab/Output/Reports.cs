@@ -54,10 +54,7 @@ public static class Reports
     {
         ArgumentNullException.ThrowIfNull(tables);
         return CsvText("task,cell,seed,final_train_loss,heldout,diverged,seconds",
-            from t in tables
-            from c in t.Cells
-            from r in c.Runs
-            select new object?[] { t.Task, Csv(c.Name), r.Seed, Num(r.Final.TrainLoss), Num(r.Final.HeldOut), r.Diverged, r.Seconds.ToString("F2", Inv) });
+            Runs(tables).Select(x => new object?[] { x.Task, x.Cell, x.Run.Seed, Num(x.Run.Final.TrainLoss), Num(x.Run.Final.HeldOut), x.Run.Diverged, x.Run.Seconds.ToString("F2", Inv) }));
     }
 
     /// <summary>Every recorded training loss (task, cell, seed, step, loss).</summary>
@@ -65,12 +62,12 @@ public static class Reports
     {
         ArgumentNullException.ThrowIfNull(tables);
         return CsvText("task,cell,seed,step,train_loss",
-            from t in tables
-            from c in t.Cells
-            from r in c.Runs
-            from i in Enumerable.Range(0, r.Losses.Length)
-            select new object?[] { t.Task, Csv(c.Name), r.Seed, i, Num(r.Losses[i]) });
+            Runs(tables).SelectMany(x => x.Run.Losses.Select((loss, i) => new object?[] { x.Task, x.Cell, x.Run.Seed, i, Num(loss) })));
     }
+
+    /// <summary>Every run of every cell of every table, in table, cell and seed order, with its task and CSV-quoted cell name.</summary>
+    private static IEnumerable<(string Task, string Cell, RunResult Run)> Runs(IEnumerable<TableResult> tables) =>
+        from t in tables from c in t.Cells from r in c.Runs select (t.Task, Csv(c.Name), r);
 
     /// <summary>The one format of a held-out metric in every table: accuracies (higher is better) as "85.8 %" (or
     /// "85.8 ± 0.3 %"), losses as "2.9932" (or "2.9932 ± 0.0256").</summary>

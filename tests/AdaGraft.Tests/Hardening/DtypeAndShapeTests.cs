@@ -184,18 +184,7 @@ public class DtypeAndShapeTests
         using var resumedOpt = OptimizerTable.CreateGeneric(name, resumed);
         Support.TestTensors.LoadState(resumedOpt, saved);
         HardeningSupport.SaveToBytes(resumedOpt).Should().Equal(saved);
-        for (int step = 4; step < 8; step++) {
-            SetEdgeGradients(ps, reference, step);
-            Fixtures.SetGradients(resumed, step);
-            opt.step();
-            referenceOpt.step();
-            resumedOpt.step();
-        }
-
-        ps.Select(p => p.shape).Should().BeEquivalentTo(EdgeShapes, o => o.WithStrictOrdering());
-        HardeningSupport.AllFinite(ps).Should().BeTrue();
-        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(NonEmpty.Select(i => ps[i])), HardeningSupport.RawBytes(reference), "zero-size tensors beside them change nothing");
-        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(resumed), HardeningSupport.RawBytes(ps), "the state round trip continues bit-identically");
+        ShouldContinueAsOneRun((ps, opt), (reference, referenceOpt), (resumed, resumedOpt), "zero-size tensors beside them change nothing");
         foreach (var p in ps) opt.StateOf(p).Step.Should().Be(8);
     }
 
@@ -241,18 +230,30 @@ public class DtypeAndShapeTests
         using var resumedGraft = Make(resumed);
         HardeningSupport.LoadFromBytes(resumedGraft, saved);
         HardeningSupport.SaveToBytes(resumedGraft).Should().Equal(saved);
+        ShouldContinueAsOneRun((ps, graft), (reference, referenceGraft), (resumed, resumedGraft), "zero-size tensors beside them change nothing, also in the global norm");
+    }
+
+    /// <summary>
+    /// Steps 4 … 7 of the edge-shaped run, of its reference over copies of the non-empty tensors (the same gradients,
+    /// <see cref="SetEdgeGradients"/>), and of the run resumed from the edge run's checkpoint after step 3; then the
+    /// shapes are kept, nothing is NaN, the non-empty tensors equal the reference's bit for bit
+    /// (<paramref name="because"/>), and the resumed run equals the uninterrupted one bit for bit.
+    /// </summary>
+    private static void ShouldContinueAsOneRun((List<Parameter> Ps, optim.Optimizer Opt) edge, (List<Parameter> Ps, optim.Optimizer Opt) reference,
+        (List<Parameter> Ps, optim.Optimizer Opt) resumed, string because)
+    {
         for (int step = 4; step < 8; step++) {
-            SetEdgeGradients(ps, reference, step);
-            Fixtures.SetGradients(resumed, step);
-            graft.step();
-            referenceGraft.step();
-            resumedGraft.step();
+            SetEdgeGradients(edge.Ps, reference.Ps, step);
+            Fixtures.SetGradients(resumed.Ps, step);
+            edge.Opt.step();
+            reference.Opt.step();
+            resumed.Opt.step();
         }
 
-        ps.Select(p => p.shape).Should().BeEquivalentTo(EdgeShapes, o => o.WithStrictOrdering());
-        HardeningSupport.AllFinite(ps).Should().BeTrue();
-        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(NonEmpty.Select(i => ps[i])), HardeningSupport.RawBytes(reference), "zero-size tensors beside them change nothing, also in the global norm");
-        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(resumed), HardeningSupport.RawBytes(ps), "the state round trip continues bit-identically");
+        edge.Ps.Select(p => p.shape).Should().BeEquivalentTo(EdgeShapes, o => o.WithStrictOrdering());
+        HardeningSupport.AllFinite(edge.Ps).Should().BeTrue();
+        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(NonEmpty.Select(i => edge.Ps[i])), HardeningSupport.RawBytes(reference.Ps), because);
+        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(resumed.Ps), HardeningSupport.RawBytes(edge.Ps), "the state round trip continues bit-identically");
     }
 
     /// <summary>The same gradients for the non-empty tensors of <paramref name="ps"/> and for their copies.</summary>

@@ -156,7 +156,7 @@ public sealed class ShampooStateTests
         Assert.SkipUnless(torch.cuda.is_available(), "CUDA is not available on this machine.");
         long[][] shapes = { new long[] { 7 }, new long[] { 3, 5 }, new long[] { 40, 70 }, new long[] { 6, 4, 3, 3 } };
         var cpu = Fixtures.MakeParameters(shapes, ScalarType.Float32);
-        var gpu = cpu.Select(p => new Parameter(p.detach().clone().cuda())).ToList();
+        var gpu = Fixtures.CudaCopies(cpu);
         static ShampooOptimizer Make(IList<Parameter> ps) => ShampooOptimizer.Create(ps, lr: 0.01, beta1: 0.9, momentum: 0.5,
             weight_decay: 0.01, max_preconditioner_dim: 32, precondition_frequency: 5, grafting: ShampooGrafting.Adam, grafting_epsilon: 1e-8);
         using var oc = Make(cpu);
@@ -175,7 +175,7 @@ public sealed class ShampooStateTests
         Save(oc).Should().Equal(saved);
 
         // A CPU checkpoint loaded into an optimizer over CUDA copies continues there as the CUDA run does.
-        var moved = cpu.Select(p => new Parameter(p.detach().clone().cuda())).ToList();
+        var moved = Fixtures.CudaCopies(cpu);
         using var om = Make(moved);
         Load(om, saved);
         Steps(20, 22, (gpu, og), (moved, om));

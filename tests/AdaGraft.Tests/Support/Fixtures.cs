@@ -36,6 +36,42 @@ public static class Fixtures
         }
     }
 
+    /// <summary>Copies of <paramref name="ps"/> on the CUDA device (same values, new storage).</summary>
+    public static List<Parameter> CudaCopies(IEnumerable<Parameter> ps) =>
+        ps.Select(p => new Parameter(p.detach().clone().cuda())).ToList();
+
+    /// <summary>
+    /// Sets step <paramref name="step"/>'s gradients of the CPU parameters <paramref name="cpu"/> (<see cref="SetGradients"/>)
+    /// and gives their CUDA copies <paramref name="gpu"/> the same values, moved.
+    /// </summary>
+    public static void SetGradientsOnCpuAndCuda(IList<Parameter> cpu, IList<Parameter> gpu, int step)
+    {
+        SetGradients(cpu, step);
+        for (int i = 0; i < cpu.Count; i++) gpu[i].grad = cpu[i].grad!.cuda();
+    }
+
+    /// <summary>
+    /// Builds <paramref name="make"/> over float32 parameters of <paramref name="shapes"/> (seed 1) on the CPU and over
+    /// their CUDA copies, steps both <paramref name="steps"/> times on the same gradients
+    /// (<see cref="SetGradientsOnCpuAndCuda"/>), asserts that the CPU parameters moved (relative 1e-3), and returns the
+    /// largest relative difference of the CUDA parameters, copied back, from the CPU ones.
+    /// </summary>
+    public static double CpuCudaDivergence(long[][] shapes, Func<List<Parameter>, optim.Optimizer> make, int steps)
+    {
+        var cpu = MakeParameters(shapes, ScalarType.Float32);
+        var gpu = CudaCopies(cpu);
+        using var oc = make(cpu);
+        using var og = make(gpu);
+        for (int step = 0; step < steps; step++) {
+            SetGradientsOnCpuAndCuda(cpu, gpu, step);
+            oc.step();
+            og.step();
+        }
+        var back = gpu.Select(p => new Parameter(p.detach().cpu())).ToList();
+        MaxRelativeDifference(cpu, MakeParameters(shapes, ScalarType.Float32)).Should().BeGreaterThan(1e-3, "the parameters must have moved");
+        return MaxRelativeDifference(back, cpu);
+    }
+
     /// <summary>Sets step <paramref name="step"/>'s gradients of every run's parameters, then steps every run's optimizer in order.</summary>
     public static void StepAll(int step, params (IList<Parameter> Parameters, optim.Optimizer Optimizer)[] runs)
     {

@@ -211,10 +211,7 @@ public sealed class TorchBuiltinRuleTests
         Fixtures.RunAll(0, 5, (a, torchSharp), (b, paper));
         TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(a), Fixtures.Snapshot(b), "unrectified steps use η once in both");
         var before = Fixtures.Clone(a);
-        Fixtures.SetGradients(a, 5);
-        Fixtures.SetGradients(b, 5);
-        torchSharp.step();
-        paper.step();
+        Fixtures.StepAll(5, (a, torchSharp), (b, paper));
         for (int i = 0; i < a.Count; i++) {
             using var stepTorchSharp = a[i].detach() - before[i].detach();
             using var stepPaper = b[i].detach() - before[i].detach();
