@@ -73,7 +73,7 @@ public class GraftSchedulerTests
         var w1 = Fixtures.MakeParameters(Fixtures.Shapes);
         var w2 = Fixtures.Clone(w1);
         var options = new GraftOptions { Granularity = g, Path = path, OwnsChildren = true };
-        using var g1 = new GraftOptimizer(ChildCatalog.Make(mName, w1), ChildCatalog.Make(dName, w1), options);
+        using var g1 = ChildCatalog.Graft(mName, dName, w1, options);
         var d2 = ChildCatalog.Make(dName, w2);
         using var g2 = new GraftOptimizer(ChildCatalog.Make(mName, w2), d2, options);
         double dLr = d2.ParamGroups.Single().LearningRate;
@@ -95,7 +95,7 @@ public class GraftSchedulerTests
         var w1 = Fixtures.MakeParameters(Fixtures.Shapes);
         var w2 = Fixtures.Clone(w1);
         using var g1 = new GraftOptimizer(ChildCatalog.Make(mName, w1, lrScale: 0.5), ChildCatalog.Make(dName, w1), new GraftOptions { Path = path, OwnsChildren = true });
-        using var g2 = new GraftOptimizer(ChildCatalog.Make(mName, w2), ChildCatalog.Make(dName, w2), new GraftOptions { Path = path, OwnsChildren = true });
+        using var g2 = ChildCatalog.Graft(mName, dName, w2, new GraftOptions { Path = path, OwnsChildren = true });
         foreach (var group in g2.ParamGroups) group.LearningRate *= 0.5;
         Fixtures.RunAll(0, Steps, (w1, g1), (w2, g2));
         Fixtures.MaxRelativeDifference(w2, w1).Should().BeLessThanOrEqualTo(1e-10);

@@ -38,10 +38,7 @@ public class MuonStateTests
     [Fact]
     public void CheckpointOfAnotherSizeRuleIsRefused()
     {
-        var w = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var original = MuonTestSupport.Mixed(w);
-        Fixtures.SetGradients(w, 0);
-        original.step();
+        using var original = Fixtures.Trained(p => MuonTestSupport.Mixed(p), 1, out var w);
         var other = Fixtures.Clone(w);
         using var target = MuonTestSupport.Mixed(other, rule: MuonSizeRule.MatchAdamWRms);
         var before = TestTensors.SaveState(target);
