@@ -272,27 +272,18 @@ extern "C" __global__ void graft_apply(float* __restrict__ w, const float* __res
     }
 
     /// <summary>Ten separate tensors (as a model has them) with the graft's state, stepped by the two kernels.</summary>
-    private sealed class State : IDisposable
+    private sealed class State : SegmentedGraftTensors
     {
-        public readonly Tensor[] W, G, Mm, M1, M2;
         public readonly Tensor U, Partial, Ratios;
         public readonly ulong[] PW, PG, PMm, PM1, PM2;
         public readonly ulong PU, PPartial, PRatios;
-        public long T;
 
         public readonly bool Global;
 
         /// <param name="global">One ratio for all tensors: u is kept per tensor and every tensor's partials are kept.</param>
-        public State(Tensor w, Tensor g, long elements, int blocks, bool global)
+        public State(Tensor w, Tensor g, long elements, int blocks, bool global) : base(w, g, Segments, elements)
         {
             Global = global;
-            Tensor[] Split(Tensor x, bool zero) => Enumerable.Range(0, Segments)
-                .Select(i => zero ? torch.zeros(elements, device: x.device) : x.narrow(0, i * elements, elements).clone()).ToArray();
-            W = Split(w, false);
-            G = Split(g, false);
-            Mm = Split(w, true);
-            M1 = Split(w, true);
-            M2 = Split(w, true);
             U = torch.empty(global ? Segments * elements : elements, device: w.device);
             Partial = torch.zeros(2 * blocks * Segments, ScalarType.Float64, device: w.device);
             Ratios = torch.zeros(Segments, device: w.device);
@@ -307,10 +298,7 @@ extern "C" __global__ void graft_apply(float* __restrict__ w, const float* __res
             PRatios = DataPtr(Ratios);
         }
 
-        public void Dispose()
-        {
-            foreach (var t in W.Concat(G).Concat(Mm).Concat(M1).Concat(M2).Append(U).Append(Partial).Append(Ratios)) t.Dispose();
-        }
+        protected override IEnumerable<Tensor> Owned => base.Owned.Append(U).Append(Partial).Append(Ratios);
     }
 
     private static void Step(Kernels k, State s, long elements)

@@ -86,27 +86,7 @@ def graft_step_list(ws: List[Tensor], gs: List[Tensor], mms: List[Tensor], m1s: 
     }
 
     /// <summary>Separate tensors (as a model has them), one TorchScript call a step looping over them in C++.</summary>
-    private sealed class Listed : IDisposable
-    {
-        public readonly Tensor[] W, G, Mm, M1, M2;
-        public long T;
-
-        public Listed(Tensor w, Tensor g, long elements)
-        {
-            Tensor[] Split(Tensor x, bool zero) => Enumerable.Range(0, Segments)
-                .Select(i => zero ? torch.zeros(elements, device: x.device) : x.narrow(0, i * elements, elements).clone()).ToArray();
-            W = Split(w, false);
-            G = Split(g, false);
-            Mm = Split(w, true);
-            M1 = Split(w, true);
-            M2 = Split(w, true);
-        }
-
-        public void Dispose()
-        {
-            foreach (var t in W.Concat(G).Concat(Mm).Concat(M1).Concat(M2)) t.Dispose();
-        }
-    }
+    private sealed class Listed(Tensor w, Tensor g, long elements) : SegmentedGraftTensors(w, g, Segments, elements);
 
     private static void ListStep(jit.CompilationUnit cu, Listed l)
     {

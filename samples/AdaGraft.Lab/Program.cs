@@ -86,16 +86,10 @@ public static class LabProgram
         var subset = new Command("make-subset", "Cut the first N training and test examples of Fashion-MNIST into new gzip IDX files (how data/fashion-mnist was made).") {
             from, to, nTrain, nTest,
         };
-        subset.SetAction(parse => {
-            try {
-                var (a, b) = FashionMnist.MakeSubset(parse.GetValue(from)!, parse.GetValue(to)!, parse.GetValue(nTrain), parse.GetValue(nTest));
-                console.MarkupLine(Markup.Escape($"wrote {a.Count} training and {b.Count} test examples to {parse.GetValue(to)}"));
-                return 0;
-            } catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException) {
-                console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
-                return 1;
-            }
-        });
+        subset.SetAction(parse => ReportingBadInput(() => {
+            var (a, b) = FashionMnist.MakeSubset(parse.GetValue(from)!, parse.GetValue(to)!, parse.GetValue(nTrain), parse.GetValue(nTest));
+            console.MarkupLine(Markup.Escape($"wrote {a.Count} training and {b.Count} test examples to {parse.GetValue(to)}"));
+        }));
         root.Subcommands.Add(subset);
 
         var csvPath = new Argument<string>("csv") { Description = "A step-norm CSV (step,tensor,m_norm,d_norm,ratio), e.g. lab-output/discovery-norms.csv." };
@@ -103,23 +97,17 @@ public static class LabProgram
         var fitCommand = new Command("fit", "Fit a recorded ratio series to the paper's schedule shapes (linear c0 + c1·t, power law a·t^α, exponential) and report each with R² and the best.") {
             csvPath, tensor,
         };
-        fitCommand.SetAction(parse => {
-            try {
-                var name = parse.GetValue(tensor)!;
-                var series = AdaGraft.Diagnostics.StepNormCsv.Read(parse.GetValue(csvPath)!).Where(r => r.Tensor == name && double.IsFinite(r.Ratio)).OrderBy(r => r.Step).ToArray();
-                if (series.Length < 3) throw new InvalidDataException($"The CSV has {series.Length} finite rows for '{name}'; at least 3 are needed.");
-                var fits = AdaGraft.Diagnostics.ScheduleFitter.All(series.Select(r => (double)r.Step).ToArray(), series.Select(r => r.Ratio).ToArray());
-                var table = new Table().AddColumn("family").AddColumn("fit").AddColumn(new TableColumn("R²").RightAligned());
-                foreach (var f in fits) table.AddRow(f.Family.ToString(), Markup.Escape(f.ToString()), f.RSquared.ToString("F4", System.Globalization.CultureInfo.InvariantCulture));
-                console.MarkupLine(Markup.Escape($"{series.Length} steps of '{name}' ({series[0].Step}..{series[^1].Step})"));
-                console.Write(table);
-                console.MarkupLine(Markup.Escape($"best: {fits[0]}"));
-                return 0;
-            } catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException) {
-                console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
-                return 1;
-            }
-        });
+        fitCommand.SetAction(parse => ReportingBadInput(() => {
+            var name = parse.GetValue(tensor)!;
+            var series = AdaGraft.Diagnostics.StepNormCsv.Read(parse.GetValue(csvPath)!).Where(r => r.Tensor == name && double.IsFinite(r.Ratio)).OrderBy(r => r.Step).ToArray();
+            if (series.Length < 3) throw new InvalidDataException($"The CSV has {series.Length} finite rows for '{name}'; at least 3 are needed.");
+            var fits = AdaGraft.Diagnostics.ScheduleFitter.All(series.Select(r => (double)r.Step).ToArray(), series.Select(r => r.Ratio).ToArray());
+            var table = new Table().AddColumn("family").AddColumn("fit").AddColumn(new TableColumn("R²").RightAligned());
+            foreach (var f in fits) table.AddRow(f.Family.ToString(), Markup.Escape(f.ToString()), f.RSquared.ToString("F4", System.Globalization.CultureInfo.InvariantCulture));
+            console.MarkupLine(Markup.Escape($"{series.Length} steps of '{name}' ({series[0].Step}..{series[^1].Step})"));
+            console.Write(table);
+            console.MarkupLine(Markup.Escape($"best: {fits[0]}"));
+        }));
         root.Subcommands.Add(fitCommand);
 
         var config = new InvocationConfiguration();
@@ -128,5 +116,17 @@ public static class LabProgram
             config.Error = output;
         }
         return root.Parse(args).Invoke(config);
+
+        // A subcommand's body, run: exit code 0 when it completes; 1, with the message printed, when its input is bad.
+        int ReportingBadInput(Action body)
+        {
+            try {
+                body();
+                return 0;
+            } catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException) {
+                console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+                return 1;
+            }
+        }
     }
 }

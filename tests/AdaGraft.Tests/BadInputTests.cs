@@ -11,14 +11,6 @@ public class BadInputTests
     private static bool Mentions(ArgumentException e, string argument) =>
         e.ParamName == argument || e.Message.Contains(argument, StringComparison.Ordinal);
 
-    private static void Run(GenericSecondMomentOptimizer opt, List<Parameter> ps, int from, int count)
-    {
-        for (int s = from; s < from + count; s++) {
-            Fixtures.SetGradients(ps, s);
-            opt.step();
-        }
-    }
-
     // ---------------- Invalid hyperparameters, per preset ----------------
 
     /// <summary>The error inputs of every <see cref="OptimizerTable"/> entry: (preset, argument, invalid value).</summary>
@@ -62,9 +54,7 @@ public class BadInputTests
     [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void NaNLearningRateSetAfterConstructionThrowsOnStepAndChangesNothing(string name)
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerTable.CreateGeneric(name, ps);
-        Run(opt, ps, 0, 3);
+        using var opt = Fixtures.Trained(p => OptimizerTable.CreateGeneric(name, p), 3, out var ps);
         foreach (var g in opt.ParamGroups) g.LearningRate = double.NaN;
         var before = Fixtures.Snapshot(ps);
         var state = SaveState(opt);
@@ -84,7 +74,7 @@ public class BadInputTests
         using var opt = new GenericSecondMomentOptimizer(
             new[] { new GenericSecondMomentOptimizer.ParamGroup(ps.Take(2)), new GenericSecondMomentOptimizer.ParamGroup(ps.Skip(2)) },
             defaults);
-        Run(opt, ps, 0, 2);
+        Fixtures.Run(opt, ps, 0, 2);
         opt.ParamGroups.Last().LearningRate = double.NaN;
         var before = Fixtures.Snapshot(ps);
         var state = SaveState(opt);
@@ -150,7 +140,7 @@ public class BadInputTests
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         var extra = Fixtures.MakeParameters(new[] { new long[] { 4 } }, seed: 5);
         using var opt = OptimizerTable.CreateGeneric(name, ps);
-        Run(opt, ps, 0, 2);
+        Fixtures.Run(opt, ps, 0, 2);
         var state = SaveState(opt);
 
         opt.Invoking(o => o.add_param_group(new GenericSecondMomentOptimizer.ParamGroup(new[] { extra[0], ps[2] })))
@@ -169,7 +159,7 @@ public class BadInputTests
     {
         var ps = Fixtures.MakeParameters(new[] { new long[] { 3 }, new long[] { 3, 3 } });
         using var opt = OptimizerTable.CreateGeneric(name, ps);
-        Run(opt, ps, 0, 2);
+        Fixtures.Run(opt, ps, 0, 2);
         var before = Fixtures.Snapshot(ps);
         var state = SaveState(opt);
 
@@ -192,10 +182,7 @@ public class BadInputTests
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         var other = Fixtures.Clone(ps);
         using var adam = optim.Adam(other, lr: 0.01);
-        for (int s = 0; s < 2; s++) {
-            Fixtures.SetGradients(other, s);
-            adam.step();
-        }
+        Fixtures.Run(adam, other, 0, 2);
         byte[] foreign;
         using (var stream = new MemoryStream()) {
             using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) ((OptimizerHelper)adam).save_state_dict(writer);
@@ -203,7 +190,7 @@ public class BadInputTests
         }
 
         using var opt = OptimizerTable.CreateGeneric(name, ps);
-        Run(opt, ps, 0, 2);
+        Fixtures.Run(opt, ps, 0, 2);
         var before = Fixtures.Snapshot(ps);
         var state = SaveState(opt);
 
@@ -220,12 +207,10 @@ public class BadInputTests
         // Same number of tensors and groups; the first tensor has 8 elements instead of 7.
         var source = Fixtures.MakeParameters(new[] { new long[] { 8 }, new long[] { 3, 5 }, new long[] { 2, 3, 4 }, Array.Empty<long>() });
         using var sourceOpt = OptimizerTable.CreateGeneric(name, source);
-        Run(sourceOpt, source, 0, 2);
+        Fixtures.Run(sourceOpt, source, 0, 2);
         var saved = SaveState(sourceOpt);
 
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerTable.CreateGeneric(name, ps);
-        Run(opt, ps, 0, 3);
+        using var opt = Fixtures.Trained(p => OptimizerTable.CreateGeneric(name, p), 3, out var ps);
         var before = Fixtures.Snapshot(ps);
         var state = SaveState(opt);
 
@@ -239,14 +224,12 @@ public class BadInputTests
     [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void TruncatedStateDictIsRejected(string name)
     {
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var sourceOpt = OptimizerTable.CreateGeneric(name, source);
-        Run(sourceOpt, source, 0, 5);
+        using var sourceOpt = Fixtures.Trained(p => OptimizerTable.CreateGeneric(name, p), 5, out var source);
         var saved = SaveState(sourceOpt);
 
         var ps = Fixtures.MakeParameters(Fixtures.Shapes, seed: 3);
         using var opt = OptimizerTable.CreateGeneric(name, ps);
-        Run(opt, ps, 0, 2);
+        Fixtures.Run(opt, ps, 0, 2);
         var before = Fixtures.Snapshot(ps);
         var state = SaveState(opt);
 
@@ -270,9 +253,7 @@ public class BadInputTests
     {
         // Code written against TorchSharp's types (checkpoint helpers, training loops) holds an Optimizer and must cast
         // to OptimizerHelper to save or load, whose load_state_dict is not virtual: the same guarantee must hold there.
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var sourceOpt = OptimizerTable.CreateGeneric("torch-adam", source);
-        Run(sourceOpt, source, 0, 5);
+        using var sourceOpt = Fixtures.Trained(p => OptimizerTable.CreateGeneric("torch-adam", p), 5, out var source);
         // Saved through the base type too: TorchSharp's generic format (an AdaGraft checkpoint's tag would stop
         // TorchSharp's loader at the first string, before the cut this test is about).
         byte[] saved;
@@ -283,7 +264,7 @@ public class BadInputTests
 
         var ps = Fixtures.MakeParameters(Fixtures.Shapes, seed: 3);
         using var opt = OptimizerTable.CreateGeneric("torch-adam", ps);
-        Run(opt, ps, 0, 2);
+        Fixtures.Run(opt, ps, 0, 2);
         var state = SaveState(opt);
 
         // Three quarters of the bytes: the cut falls in a later tensor's state, after the options and first states.

@@ -50,19 +50,7 @@ public class CudaTests
     public void CpuEqualsCuda(string name)
     {
         Assert.SkipUnless(torch.cuda.is_available(), "CUDA is not available on this machine.");
-        var cpu = Fixtures.MakeParameters(Fixtures.Shapes, ScalarType.Float32);
-        var gpu = cpu.Select(p => new Parameter(p.detach().clone().cuda())).ToList();
-        using var oc = Make(name, cpu);
-        using var og = Make(name, gpu);
-        for (int step = 0; step < 20; step++) {
-            Fixtures.SetGradients(cpu, step);
-            for (int i = 0; i < cpu.Count; i++) gpu[i].grad = cpu[i].grad!.cuda();
-            oc.step();
-            og.step();
-        }
-        var back = gpu.Select(p => new Parameter(p.detach().cpu())).ToList();
-        Fixtures.MaxRelativeDifference(back, cpu).Should().BeLessThanOrEqualTo(1e-5);
-        Fixtures.MaxRelativeDifference(cpu, Fixtures.MakeParameters(Fixtures.Shapes, ScalarType.Float32)).Should().BeGreaterThan(1e-3);
+        Fixtures.CpuCudaDivergence(Fixtures.Shapes, ps => Make(name, ps), steps: 20).Should().BeLessThanOrEqualTo(1e-5);
     }
 
     [Fact]
@@ -70,13 +58,12 @@ public class CudaTests
     {
         Assert.SkipUnless(torch.cuda.is_available(), "CUDA is not available on this machine.");
         var cpu = Fixtures.MakeParameters(Fixtures.Shapes, ScalarType.Float32);
-        var gpu = cpu.Select(p => new Parameter(p.detach().clone().cuda())).ToList();
+        var gpu = Fixtures.CudaCopies(cpu);
         using var reference = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(cpu, 0.02), GenericSecondMomentOptimizer.Adam(cpu, 1), new GraftOptions { OwnsChildren = true });
         using var guarded = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(gpu, 0.02), GenericSecondMomentOptimizer.Adam(gpu, 1), new GraftOptions { OwnsChildren = true });
         guarded.SkipNonFiniteSteps = true;
         for (int step = 0; step < 12; step++) {
-            Fixtures.SetGradients(cpu, step);
-            for (int i = 0; i < cpu.Count; i++) gpu[i].grad = cpu[i].grad!.cuda();
+            Fixtures.SetGradientsOnCpuAndCuda(cpu, gpu, step);
             if (step is 3 or 7) {
                 using (torch.no_grad()) gpu[0].grad!.view(-1)[1] = float.NaN;
                 guarded.step();
@@ -95,14 +82,13 @@ public class CudaTests
     {
         Assert.SkipUnless(torch.cuda.is_available(), "CUDA is not available on this machine.");
         var cpu = Fixtures.MakeParameters(Fixtures.Shapes, ScalarType.Float32);
-        var gpu = cpu.Select(p => new Parameter(p.detach().clone().cuda())).ToList();
+        var gpu = Fixtures.CudaCopies(cpu);
         using var gc = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(cpu, 0.02), GenericSecondMomentOptimizer.AdaGrad(cpu, 1), new GraftOptions { OwnsChildren = true });
         using var gg = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(gpu, 0.02), GenericSecondMomentOptimizer.AdaGrad(gpu, 1), new GraftOptions { OwnsChildren = true });
         using var rc = new AdaGraft.Diagnostics.StepNormRecorder(gc, new AdaGraft.Diagnostics.RecorderOptions { FlushEvery = 4 });
         using var rg = new AdaGraft.Diagnostics.StepNormRecorder(gg, new AdaGraft.Diagnostics.RecorderOptions { FlushEvery = 4 });
         for (int step = 0; step < 10; step++) {
-            Fixtures.SetGradients(cpu, step);
-            for (int i = 0; i < cpu.Count; i++) gpu[i].grad = cpu[i].grad!.cuda();
+            Fixtures.SetGradientsOnCpuAndCuda(cpu, gpu, step);
             gc.step();
             gg.step();
         }

@@ -10,14 +10,6 @@ namespace AdaGraft.Tests;
 /// </summary>
 public class GenericOptimizerTests
 {
-    private static void Run(optim.Optimizer opt, List<Parameter> ps, int from, int count)
-    {
-        for (int s = from; s < from + count; s++) {
-            Fixtures.SetGradients(ps, s);
-            opt.step();
-        }
-    }
-
     /// <summary>Every allocated state slot of every tensor (for Algorithm 1: first, second and max second moment).</summary>
     private static List<Tensor> Slots(optim.Optimizer opt, IEnumerable<Parameter> ps) =>
         ps.Select(p => OptimizerTable.StateOf(opt, p))
@@ -34,9 +26,7 @@ public class GenericOptimizerTests
     [MemberData(nameof(OptimizerTable.Names), MemberType = typeof(OptimizerTable))]
     public void StateDictRoundTripThroughAStreamContinuesBitIdentically(string name)
     {
-        var a = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerTable.Make(name, a);
-        Run(opt, a, 0, 5);
+        using var opt = Fixtures.Trained(p => OptimizerTable.Make(name, p), 5, out var a);
 
         byte[] bytes;
         using (var stream = new MemoryStream()) {
@@ -56,8 +46,8 @@ public class GenericOptimizerTests
         restored.ParamGroups.Select(g => g.LearningRate).Should().Equal(opt.ParamGroups.Select(g => g.LearningRate));
         foreach (var p in b) StepOf(restored, p).Should().Be(5);
 
-        Run(opt, a, 5, 5);
-        Run(restored, b, 5, 5);
+        Fixtures.Run(opt, a, 5, 5);
+        Fixtures.Run(restored, b, 5, 5);
         ShouldBeBitIdentical(Fixtures.Snapshot(b), Fixtures.Snapshot(a), $"({name}: restored vs. uninterrupted)");
         foreach (var p in b) StepOf(restored, p).Should().Be(10);
     }
@@ -69,9 +59,7 @@ public class GenericOptimizerTests
         var dir = Directory.CreateTempSubdirectory("adagraft-tests-");
         try {
             string path = Path.Combine(dir.FullName, "optimizer.bin");
-            var a = Fixtures.MakeParameters(Fixtures.Shapes);
-            using var opt = OptimizerTable.Make(name, a);
-            Run(opt, a, 0, 5);
+            using var opt = Fixtures.Trained(p => OptimizerTable.Make(name, p), 5, out var a);
             ((dynamic)opt).save_state_dict(path);
             Directory.GetFiles(dir.FullName).Should().ContainSingle("the atomic save leaves no temporary file behind");
 
@@ -81,8 +69,8 @@ public class GenericOptimizerTests
             ((dynamic)restored).load_state_dict(path);
             foreach (var p in b) StepOf(restored, p).Should().Be(5);
 
-            Run(opt, a, 5, 5);
-            Run(restored, b, 5, 5);
+            Fixtures.Run(opt, a, 5, 5);
+            Fixtures.Run(restored, b, 5, 5);
             ShouldBeBitIdentical(Fixtures.Snapshot(b), Fixtures.Snapshot(a), $"({name}: restored from a file vs. uninterrupted)");
         } finally {
             dir.Delete(recursive: true);
@@ -178,10 +166,7 @@ public class GenericOptimizerTests
         for (int t = 0; t < 10; t++) {
             momenta.Add(groupA.Momentum);
             groupA.LearningRate.Should().Be(groupB.LearningRate, "both follow the same LR schedule");
-            Fixtures.SetGradients(a, t);
-            Fixtures.SetGradients(b, t);
-            cycled.step();
-            notCycled.step();
+            Fixtures.StepAll(t, (a, cycled), (b, notCycled));
             schedulerA.step();
             schedulerB.step();
         }
@@ -205,12 +190,12 @@ public class GenericOptimizerTests
         var b = Fixtures.Clone(a);
         using var moved = OptimizerTable.Make(name, a);
         using var stayed = OptimizerTable.Make(name, b);
-        Run(moved, a, 0, 3);
-        Run(stayed, b, 0, 3);
+        Fixtures.Run(moved, a, 0, 3);
+        Fixtures.Run(stayed, b, 0, 3);
         ((dynamic)moved).to(torch.CPU);
         Slots(moved, a).All(t => t.device_type == DeviceType.CPU).Should().BeTrue("the state is on the CPU");
-        Run(moved, a, 3, 3);
-        Run(stayed, b, 3, 3);
+        Fixtures.Run(moved, a, 3, 3);
+        Fixtures.Run(stayed, b, 3, 3);
         ShouldBeBitIdentical(Fixtures.Snapshot(a), Fixtures.Snapshot(b), $"({name}: after to(CPU))");
     }
 
@@ -239,11 +224,7 @@ public class GenericOptimizerTests
 
         grouped.ParamGroups.Select(g => g.LearningRate).Should().Equal(defaults.LearningRate!.Value, lr2);
         for (int s = 0; s < 10; s++) {
-            Fixtures.SetGradients(all, s);
-            Fixtures.SetGradients(separate, s);
-            grouped.step();
-            first.step();
-            second.step();
+            Fixtures.StepAll(s, new[] { all, separate }, grouped, first, second);
         }
         ShouldBeBitIdentical(Fixtures.Snapshot(all), Fixtures.Snapshot(separate), $"({name}: two groups vs. two optimizers)");
     }
@@ -296,7 +277,7 @@ public class GenericOptimizerTests
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         var opt = OptimizerTable.Make(name, ps);
-        Run(opt, ps, 0, 2);
+        Fixtures.Run(opt, ps, 0, 2);
         var slots = Slots(opt, ps);
         slots.All(t => !t.IsInvalid).Should().BeTrue("the state is alive before Dispose");
 

@@ -33,6 +33,25 @@ public class PaperFormTests
 
     private static double[] Expected(double[] w, Func<int, double> delta) => w.Select((x, i) => x + delta(i)).ToArray();
 
+    /// <summary>The parameter after step 1 (gradient G1) and after step 2 (G2) of the optimizer <paramref name="make"/> builds over W0.</summary>
+    private static (double[] W1, double[] W2) TwoSteps(Func<Parameter[], GenericSecondMomentOptimizer> make)
+    {
+        var p = Vector(W0);
+        using var opt = make(new[] { p });
+        var w1 = FirstStep(opt, p, G1);
+        return (w1, FirstStep(opt, p, G2));
+    }
+
+    /// <summary>
+    /// Step 2 from <paramref name="w1"/> without (1−β) scaling or bias correction: m1 = β1·g1 + g2,
+    /// m2 = <paramref name="beta2"/>·g1² + g2², Δ = −η·m1/√m2 (0 where m2 = 0); AdaGrad is <paramref name="beta2"/> = 1.
+    /// </summary>
+    private static double[] UnscaledSecondStep(double[] w1, double lr, double beta2) => Expected(w1, i => {
+        double m1 = Beta1 * G1[i] + G2[i];
+        double m2 = beta2 * G1[i] * G1[i] + G2[i] * G2[i];
+        return m2 == 0 ? 0 : -lr * m1 / Math.Sqrt(m2);
+    });
+
     // ---------------- First steps: −η·sign(g) for AdaGrad, RMSprop and Adam ----------------
 
     public static readonly TheoryData<string> SignFirstStepForms = new() { "adagrad", "rmsprop", "adam" };
@@ -80,18 +99,10 @@ public class PaperFormTests
     public void AdaGradSecondStepMatchesHandDerivation()
     {
         const double lr = 0.1;
-        var p = Vector(W0);
-        using var opt = GenericSecondMomentOptimizer.AdaGrad(new[] { p }, lr);
-        var w1 = FirstStep(opt, p, G1);
-        var w2 = FirstStep(opt, p, G2);
+        var (w1, w2) = TwoSteps(ps => GenericSecondMomentOptimizer.AdaGrad(ps, lr));
 
         // m1 = 0.9·g1 + g2, m2 = g1² + g2², Δ = −η·m1/√m2 (0 where m2 = 0).
-        var expected = Expected(w1, i => {
-            double m1 = Beta1 * G1[i] + G2[i];
-            double m2 = G1[i] * G1[i] + G2[i] * G2[i];
-            return m2 == 0 ? 0 : -lr * m1 / Math.Sqrt(m2);
-        });
-        ShouldBeClose(w2, expected, 1e-12, "AdaGrad second step");
+        ShouldBeClose(w2, UnscaledSecondStep(w1, lr, beta2: 1), 1e-12, "AdaGrad second step");
         w2[3].Should().Be(W0[3], "a coordinate whose gradient was always 0 does not move");
         // Coordinate 5: g1 = 0, so after step 2 m1 = g2 and m2 = g2², a full −η·sign(g2) step.
         (w2[5] - w1[5]).Should().BeApproximately(-lr * Math.Sign(G2[5]), 1e-14);
@@ -101,18 +112,10 @@ public class PaperFormTests
     public void RmsPropPaperFormSecondStepMatchesHandDerivation()
     {
         const double lr = 0.1;
-        var p = Vector(W0);
-        using var opt = GenericSecondMomentOptimizer.RmsProp(new[] { p }, lr, momentum: Beta1, beta2: Beta2);
-        var w1 = FirstStep(opt, p, G1);
-        var w2 = FirstStep(opt, p, G2);
+        var (w1, w2) = TwoSteps(ps => GenericSecondMomentOptimizer.RmsProp(ps, lr, momentum: Beta1, beta2: Beta2));
 
         // No (1−β) scaling: m1 = 0.9·g1 + g2, m2 = β2·g1² + g2².
-        var expected = Expected(w1, i => {
-            double m1 = Beta1 * G1[i] + G2[i];
-            double m2 = Beta2 * G1[i] * G1[i] + G2[i] * G2[i];
-            return m2 == 0 ? 0 : -lr * m1 / Math.Sqrt(m2);
-        });
-        ShouldBeClose(w2, expected, 1e-12, "RMSprop (paper form) second step");
+        ShouldBeClose(w2, UnscaledSecondStep(w1, lr, Beta2), 1e-12, "RMSprop (paper form) second step");
         w2[3].Should().Be(W0[3]);
     }
 
@@ -120,10 +123,7 @@ public class PaperFormTests
     public void AdamPaperFormSecondStepMatchesHandDerivation()
     {
         const double lr = 0.1;
-        var p = Vector(W0);
-        using var opt = GenericSecondMomentOptimizer.Adam(new[] { p }, lr, beta1: Beta1, beta2: Beta2);
-        var w1 = FirstStep(opt, p, G1);
-        var w2 = FirstStep(opt, p, G2);
+        var (w1, w2) = TwoSteps(ps => GenericSecondMomentOptimizer.Adam(ps, lr, beta1: Beta1, beta2: Beta2));
 
         // m1 = β1·(1−β1)·g1 + (1−β1)·g2, m2 = β2·(1−β2)·g1² + (1−β2)·g2²;
         // bias-corrected m̂1 = m1/(1−β1²), m̂2 = m2/(1−β2²); Δ = −η·m̂1/√m̂2.
@@ -155,11 +155,8 @@ public class PaperFormTests
     public void SgdTwoStepsMatchHandDerivation()
     {
         const double lr = 0.1;
-        var p = Vector(W0);
-        using var opt = GenericSecondMomentOptimizer.Sgd(new[] { p }, lr);
-        var w1 = FirstStep(opt, p, G1);
+        var (w1, w2) = TwoSteps(ps => GenericSecondMomentOptimizer.Sgd(ps, lr));
         ShouldBeClose(w1, Expected(W0, i => -lr * G1[i]), 1e-14, "SGD step 1");
-        var w2 = FirstStep(opt, p, G2);
         ShouldBeClose(w2, Expected(w1, i => -lr * G2[i]), 1e-14, "SGD step 2 (no memory of g1)");
     }
 
@@ -253,10 +250,7 @@ public class PaperFormTests
             // √(1−β2^t)/(1−β1^t): the same as RMSprop with η_t = η·(1−β1)·√(1−β2^t) / ((1−β1^t)·√(1−β2)).
             double lrT = lr * (1 - Beta1) * Math.Sqrt(1 - Math.Pow(Beta2, t)) / ((1 - Math.Pow(Beta1, t)) * Math.Sqrt(1 - Beta2));
             foreach (var g in rms.ParamGroups) g.LearningRate = lrT;
-            Fixtures.SetGradients(a, t);
-            Fixtures.SetGradients(b, t);
-            adam.step();
-            rms.step();
+            Fixtures.StepAll(t, (a, adam), (b, rms));
             worst = Math.Max(worst, Fixtures.MaxRelativeDifference(b, a));
         }
         worst.Should().BeLessThanOrEqualTo(1e-10);

@@ -176,43 +176,25 @@ public static class IdxReader
 
         var data = content.Slice(headerLength);
         int n = (int)count;
-        Array values;
-        switch (type) {
-            case IdxDataType.UInt8:
-                values = data.ToArray();
-                break;
-            case IdxDataType.Int8: {
-                    var v = new sbyte[n];
-                    for (int i = 0; i < n; i++) v[i] = unchecked((sbyte)data[i]);
-                    values = v;
-                    break;
-                }
-            case IdxDataType.Int16: {
-                    var v = new short[n];
-                    for (int i = 0; i < n; i++) v[i] = BinaryPrimitives.ReadInt16BigEndian(data.Slice(2 * i, 2));
-                    values = v;
-                    break;
-                }
-            case IdxDataType.Int32: {
-                    var v = new int[n];
-                    for (int i = 0; i < n; i++) v[i] = BinaryPrimitives.ReadInt32BigEndian(data.Slice(4 * i, 4));
-                    values = v;
-                    break;
-                }
-            case IdxDataType.Float32: {
-                    var v = new float[n];
-                    for (int i = 0; i < n; i++) v[i] = BinaryPrimitives.ReadSingleBigEndian(data.Slice(4 * i, 4));
-                    values = v;
-                    break;
-                }
-            default: {
-                    var v = new double[n];
-                    for (int i = 0; i < n; i++) v[i] = BinaryPrimitives.ReadDoubleBigEndian(data.Slice(8 * i, 8));
-                    values = v;
-                    break;
-                }
-        }
+        Array values = type switch {
+            IdxDataType.UInt8 => data.ToArray(),
+            IdxDataType.Int8 => Decode(data, n, 1, b => unchecked((sbyte)b[0])),
+            IdxDataType.Int16 => Decode(data, n, 2, BinaryPrimitives.ReadInt16BigEndian),
+            IdxDataType.Int32 => Decode(data, n, 4, BinaryPrimitives.ReadInt32BigEndian),
+            IdxDataType.Float32 => Decode(data, n, 4, BinaryPrimitives.ReadSingleBigEndian),
+            _ => Decode(data, n, 8, BinaryPrimitives.ReadDoubleBigEndian),
+        };
         return new IdxArray(type, dims, values);
+    }
+
+    private delegate T ElementReader<T>(ReadOnlySpan<byte> bytes);
+
+    /// <summary>The <paramref name="n"/> elements of <paramref name="size"/> bytes each at the start of <paramref name="data"/>, each read by <paramref name="read"/>.</summary>
+    private static T[] Decode<T>(ReadOnlySpan<byte> data, int n, int size, ElementReader<T> read)
+    {
+        var v = new T[n];
+        for (int i = 0; i < n; i++) v[i] = read(data.Slice(size * i, size));
+        return v;
     }
 }
 

@@ -137,18 +137,7 @@ public static class D1Constructions
         };
         var rows = new List<D1Row>();
         foreach (var o in opts) {
-            var w = new Parameter(torch.zeros(d, dtype: ScalarType.Float64, device: device));
-            using var opt = o.Make(w, o.Lr);
-            for (int t = 0; t < steps; t++) {
-                using (var step = torch.NewDisposeScope()) {
-                    opt.zero_grad();
-                    var r = x.mv(w) - y;
-                    var loss = r.square().mean() * 0.5;
-                    loss.backward();
-                    opt.step();
-                }
-                progress?.Invoke();
-            }
+            var w = Train(o, d, device, steps, (v, _) => (x.mv(v) - y).square().mean() * 0.5, progress);
             using var _ = torch.no_grad();
             double train = (x.mv(w) - y).square().mean().item<double>() * 0.5;
             double test = TestError(xt, yt, w);
@@ -188,19 +177,7 @@ public static class D1Constructions
         };
         var rows = new List<D1Row>();
         foreach (var o in opts) {
-            var w = new Parameter(torch.zeros(d, dtype: ScalarType.Float64, device: device));
-            using var opt = o.Make(w, o.Lr);
-            var sched = o.Schedule is null ? null : torch.optim.lr_scheduler.LambdaLR(opt, o.Schedule);
-            for (int t = 0; t < inst.Sample.Length; t++) {
-                using (var step = torch.NewDisposeScope()) {
-                    opt.zero_grad();
-                    var loss = torch.nn.functional.relu(1 - w.index_select(0, sample.narrow(0, t, 1))).sum();
-                    loss.backward();
-                    opt.step();
-                }
-                sched?.step();
-                progress?.Invoke();
-            }
+            var w = Train(o, d, device, inst.Sample.Length, (v, t) => torch.nn.functional.relu(1 - v.index_select(0, sample.narrow(0, t, 1))).sum(), progress);
             using var _ = torch.no_grad();
             double train = torch.nn.functional.relu(1 - w.index_select(0, sample)).mean().item<double>();
             double test = torch.nn.functional.relu(1 - w).mean().item<double>();
@@ -211,6 +188,28 @@ public static class D1Constructions
         rows.Add(new D1Row("(b) sparse hinge, AdaGrad > SGD", "(instance)", $"d = {d}, c = {inst.Sample.Length / (double)d:F2}", inst.Sample.Length, double.NaN,
             1 - inst.SeenFraction, "unseen fraction", $"{inst.Sample.Distinct().Count()} of {d} coordinates seen (data seed {inst.Seed})"));
         return rows;
+    }
+
+    /// <summary>
+    /// Trains w₀ = 0 (float64, <paramref name="d"/> coordinates) with <paramref name="o"/>'s optimizer on
+    /// <paramref name="loss"/>(w, t) for steps t = 0 … <paramref name="steps"/> − 1, stepping <paramref name="o"/>'s
+    /// schedule (if any) after each step; each step's temporaries are freed with it.
+    /// </summary>
+    private static Parameter Train(Opt o, int d, Device device, int steps, Func<Parameter, int, Tensor> loss, Action? progress)
+    {
+        var w = new Parameter(torch.zeros(d, dtype: ScalarType.Float64, device: device));
+        using var opt = o.Make(w, o.Lr);
+        var sched = o.Schedule is null ? null : torch.optim.lr_scheduler.LambdaLR(opt, o.Schedule);
+        for (int t = 0; t < steps; t++) {
+            using (var step = torch.NewDisposeScope()) {
+                opt.zero_grad();
+                loss(w, t).backward();
+                opt.step();
+            }
+            sched?.step();
+            progress?.Invoke();
+        }
+        return w;
     }
 
     private static double SeenMean(Tensor w, SparseHingeInstance inst)

@@ -189,25 +189,25 @@ public static class Preconditioners
     public static string Csv(PreconditionersResult r)
     {
         ArgumentNullException.ThrowIfNull(r);
-        var sb = new StringBuilder(CsvHeader).Append('\n');
-        foreach (var t in r.Tables)
-            foreach (var c in t.Cells)
-                sb.AppendJoin(',', t.Task, Quote(c.Optimizer), Num(c.Lr.Lr), Quote(c.Lr.How), c.Runs.Count, t.Steps, Num(c.TrainLoss.Mean), Num(c.TrainLoss.Sd),
-                    Quote(t.HeldOutName), Num(c.HeldOut.Mean), Num(c.HeldOut.Sd), Num(c.MsPerStep.Mean), Num(c.MsPerStep.Sd), c.Diverged).Append('\n');
-        return sb.ToString();
+        return AdaGraft.Lab.Output.Reports.CsvText(CsvHeader,
+            from t in r.Tables
+            from c in t.Cells
+            select new object?[] {
+                t.Task, Quote(c.Optimizer), Num(c.Lr.Lr), Quote(c.Lr.How), c.Runs.Count, t.Steps, Num(c.TrainLoss.Mean), Num(c.TrainLoss.Sd),
+                Quote(t.HeldOutName), Num(c.HeldOut.Mean), Num(c.HeldOut.Sd), Num(c.MsPerStep.Mean), Num(c.MsPerStep.Sd), c.Diverged,
+            });
     }
 
     /// <summary>Every recorded training loss (task, optimizer, seed, step, loss).</summary>
     public static string CurvesCsv(PreconditionersResult r)
     {
         ArgumentNullException.ThrowIfNull(r);
-        var sb = new StringBuilder("task,optimizer,seed,step,train_loss\n");
-        foreach (var t in r.Tables)
-            foreach (var c in t.Cells)
-                foreach (var run in c.Runs)
-                    for (int i = 0; i < run.Losses.Length; i++)
-                        sb.AppendJoin(',', t.Task, Quote(c.Optimizer), run.Seed, i, Num(run.Losses[i])).Append('\n');
-        return sb.ToString();
+        return AdaGraft.Lab.Output.Reports.CsvText("task,optimizer,seed,step,train_loss",
+            from t in r.Tables
+            from c in t.Cells
+            from run in c.Runs
+            from i in Enumerable.Range(0, run.Losses.Length)
+            select new object?[] { t.Task, Quote(c.Optimizer), run.Seed, i, Num(run.Losses[i]) });
     }
 
     /// <summary>One line per optimizer, the same columns as the Markdown table, for the plain-text output.</summary>

@@ -25,43 +25,49 @@ public static class Reports
     internal static string Csv(string s) => s.Contains(',', StringComparison.Ordinal) || s.Contains('"', StringComparison.Ordinal)
         ? "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : s;
 
+    /// <summary>
+    /// A CSV text: the header line, then one line per row, its fields joined by commas as
+    /// <see cref="StringBuilder.AppendJoin(char, object?[])"/> writes them (the caller formats numbers and quotes text).
+    /// </summary>
+    internal static string CsvText(string header, IEnumerable<object?[]> rows)
+    {
+        var sb = new StringBuilder(header).Append('\n');
+        foreach (var row in rows) sb.AppendJoin(',', row).Append('\n');
+        return sb.ToString();
+    }
+
     /// <summary>One row per cell per task (sd empty with one seed).</summary>
     public static string TableCsv(IEnumerable<TableResult> tables)
     {
         ArgumentNullException.ThrowIfNull(tables);
-        var sb = new StringBuilder(TableCsvHeader).Append('\n');
-        foreach (var t in tables)
-            foreach (var c in t.Cells) {
-                sb.AppendJoin(',', t.Task, BaseOptimizers.Name(c.M), BaseOptimizers.Name(c.D), Csv(c.Name), Num(c.LrM), c.Runs.Count, t.Steps,
-                    Num(c.TrainLoss.Mean), Num(c.TrainLoss.Sd), Csv(t.HeldOutName), Num(c.HeldOut.Mean), Num(c.HeldOut.Sd), c.Diverged).Append('\n');
-            }
-        return sb.ToString();
+        return CsvText(TableCsvHeader,
+            from t in tables
+            from c in t.Cells
+            select new object?[] {
+                t.Task, BaseOptimizers.Name(c.M), BaseOptimizers.Name(c.D), Csv(c.Name), Num(c.LrM), c.Runs.Count, t.Steps,
+                Num(c.TrainLoss.Mean), Num(c.TrainLoss.Sd), Csv(t.HeldOutName), Num(c.HeldOut.Mean), Num(c.HeldOut.Sd), c.Diverged,
+            });
     }
 
     /// <summary>One row per run (seed).</summary>
     public static string RunsCsv(IEnumerable<TableResult> tables)
     {
         ArgumentNullException.ThrowIfNull(tables);
-        var sb = new StringBuilder("task,cell,seed,final_train_loss,heldout,diverged,seconds\n");
-        foreach (var t in tables)
-            foreach (var c in t.Cells)
-                foreach (var r in c.Runs)
-                    sb.AppendJoin(',', t.Task, Csv(c.Name), r.Seed, Num(r.Final.TrainLoss), Num(r.Final.HeldOut), r.Diverged, r.Seconds.ToString("F2", Inv)).Append('\n');
-        return sb.ToString();
+        return CsvText("task,cell,seed,final_train_loss,heldout,diverged,seconds",
+            Runs(tables).Select(x => new object?[] { x.Task, x.Cell, x.Run.Seed, Num(x.Run.Final.TrainLoss), Num(x.Run.Final.HeldOut), x.Run.Diverged, x.Run.Seconds.ToString("F2", Inv) }));
     }
 
     /// <summary>Every recorded training loss (task, cell, seed, step, loss).</summary>
     public static string CurvesCsv(IEnumerable<TableResult> tables)
     {
         ArgumentNullException.ThrowIfNull(tables);
-        var sb = new StringBuilder("task,cell,seed,step,train_loss\n");
-        foreach (var t in tables)
-            foreach (var c in t.Cells)
-                foreach (var r in c.Runs)
-                    for (int i = 0; i < r.Losses.Length; i++)
-                        sb.AppendJoin(',', t.Task, Csv(c.Name), r.Seed, i, Num(r.Losses[i])).Append('\n');
-        return sb.ToString();
+        return CsvText("task,cell,seed,step,train_loss",
+            Runs(tables).SelectMany(x => x.Run.Losses.Select((loss, i) => new object?[] { x.Task, x.Cell, x.Run.Seed, i, Num(loss) })));
     }
+
+    /// <summary>Every run of every cell of every table, in table, cell and seed order, with its task and CSV-quoted cell name.</summary>
+    private static IEnumerable<(string Task, string Cell, RunResult Run)> Runs(IEnumerable<TableResult> tables) =>
+        from t in tables from c in t.Cells from r in c.Runs select (t.Task, Csv(c.Name), r);
 
     /// <summary>The one format of a held-out metric in every table: accuracies (higher is better) as "85.8 %" (or
     /// "85.8 ± 0.3 %"), losses as "2.9932" (or "2.9932 ± 0.0256").</summary>
@@ -156,10 +162,8 @@ public static class Reports
     public static string DiscoveryCsv(DiscoveryResult r)
     {
         ArgumentNullException.ThrowIfNull(r);
-        var sb = new StringBuilder("step,global_ratio,correction,fit\n");
-        for (int t = 0; t < r.Ratios.Count; t++)
-            sb.AppendJoin(',', t, Num(r.Ratios[t]), Num(r.Correction[t]), Num(r.FitAt(t))).Append('\n');
-        return sb.ToString();
+        return CsvText("step,global_ratio,correction,fit",
+            Enumerable.Range(0, r.Ratios.Count).Select(t => new object?[] { t, Num(r.Ratios[t]), Num(r.Correction[t]), Num(r.FitAt(t)) }));
     }
 
     /// <summary>Appendix D.1 rows as Markdown.</summary>
@@ -180,10 +184,8 @@ public static class Reports
     public static string D1Csv(IReadOnlyList<D1Row> rows)
     {
         ArgumentNullException.ThrowIfNull(rows);
-        var sb = new StringBuilder("construction,optimizer,setting,steps,final_train_loss,test_error,test_error_is,notes\n");
-        foreach (var r in rows)
-            sb.AppendJoin(',', Csv(r.Construction), Csv(r.Optimizer), Csv(r.Setting), r.Steps, Num(r.TrainLoss), Num(r.TestError), Csv(r.TestErrorMeaning), Csv(r.Extra)).Append('\n');
-        return sb.ToString();
+        return CsvText("construction,optimizer,setting,steps,final_train_loss,test_error,test_error_is,notes",
+            rows.Select(r => new object?[] { Csv(r.Construction), Csv(r.Optimizer), Csv(r.Setting), r.Steps, Num(r.TrainLoss), Num(r.TestError), Csv(r.TestErrorMeaning), Csv(r.Extra) }));
     }
 
     /// <summary>The line printed under <see cref="TableConsole"/> (not a table caption, which would wrap at the table's width).</summary>

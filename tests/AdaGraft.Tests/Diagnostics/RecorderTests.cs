@@ -55,10 +55,7 @@ public class RecorderTests
         var w = Fixtures.MakeParameters(Fixtures.Shapes);
         using var graft = new GraftOptimizer(GenericSecondMomentOptimizer.Sgd(w, 0.01), GenericSecondMomentOptimizer.Adam(w, 1), new GraftOptions { OwnsChildren = true });
         using var recorder = new StepNormRecorder(graft, new RecorderOptions { FlushEvery = 3, MaxRecordedSteps = 8 });
-        for (int step = 1; step <= 50; step++) {
-            Fixtures.SetGradients(w, step);
-            graft.step();
-        }
+        Fixtures.Run(graft, w, 1, 50);
         var steps = recorder.Records().Select(r => r.Step).Distinct().OrderBy(s => s).ToArray();
         steps.Length.Should().BeInRange(4, 8);
         recorder.Stride.Should().BeOneOf(8, 16);
@@ -99,10 +96,7 @@ public class RecorderTests
         using var graft = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(w, 0.02), GenericSecondMomentOptimizer.AdaGrad(w, 1),
             new GraftOptions { Granularity = GraftGranularity.Global, OwnsChildren = true });
         using var recorder = new StepNormRecorder(graft);
-        for (int step = 1; step <= 40; step++) {
-            Fixtures.SetGradients(w, step);
-            graft.step();
-        }
+        Fixtures.Run(graft, w, 1, 40);
         var records = recorder.Records();
         var (t, r) = recorder.GlobalRatios();
         var fit = ScheduleFitter.Linear(t, r);

@@ -18,10 +18,7 @@ public class ScheduleCorrectionTests
         for (int t = 1; t <= 20; t++) {
             double inner = plain.ParamGroups.Single().LearningRate;
             corrected.ParamGroups.Single().LearningRate.Should().Be(inner * correction.Factor(t), $"step {t} uses StepLR(t)·c(t)");
-            Fixtures.SetGradients(a, t);
-            Fixtures.SetGradients(b, t);
-            corrected.step();
-            plain.step();
+            Fixtures.StepAll(t, (a, corrected), (b, plain));
             scheduler.step();
             reference.step();
         }
@@ -61,10 +58,7 @@ public class ScheduleCorrectionTests
         using var rmsprop = new GenericSecondMomentOptimizer(b, o);
         var warmup = new CorrectedScheduler(rmsprop, new AdamBiasCorrectionWarmup(0.9, 0.999));
         for (int t = 0; t < 1000; t++) {
-            Fixtures.SetGradients(a, t);
-            Fixtures.SetGradients(b, t);
-            adam.step();
-            rmsprop.step();
+            Fixtures.StepAll(t, (a, adam), (b, rmsprop));
             warmup.step();
         }
         Fixtures.MaxRelativeDifference(b, a).Should().BeLessThanOrEqualTo(1e-10);

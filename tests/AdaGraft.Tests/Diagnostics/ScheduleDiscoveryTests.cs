@@ -55,10 +55,7 @@ public class ScheduleDiscoveryTests
             double inner = plain.ParamGroups.Single().LearningRate;
             corrected.ParamGroups.Single().LearningRate.Should().Be(inner * fit.Evaluate(step), $"step {step} uses inner(t)·c(t)");
             Math.Abs(fit.Evaluate(step) / c(step) - 1).Should().BeLessThan(1e-9, "the fitted c(t) is the known one");
-            Fixtures.SetGradients(a1, step);
-            Fixtures.SetGradients(b1, step);
-            corrected.step();
-            plain.step();
+            Fixtures.StepAll(step, (a1, corrected), (b1, plain));
             scheduler.step();
             reference.step();
         }
@@ -92,10 +89,7 @@ public class ScheduleDiscoveryTests
             using var graft = new GraftOptimizer(GenericSecondMomentOptimizer.Sgd(w, 0.1), GenericSecondMomentOptimizer.Sgd(w, directionLr),
                 new GraftOptions { Granularity = GraftGranularity.Global, OwnsChildren = true });
             using var recorder = new StepNormRecorder(graft, new RecorderOptions { FlushEvery = 7 });
-            for (int step = 1; step <= 60; step++) {
-                Fixtures.SetGradients(w, step);
-                graft.step();
-            }
+            Fixtures.Run(graft, w, 1, 60);
             Func<long, double> ownRate = t => 0.1 / c(t);
             var (steps, corrections) = recorder.Corrections(ownRate);
             steps.Should().Equal(Enumerable.Range(1, 60).Select(i => (double)i));
@@ -119,10 +113,7 @@ public class ScheduleDiscoveryTests
         using var graft = new GraftOptimizer(GenericSecondMomentOptimizer.Sgd(w, 0.1), GenericSecondMomentOptimizer.Sgd(w, 1),
             new GraftOptions { Granularity = GraftGranularity.Global, OwnsChildren = true });
         using var recorder = new StepNormRecorder(graft);
-        for (int step = 1; step <= 5; step++) {
-            Fixtures.SetGradients(w, step);
-            graft.step();
-        }
+        Fixtures.Run(graft, w, 1, 5);
         FluentActions.Invoking(() => recorder.Corrections(t => t == 3 ? 0 : 1)).Should().Throw<ArgumentException>()
             .WithParameterName("directionRate").WithMessage("*directionRate(3) = 0*positive*");
         FluentActions.Invoking(() => recorder.Corrections(t => 1, "nope")).Should().Throw<ArgumentException>()
@@ -144,10 +135,7 @@ public class ScheduleDiscoveryTests
             GenericSecondMomentOptimizer.BaseOptions(0.1));
         using var graft = new GraftOptimizer(m, d, new GraftOptions { OwnsChildren = true });
         using var recorder = new StepNormRecorder(graft);
-        for (int step = 1; step <= 4; step++) {
-            Fixtures.SetGradients(w, step);
-            graft.step();
-        }
+        Fixtures.Run(graft, w, 1, 4);
         FluentActions.Invoking(() => recorder.Corrections(t => 0.1)).Should().Throw<InvalidOperationException>().WithMessage("*different learning rates*tensor*");
         var ratios3 = recorder.Records().Where(r => r.Tensor == "p3").Select(r => r.Ratio).ToArray();
         ratios3[0].Should().BeApproximately(0.1 / 4, 1e-12, "p3's ratio is against D's rate 4");

@@ -18,40 +18,38 @@ public class ScheduleFitTests
         }).ToArray();
     }
 
-    [Fact]
-    public void LinearFitRecoversC0AndC1Within2Percent()
+    /// <summary>
+    /// Fits <paramref name="family"/> to <see cref="Noisy"/> data of <paramref name="f"/> over steps 1 … <paramref name="n"/>:
+    /// A and B within their tolerances, R² above <paramref name="minRSquared"/> (when given), and
+    /// <see cref="ScheduleFitter.Best"/> picks the family.
+    /// </summary>
+    private static void ShouldRecover(ScheduleFamily family, int n, Func<double, double> f, int seed,
+        (double Value, double Tolerance) a, (double Value, double Tolerance) b, double? minRSquared)
     {
-        var t = Steps(2000);
-        var y = Noisy(t, x => 0.3 + 0.002 * x, seed: 1);
-        var fit = ScheduleFitter.Linear(t, y);
-        fit.A.Should().BeApproximately(0.3, 0.02 * 0.3);
-        fit.B.Should().BeApproximately(0.002, 0.02 * 0.002);
-        fit.RSquared.Should().BeGreaterThan(0.99);
-        ScheduleFitter.Best(t, y).Family.Should().Be(ScheduleFamily.Linear);
+        var t = Steps(n);
+        var y = Noisy(t, f, seed);
+        var fit = family switch {
+            ScheduleFamily.Linear => ScheduleFitter.Linear(t, y),
+            ScheduleFamily.PowerLaw => ScheduleFitter.PowerLaw(t, y),
+            _ => ScheduleFitter.Exponential(t, y),
+        };
+        fit.A.Should().BeApproximately(a.Value, a.Tolerance);
+        fit.B.Should().BeApproximately(b.Value, b.Tolerance);
+        if (minRSquared is double r2) fit.RSquared.Should().BeGreaterThan(r2);
+        ScheduleFitter.Best(t, y).Family.Should().Be(family);
     }
 
     [Fact]
-    public void PowerLawFitRecoversAlphaWithin002()
-    {
-        var t = Steps(5000);
-        var y = Noisy(t, x => 2.0 * Math.Pow(x, -0.27), seed: 2);
-        var fit = ScheduleFitter.PowerLaw(t, y);
-        fit.B.Should().BeApproximately(-0.27, 0.02);
-        fit.A.Should().BeApproximately(2.0, 0.05 * 2.0);
-        fit.RSquared.Should().BeGreaterThan(0.9);
-        ScheduleFitter.Best(t, y).Family.Should().Be(ScheduleFamily.PowerLaw);
-    }
+    public void LinearFitRecoversC0AndC1Within2Percent() =>
+        ShouldRecover(ScheduleFamily.Linear, 2000, x => 0.3 + 0.002 * x, seed: 1, a: (0.3, 0.02 * 0.3), b: (0.002, 0.02 * 0.002), minRSquared: 0.99);
 
     [Fact]
-    public void ExponentialFitRecoversRateAndIsPickedForExponentialData()
-    {
-        var t = Steps(3000);
-        var y = Noisy(t, x => 1.5 * Math.Exp(-0.001 * x), seed: 3);
-        var fit = ScheduleFitter.Exponential(t, y);
-        fit.B.Should().BeApproximately(-0.001, 0.02 * 0.001);
-        fit.A.Should().BeApproximately(1.5, 0.02 * 1.5);
-        ScheduleFitter.Best(t, y).Family.Should().Be(ScheduleFamily.Exponential);
-    }
+    public void PowerLawFitRecoversAlphaWithin002() =>
+        ShouldRecover(ScheduleFamily.PowerLaw, 5000, x => 2.0 * Math.Pow(x, -0.27), seed: 2, a: (2.0, 0.05 * 2.0), b: (-0.27, 0.02), minRSquared: 0.9);
+
+    [Fact]
+    public void ExponentialFitRecoversRateAndIsPickedForExponentialData() =>
+        ShouldRecover(ScheduleFamily.Exponential, 3000, x => 1.5 * Math.Exp(-0.001 * x), seed: 3, a: (1.5, 0.02 * 1.5), b: (-0.001, 0.02 * 0.001), minRSquared: null);
 
     [Fact]
     public void LineIsExactOnALineAndLosesNoPrecisionAtLargeSteps()

@@ -61,10 +61,7 @@ public sealed class MomentumOneTests
             double momentum = ((IMomentum)ours.ParamGroups.Single()).Momentum;
             momentum.Should().Be(((IMomentum)theirs.ParamGroups.Single()).Momentum);
             highest = Math.Max(highest, momentum);
-            Fixtures.SetGradients(a, step);
-            Fixtures.SetGradients(b, step);
-            ours.step();
-            theirs.step();
+            Fixtures.StepAll(step, (a, ours), (b, theirs));
             oursSchedule.step();
             theirsSchedule.step();
             Fixtures.MaxRelativeDifference(a, b).Should().BeLessThanOrEqualTo(1e-10, $"after step {step} (momentum {momentum})");

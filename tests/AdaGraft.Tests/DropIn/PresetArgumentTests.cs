@@ -128,11 +128,7 @@ public sealed class PresetArgumentTests
         together.ParamGroups.Select(g => g.LearningRate).Should().Equal(lr, lr * 3);
         var separate = first.Concat(second).ToList();
         for (int step = 0; step < 10; step++) {
-            Fixtures.SetGradients(all, step);
-            Fixtures.SetGradients(separate, step);
-            together.step();
-            a.step();
-            b.step();
+            Fixtures.StepAll(step, new[] { all, separate }, together, a, b);
         }
         Fixtures.MaxRelativeDifference(all, separate).Should().BeLessThanOrEqualTo(1e-14);
         Fixtures.MaxRelativeDifference(all, Fixtures.MakeParameters(shapes)).Should().BeGreaterThan(1e-4, "the parameters moved");

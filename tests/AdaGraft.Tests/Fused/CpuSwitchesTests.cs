@@ -47,10 +47,7 @@ public class CpuSwitchesTests
         var w = Fixtures.MakeParameters(Shapes, ScalarType.Float32);
         var (opt, fusedCount) = Make(kind, w, option);
         using (opt) {
-            for (int step = 0; step < 4; step++) {
-                Fixtures.SetGradients(w, step);
-                opt.step();
-            }
+            Fixtures.Run(opt, w, 0, 4);
             return (Fixtures.Snapshot(w), fusedCount());
         }
     }

@@ -128,12 +128,7 @@ public class FusedBlackBoxTests
             new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true });
         using var eager = new GraftOptimizer(new StorageSwappingSgd(b, 0.02, strided: false), optim.Adam(b, lr: 0.01),
             new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true, FusedCpuKernel = false });
-        for (int step = 0; step < 5; step++) {
-            Fixtures.SetGradients(a, step);
-            Fixtures.SetGradients(b, step);
-            fused.step();
-            eager.step();
-        }
+        Fixtures.RunAll(0, 5, (a, fused), (b, eager));
         fused.FusedSteps.Should().Be(5);
         Fixtures.MaxRelativeDifference(a, b).Should().BeLessThanOrEqualTo(1e-10);
     }

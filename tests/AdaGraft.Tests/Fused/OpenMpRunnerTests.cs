@@ -19,10 +19,7 @@ public class OpenMpRunnerTests
     {
         var w = Fixtures.MakeParameters(new[] { new long[] { 200_003 }, new long[] { 70_001 }, new long[] { 5 } }, ScalarType.Float32);
         using var opt = make(w);
-        for (int step = 0; step < 4; step++) {
-            Fixtures.SetGradients(w, step);
-            opt.step();
-        }
+        Fixtures.Run(opt, w, 0, 4);
         return Fixtures.Snapshot(w);
     }
 

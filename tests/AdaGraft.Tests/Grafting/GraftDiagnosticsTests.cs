@@ -33,7 +33,7 @@ public class GraftDiagnosticsTests
         var w = Fixtures.MakeParameters(Fixtures.Shapes);
         var wm = Fixtures.Clone(w);
         var wd = Fixtures.Clone(w);
-        using var graft = new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w), new GraftOptions { Granularity = g, Path = path, BlockSize = Block, OwnsChildren = true });
+        using var graft = ChildCatalog.Graft(m, d, w, new GraftOptions { Granularity = g, Path = path, BlockSize = Block, OwnsChildren = true });
         using var refM = ChildCatalog.Make(m, wm);
         using var refD = ChildCatalog.Make(d, wd);
         graft.LastNorms.Should().BeNull("no step has been taken");
@@ -90,7 +90,7 @@ public class GraftDiagnosticsTests
         var w = Fixtures.MakeParameters(Fixtures.Shapes);
         var wm = Fixtures.Clone(w);
         var wd = Fixtures.Clone(w);
-        using var graft = new GraftOptimizer(ChildCatalog.Make("paper-adam", w), ChildCatalog.Make("paper-sgd", w), new GraftOptions { Path = path, Epsilon = eps, OwnsChildren = true });
+        using var graft = ChildCatalog.Graft("paper-adam", "paper-sgd", w, new GraftOptions { Path = path, Epsilon = eps, OwnsChildren = true });
         using var refM = ChildCatalog.Make("paper-adam", wm);
         using var refD = ChildCatalog.Make("paper-sgd", wd);
         var before = Fixtures.Snapshot(w);
@@ -116,7 +116,7 @@ public class GraftDiagnosticsTests
         var w = Fixtures.MakeParameters(Fixtures.Shapes);
         var wm = Fixtures.Clone(w);
         var wd = Fixtures.Clone(w);
-        using var graft = new GraftOptimizer(ChildCatalog.Make("paper-sgd", w), ChildCatalog.Make("paper-adam", w), new GraftOptions { Granularity = g, Path = path, BlockSize = Block, OwnsChildren = true });
+        using var graft = ChildCatalog.Graft("paper-sgd", "paper-adam", w, new GraftOptions { Granularity = g, Path = path, BlockSize = Block, OwnsChildren = true });
         using var refM = ChildCatalog.Make("paper-sgd", wm);
         using var refD = ChildCatalog.Make("paper-adam", wd);
         var before = Fixtures.Snapshot(w);

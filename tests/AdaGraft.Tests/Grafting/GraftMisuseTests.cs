@@ -142,10 +142,7 @@ public class GraftMisuseTests
     [MemberData(nameof(PathCases))]
     public void ASparseGradientIsRejectedBeforeAnythingChanges(string mName, string dName, GraftPath path)
     {
-        var w = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var graft = new GraftOptimizer(ChildCatalog.Make(mName, w), ChildCatalog.Make(dName, w), new GraftOptions { Path = path, OwnsChildren = true });
-        Fixtures.SetGradients(w, 0);
-        graft.step();
+        using var graft = Fixtures.Trained(p => ChildCatalog.Graft(mName, dName, p, new GraftOptions { Path = path, OwnsChildren = true }), 1, out var w);
         Fixtures.SetGradients(w, 1);
         // The last parameter that has more than one element gets a sparse gradient; the ones before it stay dense.
         using (var dense = w[2].grad!) {
@@ -187,8 +184,8 @@ public class GraftMisuseTests
     {
         var w = Fixtures.MakeParameters(Fixtures.Shapes);
         var twin = Fixtures.Clone(w);
-        using var graft = new GraftOptimizer(ChildCatalog.Make(mName, w), ChildCatalog.Make(dName, w), new GraftOptions { Path = path, OwnsChildren = true });
-        using var reference = new GraftOptimizer(ChildCatalog.Make(mName, twin), ChildCatalog.Make(dName, twin), new GraftOptions { Path = path, OwnsChildren = true });
+        using var graft = ChildCatalog.Graft(mName, dName, w, new GraftOptions { Path = path, OwnsChildren = true });
+        using var reference = ChildCatalog.Graft(mName, dName, twin, new GraftOptions { Path = path, OwnsChildren = true });
 
         for (int step = 0; step < 3; step++) {
             int calls = 0;
@@ -296,12 +293,5 @@ public class GraftMisuseTests
         for (int i = 0; i < expected.Length; i++) actual[i].Should().Equal(expected[i], $"tensor {i} must not change");
     }
 
-    private static byte[] SaveToBytes(GraftOptimizer graft)
-    {
-        using var ms = new MemoryStream();
-        using (var writer = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true)) {
-            graft.save_state_dict(writer);
-        }
-        return ms.ToArray();
-    }
+    private static byte[] SaveToBytes(GraftOptimizer graft) => StateBytes.Save(graft.save_state_dict);
 }

@@ -64,10 +64,7 @@ public sealed class GraftMomentumScheduleTests
         double first = Beta1(alone);
         var seen = new HashSet<double>();
         for (int step = 0; step < Steps; step++) {
-            Fixtures.SetGradients(w, step);
-            Fixtures.SetGradients(reference, step);
-            graft.step();
-            alone.step();
+            Fixtures.StepAll(step, (w, graft), (reference, alone));
             Beta1(d).Should().Be(Beta1(alone), $"D follows the scheduled β1 (step {step})");
             seen.Add(Beta1(alone));
             graftSchedule.step();
@@ -87,10 +84,7 @@ public sealed class GraftMomentumScheduleTests
         var m = GenericSecondMomentOptimizer.TorchSgd(w, 0.05, momentum: 0.9);
         var d = GenericSecondMomentOptimizer.TorchAdam(w, 0.01, beta1: 0.8, beta2: 0.99);
         using var graft = new GraftOptimizer(m, d, new GraftOptions { OwnsChildren = true });
-        for (int step = 0; step < 3; step++) {
-            Fixtures.SetGradients(w, step);
-            graft.step();
-        }
+        Fixtures.Run(graft, w, 0, 3);
         d.Groups.Single().Options.Beta1.Should().Be(0.8);
         d.Groups.Single().Options.Beta2.Should().Be(0.99);
 
@@ -153,12 +147,7 @@ public sealed class GraftMomentumScheduleTests
         using (var reader = new BinaryReader(stream)) loaded.load_state_dict(reader);
         d2.Groups.Single().Options.Beta1.Should().Be(0.85);
         m2.Groups.Single().Options.Beta1.Should().Be(0.85);
-        for (int step = 1; step < 4; step++) {
-            Fixtures.SetGradients(w, step);
-            Fixtures.SetGradients(resumed, step);
-            graft.step();
-            loaded.step();
-        }
+        Fixtures.RunAll(1, 3, (w, graft), (resumed, loaded));
         TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(resumed), Fixtures.Snapshot(w));
     }
 }

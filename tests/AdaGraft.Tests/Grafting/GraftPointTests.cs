@@ -16,12 +16,7 @@ public class GraftPointTests
             GenericSecondMomentOptimizer.Sgd(w, 1),
             new GraftOptions { Point = GraftPoint.BeforeMomentum, Momentum = 0.9, Granularity = g, BlockSize = 4, OwnsChildren = true });
         using var heavyBall = GenericSecondMomentOptimizer.HeavyBall(reference, 0.03, momentum: 0.9);
-        for (int step = 0; step < 30; step++) {
-            Fixtures.SetGradients(w, step);
-            Fixtures.SetGradients(reference, step);
-            graft.step();
-            heavyBall.step();
-        }
+        Fixtures.RunAll(0, 30, (w, graft), (reference, heavyBall));
         Fixtures.MaxRelativeDifference(w, reference).Should().BeLessThanOrEqualTo(1e-10);
     }
 
@@ -34,12 +29,7 @@ public class GraftPointTests
             new GraftOptions { Point = GraftPoint.BeforeMomentum, OwnsChildren = true });
         using var after = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(w2, 0.03), GenericSecondMomentOptimizer.AdaGrad(w2, 1),
             new GraftOptions { OwnsChildren = true });
-        for (int step = 0; step < 10; step++) {
-            Fixtures.SetGradients(w1, step);
-            Fixtures.SetGradients(w2, step);
-            before.step();
-            after.step();
-        }
+        Fixtures.RunAll(0, 10, (w1, before), (w2, after));
         Fixtures.MaxRelativeDifference(w1, w2).Should().BeGreaterThan(1e-6, "the two graft points are different algorithms");
     }
 
@@ -64,22 +54,14 @@ public class GraftPointTests
             GenericSecondMomentOptimizer.Sgd(ps, 0.03), GenericSecondMomentOptimizer.Adam(ps, 1, beta1: 0),
             new GraftOptions { Point = GraftPoint.BeforeMomentum, OwnsChildren = true });
         using var a = Make(w);
-        for (int step = 0; step < 5; step++) {
-            Fixtures.SetGradients(w, step);
-            a.step();
-        }
+        Fixtures.Run(a, w, 0, 5);
         using var ms = new MemoryStream();
         a.save_state_dict(new BinaryWriter(ms));
         var w2 = Fixtures.Clone(w);
         using var b = Make(w2);
         ms.Position = 0;
         b.load_state_dict(new BinaryReader(ms));
-        for (int step = 5; step < 10; step++) {
-            Fixtures.SetGradients(w, step);
-            Fixtures.SetGradients(w2, step);
-            a.step();
-            b.step();
-        }
+        Fixtures.RunAll(5, 5, (w, a), (w2, b));
         Fixtures.Snapshot(w2).Should().BeEquivalentTo(Fixtures.Snapshot(w), o => o.WithStrictOrdering());
     }
 

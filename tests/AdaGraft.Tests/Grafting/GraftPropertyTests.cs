@@ -41,7 +41,7 @@ public class GraftPropertyTests
     [MemberData(nameof(Singles))]
     public void GraftOfAWithItselfEqualsA(string a, GraftGranularity g, GraftPath path) =>
         GraftHarness.Divergence(
-            w => new GraftOptimizer(ChildCatalog.Make(a, w), ChildCatalog.Make(a, w), Options(g, path) with { OwnsChildren = true }),
+            w => ChildCatalog.Graft(a, a, w, Options(g, path) with { OwnsChildren = true }),
             w => ChildCatalog.Make(a, w), steps: 20).Should().BeLessThanOrEqualTo(1e-10);
 
     /// <summary>
@@ -52,14 +52,14 @@ public class GraftPropertyTests
     [MemberData(nameof(Pairs))]
     public void AppliedStepHasNormOfMAndDirectionOfD(string m, string d, GraftGranularity g, GraftPath path) =>
         GraftHarness.AssertNormOfMAndDirectionOfD(
-            w => new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w), Options(g, path) with { OwnsChildren = true }),
+            w => ChildCatalog.Graft(m, d, w, Options(g, path) with { OwnsChildren = true }),
             w => ChildCatalog.Make(m, w), w => ChildCatalog.Make(d, w), g, blockSize: 4, steps: 8, tolerance: 1e-6);
 
     [Theory]
     [MemberData(nameof(Pairs))]
     public void DirectionLearningRateCancelsOut(string m, string d, GraftGranularity g, GraftPath path) =>
         GraftHarness.Divergence(
-            w => new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w), Options(g, path) with { OwnsChildren = true }),
+            w => ChildCatalog.Graft(m, d, w, Options(g, path) with { OwnsChildren = true }),
             w => new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w, lrScale: 123), Options(g, path) with { OwnsChildren = true }),
             steps: 10).Should().BeLessThanOrEqualTo(1e-9);
 
@@ -78,8 +78,8 @@ public class GraftPropertyTests
     [MemberData(nameof(RulePairs))]
     public void ClosedFormEqualsBlackBox(string m, string d, GraftGranularity g) =>
         GraftHarness.Divergence(
-            w => Checked(new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w), Options(g, GraftPath.ClosedForm) with { OwnsChildren = true }), closedForm: true),
-            w => Checked(new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w), Options(g, GraftPath.BlackBox) with { OwnsChildren = true }), closedForm: false),
+            w => Checked(ChildCatalog.Graft(m, d, w, Options(g, GraftPath.ClosedForm) with { OwnsChildren = true }), closedForm: true),
+            w => Checked(ChildCatalog.Graft(m, d, w, Options(g, GraftPath.BlackBox) with { OwnsChildren = true }), closedForm: false),
             steps: 20).Should().BeLessThanOrEqualTo(1e-9);
 
     private static GraftOptimizer Checked(GraftOptimizer graft, bool closedForm)
@@ -93,7 +93,7 @@ public class GraftPropertyTests
     public void ZeroAndMissingGradientsDoNotMoveOrPoison(string m, string d, GraftGranularity g, GraftPath path)
     {
         var w = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var graft = new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w), Options(g, path) with { OwnsChildren = true });
+        using var graft = ChildCatalog.Graft(m, d, w, Options(g, path) with { OwnsChildren = true });
         for (int step = 0; step < 12; step++) {
             // Tensor 1 has a zero gradient on even steps; tensor 2 has no gradient at all on steps 3..5.
             Fixtures.SetGradients(w, step, zeroAt: (i, s) => i == 1 && s % 2 == 0);

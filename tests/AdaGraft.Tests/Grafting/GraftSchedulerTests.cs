@@ -73,17 +73,14 @@ public class GraftSchedulerTests
         var w1 = Fixtures.MakeParameters(Fixtures.Shapes);
         var w2 = Fixtures.Clone(w1);
         var options = new GraftOptions { Granularity = g, Path = path, OwnsChildren = true };
-        using var g1 = new GraftOptimizer(ChildCatalog.Make(mName, w1), ChildCatalog.Make(dName, w1), options);
+        using var g1 = ChildCatalog.Graft(mName, dName, w1, options);
         var d2 = ChildCatalog.Make(dName, w2);
         using var g2 = new GraftOptimizer(ChildCatalog.Make(mName, w2), d2, options);
         double dLr = d2.ParamGroups.Single().LearningRate;
         for (int step = 0; step < Steps; step++) {
             // Change D's learning rate mid-run, several times.
             if (step % 3 == 1) d2.ParamGroups.Single().LearningRate = dLr * (step + 2) * 7.5;
-            Fixtures.SetGradients(w1, step);
-            Fixtures.SetGradients(w2, step);
-            g1.step();
-            g2.step();
+            Fixtures.StepAll(step, (w1, g1), (w2, g2));
         }
         Fixtures.MaxRelativeDifference(w2, w1).Should().BeLessThanOrEqualTo(1e-9);
         Fixtures.MaxRelativeDifference(w1, Fixtures.MakeParameters(Fixtures.Shapes)).Should().BeGreaterThan(1e-3, "the parameters must have moved");
@@ -98,14 +95,9 @@ public class GraftSchedulerTests
         var w1 = Fixtures.MakeParameters(Fixtures.Shapes);
         var w2 = Fixtures.Clone(w1);
         using var g1 = new GraftOptimizer(ChildCatalog.Make(mName, w1, lrScale: 0.5), ChildCatalog.Make(dName, w1), new GraftOptions { Path = path, OwnsChildren = true });
-        using var g2 = new GraftOptimizer(ChildCatalog.Make(mName, w2), ChildCatalog.Make(dName, w2), new GraftOptions { Path = path, OwnsChildren = true });
+        using var g2 = ChildCatalog.Graft(mName, dName, w2, new GraftOptions { Path = path, OwnsChildren = true });
         foreach (var group in g2.ParamGroups) group.LearningRate *= 0.5;
-        for (int step = 0; step < Steps; step++) {
-            Fixtures.SetGradients(w1, step);
-            Fixtures.SetGradients(w2, step);
-            g1.step();
-            g2.step();
-        }
+        Fixtures.RunAll(0, Steps, (w1, g1), (w2, g2));
         Fixtures.MaxRelativeDifference(w2, w1).Should().BeLessThanOrEqualTo(1e-10);
     }
 }

@@ -33,10 +33,7 @@ public class GraftStateTests
         // Uninterrupted reference run.
         var reference = Fixtures.MakeParameters(Fixtures.Shapes);
         using (var graft = MakeGraft(m, d, reference, g, path)) {
-            for (int step = 0; step < StepsBefore + StepsAfter; step++) {
-                Fixtures.SetGradients(reference, step);
-                graft.step();
-            }
+            Fixtures.Run(graft, reference, 0, StepsBefore + StepsAfter);
         }
 
         // Interrupted run: k steps, save.
@@ -45,10 +42,7 @@ public class GraftStateTests
         string? file = null;
         using (var graft = MakeGraft(m, d, w, g, path)) {
             graft.IsClosedForm.Should().Be(path == GraftPath.ClosedForm);
-            for (int step = 0; step < StepsBefore; step++) {
-                Fixtures.SetGradients(w, step);
-                graft.step();
-            }
+            Fixtures.Run(graft, w, 0, StepsBefore);
             saved = SaveToBytes(graft);
             if (toFile) {
                 file = Path.Combine(Path.GetTempPath(), $"graft-state-{Guid.NewGuid():N}.bin");
@@ -67,10 +61,7 @@ public class GraftStateTests
                     graft.load_state_dict(reader);
                 }
                 SaveToBytes(graft).Should().Equal(saved, "the loaded graft holds exactly the saved state");
-                for (int step = StepsBefore; step < StepsBefore + StepsAfter; step++) {
-                    Fixtures.SetGradients(resumed, step);
-                    graft.step();
-                }
+                Fixtures.Run(graft, resumed, StepsBefore, StepsAfter);
             }
             var expected = Fixtures.Snapshot(reference);
             var actual = Fixtures.Snapshot(resumed);
@@ -80,10 +71,7 @@ public class GraftStateTests
             // Without the loaded state the continuation differs: the state is what the test is about.
             var fresh = Fixtures.Clone(w);
             using (var graft = MakeGraft(m, d, fresh, g, path)) {
-                for (int step = StepsBefore; step < StepsBefore + StepsAfter; step++) {
-                    Fixtures.SetGradients(fresh, step);
-                    graft.step();
-                }
+                Fixtures.Run(graft, fresh, StepsBefore, StepsAfter);
             }
             Fixtures.MaxRelativeDifference(fresh, reference).Should().BeGreaterThan(1e-6);
         } finally {
@@ -99,32 +87,22 @@ public class GraftStateTests
     [InlineData("torch-heavyball", "torch-adam", GraftPath.BlackBox, GraftGranularity.Global, GraftGranularity.PerTensor)]
     public void LoadingIntoAnotherGranularityThrowsAndChangesNothing(string m, string d, GraftPath path, GraftGranularity savedWith, GraftGranularity loadInto)
     {
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        byte[] saved;
-        using (var graft = new GraftOptimizer(ChildCatalog.Make(m, source), ChildCatalog.Make(d, source), new GraftOptions { Granularity = savedWith, Path = path, BlockSize = 4, OwnsChildren = true })) {
-            Run(graft, source, 0, 3);
-            saved = SaveToBytes(graft);
-        }
+        var saved = ChildCatalog.SavedGraft(m, d, new GraftOptions { Granularity = savedWith, Path = path, BlockSize = 4, OwnsChildren = true }, 3);
 
         var w = Fixtures.MakeParameters(Fixtures.Shapes, seed: 2);
-        using var target = new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w), new GraftOptions { Granularity = loadInto, Path = path, BlockSize = 4, OwnsChildren = true });
-        Run(target, w, 10, 2);
+        using var target = ChildCatalog.Graft(m, d, w, new GraftOptions { Granularity = loadInto, Path = path, BlockSize = 4, OwnsChildren = true });
+        Fixtures.Run(target, w, 10, 2);
         ExpectRejected(target, w, saved);
     }
 
     [Fact]
     public void LoadingIntoAnotherBlockSizeThrowsAndChangesNothing()
     {
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        byte[] saved;
-        using (var graft = new GraftOptimizer(ChildCatalog.Make("paper-adagrad", source), ChildCatalog.Make("paper-adam", source), new GraftOptions { Granularity = GraftGranularity.PerBlock, BlockSize = 4, OwnsChildren = true })) {
-            Run(graft, source, 0, 3);
-            saved = SaveToBytes(graft);
-        }
+        var saved = ChildCatalog.SavedGraft("paper-adagrad", "paper-adam", new GraftOptions { Granularity = GraftGranularity.PerBlock, BlockSize = 4, OwnsChildren = true }, 3);
 
         var w = Fixtures.MakeParameters(Fixtures.Shapes, seed: 2);
-        using var target = new GraftOptimizer(ChildCatalog.Make("paper-adagrad", w), ChildCatalog.Make("paper-adam", w), new GraftOptions { Granularity = GraftGranularity.PerBlock, BlockSize = 8, OwnsChildren = true });
-        Run(target, w, 10, 2);
+        using var target = ChildCatalog.Graft("paper-adagrad", "paper-adam", w, new GraftOptions { Granularity = GraftGranularity.PerBlock, BlockSize = 8, OwnsChildren = true });
+        Fixtures.Run(target, w, 10, 2);
         ExpectRejected(target, w, saved);
     }
 
@@ -139,16 +117,11 @@ public class GraftStateTests
     [InlineData("torch-heavyball", "torch-adam", "torch-adam", "torch-heavyball")]
     public void LoadingIntoChildrenOfAnotherTypeThrowsAndChangesNothing(string savedM, string savedD, string targetM, string targetD)
     {
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        byte[] saved;
-        using (var graft = new GraftOptimizer(ChildCatalog.Make(savedM, source), ChildCatalog.Make(savedD, source), new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true })) {
-            Run(graft, source, 0, 3);
-            saved = SaveToBytes(graft);
-        }
+        var saved = ChildCatalog.SavedGraft(savedM, savedD, new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true }, 3);
 
         var w = Fixtures.MakeParameters(Fixtures.Shapes, seed: 2);
-        using var target = new GraftOptimizer(ChildCatalog.Make(targetM, w), ChildCatalog.Make(targetD, w), new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true });
-        Run(target, w, 10, 2);
+        using var target = ChildCatalog.Graft(targetM, targetD, w, new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true });
+        Fixtures.Run(target, w, 10, 2);
         ExpectRejected(target, w, saved);
     }
 
@@ -157,18 +130,13 @@ public class GraftStateTests
     [InlineData(GraftPath.BlackBox)]
     public void LoadingAStateOfParametersWithOtherShapesThrowsAndChangesNothing(GraftPath path)
     {
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        byte[] saved;
-        using (var graft = new GraftOptimizer(ChildCatalog.Make("paper-adagrad", source), ChildCatalog.Make("paper-adam", source), new GraftOptions { Path = path, OwnsChildren = true })) {
-            Run(graft, source, 0, 3);
-            saved = SaveToBytes(graft);
-        }
+        var saved = ChildCatalog.SavedGraft("paper-adagrad", "paper-adam", new GraftOptions { Path = path, OwnsChildren = true }, 3);
 
         // Same count of tensors, same element count for the last one, different shapes.
         var shapes = new[] { new long[] { 7 }, new long[] { 5, 3 }, new long[] { 4, 3, 2 }, new long[] { 1 } };
         var w = Fixtures.MakeParameters(shapes, seed: 2);
-        using var target = new GraftOptimizer(ChildCatalog.Make("paper-adagrad", w), ChildCatalog.Make("paper-adam", w), new GraftOptions { Path = path, OwnsChildren = true });
-        Run(target, w, 10, 2);
+        using var target = ChildCatalog.Graft("paper-adagrad", "paper-adam", w, new GraftOptions { Path = path, OwnsChildren = true });
+        Fixtures.Run(target, w, 10, 2);
         ExpectRejected(target, w, saved);
     }
 
@@ -178,26 +146,13 @@ public class GraftStateTests
     [InlineData("paper-adagrad", "torch-adam")]
     public void LoadingATruncatedStateThrowsAndChangesNothing(string m, string d)
     {
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        byte[] saved;
-        using (var graft = new GraftOptimizer(ChildCatalog.Make(m, source), ChildCatalog.Make(d, source), new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true })) {
-            Run(graft, source, 0, 3);
-            saved = SaveToBytes(graft);
-        }
+        var saved = ChildCatalog.SavedGraft(m, d, new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true }, 3);
 
         var w = Fixtures.MakeParameters(Fixtures.Shapes, seed: 2);
-        using var target = new GraftOptimizer(ChildCatalog.Make(m, w), ChildCatalog.Make(d, w), new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true });
-        Run(target, w, 10, 2);
+        using var target = ChildCatalog.Graft(m, d, w, new GraftOptions { Path = GraftPath.BlackBox, OwnsChildren = true });
+        Fixtures.Run(target, w, 10, 2);
         foreach (int length in new[] { 0, 5, 30, saved.Length / 2, saved.Length - 1 })
             ExpectRejected(target, w, saved.AsSpan(0, length).ToArray());
-    }
-
-    private static void Run(GraftOptimizer graft, IList<Parameter> w, int firstStep, int count)
-    {
-        for (int step = firstStep; step < firstStep + count; step++) {
-            Fixtures.SetGradients(w, step);
-            graft.step();
-        }
     }
 
     private static void ExpectRejected(GraftOptimizer target, IList<Parameter> w, byte[] saved)
@@ -217,12 +172,5 @@ public class GraftStateTests
         for (int i = 0; i < paramsBefore.Length; i++) paramsAfter[i].Should().Equal(paramsBefore[i]);
     }
 
-    private static byte[] SaveToBytes(GraftOptimizer graft)
-    {
-        using var ms = new MemoryStream();
-        using (var writer = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true)) {
-            graft.save_state_dict(writer);
-        }
-        return ms.ToArray();
-    }
+    private static byte[] SaveToBytes(GraftOptimizer graft) => StateBytes.Save(graft.save_state_dict);
 }

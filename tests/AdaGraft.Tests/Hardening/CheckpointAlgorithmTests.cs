@@ -1,3 +1,4 @@
+using static AdaGraft.Tests.Support.StateBytes;
 using static TorchSharp.torch.optim;
 
 namespace AdaGraft.Tests.Hardening;
@@ -10,39 +11,15 @@ namespace AdaGraft.Tests.Hardening;
 /// </summary>
 public sealed class CheckpointAlgorithmTests
 {
-    private static byte[] Save(Action<BinaryWriter> save)
-    {
-        using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) save(writer);
-        return stream.ToArray();
-    }
-
-    private static void Load(byte[] bytes, Action<BinaryReader> load)
-    {
-        using var stream = new MemoryStream(bytes, writable: false);
-        using var reader = new BinaryReader(stream);
-        load(reader);
-    }
-
-    private static void Train(optim.Optimizer opt, List<Parameter> ps, int from, int to)
-    {
-        for (int t = from; t < to; t++) {
-            Fixtures.SetGradients(ps, t);
-            opt.step();
-        }
-    }
-
     [Fact]
     public void ATorchAdamCheckpointIsRefusedByAHeavyBallOptimizerNamingEachDifference()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var adam = GenericSecondMomentOptimizer.TorchAdam(ps, 0.01);
-        Train(adam, ps, 0, 3);
+        using var adam = Fixtures.Trained(p => GenericSecondMomentOptimizer.TorchAdam(p, 0.01), 3, out var ps);
         var tagged = Save(adam.save_state_dict);
         var generic = Save(((OptimizerHelper)adam).save_state_dict);
 
         using var heavyBall = GenericSecondMomentOptimizer.HeavyBall(Fixtures.Clone(ps), 0.02);
-        Train(heavyBall, heavyBall.Parameters.ToList(), 0, 2);
+        Fixtures.Run(heavyBall, heavyBall.Parameters.ToList(), 0, 2);
         var before = Save(heavyBall.save_state_dict);
         var loads = new (string How, Action Load)[] {
             ("tagged, own reference", () => Load(tagged, heavyBall.load_state_dict)),
@@ -63,14 +40,12 @@ public sealed class CheckpointAlgorithmTests
     [Fact]
     public void AnSgdAdamGraftCheckpointIsRefusedByAnSgdAdaGradGraftNamingDsDifferences()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var source = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02), GenericSecondMomentOptimizer.Adam(ps, 0.01), new GraftOptions { OwnsChildren = true });
-        Train(source, ps, 0, 3);
+        using var source = Fixtures.Trained(p => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(p, 0.02), GenericSecondMomentOptimizer.Adam(p, 0.01), new GraftOptions { OwnsChildren = true }), 3, out var ps);
         var tagged = Save(source.save_state_dict);
 
         var other = Fixtures.Clone(ps);
         using var target = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(other, 0.02), GenericSecondMomentOptimizer.AdaGrad(other, 0.01), new GraftOptions { OwnsChildren = true });
-        Train(target, other, 0, 2);
+        Fixtures.Run(target, other, 0, 2);
         var before = Save(target.save_state_dict);
         var beforeValues = Fixtures.Snapshot(other);
 
@@ -91,9 +66,7 @@ public sealed class CheckpointAlgorithmTests
     [Fact]
     public void AGraftOfOtherChildrenAndGranularityIsRefusedNamingEveryDifference()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var source = new GraftOptimizer(GenericSecondMomentOptimizer.TorchAdam(ps, 0.01), optim.Adam(ps, 0.01), new GraftOptions { OwnsChildren = true, Path = GraftPath.BlackBox });
-        Train(source, ps, 0, 2);
+        using var source = Fixtures.Trained(p => new GraftOptimizer(GenericSecondMomentOptimizer.TorchAdam(p, 0.01), optim.Adam(p, 0.01), new GraftOptions { OwnsChildren = true, Path = GraftPath.BlackBox }), 2, out var ps);
         var tagged = Save(source.save_state_dict);
 
         var other = Fixtures.Clone(ps);
@@ -110,9 +83,7 @@ public sealed class CheckpointAlgorithmTests
     [Fact]
     public void TheSameAlgorithmWithAnotherLearningRateLoadsAndTakesTheFilesNumbers()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var source = GenericSecondMomentOptimizer.TorchAdam(ps, lr: 0.01, beta1: 0.8, weight_decay: 0.01);
-        Train(source, ps, 0, 3);
+        using var source = Fixtures.Trained(p => GenericSecondMomentOptimizer.TorchAdam(p, lr: 0.01, beta1: 0.8, weight_decay: 0.01), 3, out var ps);
         var tagged = Save(source.save_state_dict);
 
         var resumed = Fixtures.Clone(ps);
@@ -121,8 +92,8 @@ public sealed class CheckpointAlgorithmTests
         target.ParamGroups.Single().LearningRate.Should().Be(0.01, "the file's learning rate, as PyTorch's load_state_dict");
         target.Groups.Single().Options.Beta1.Should().Be(0.8);
         target.Groups.Single().Options.WeightDecay.Should().Be(0.01);
-        Train(source, ps, 3, 6);
-        Train(target, resumed, 3, 6);
+        Fixtures.Run(source, ps, 3, 3);
+        Fixtures.Run(target, resumed, 3, 3);
         TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(resumed), Fixtures.Snapshot(ps));
 
         // Through the base reference too; and the paper's heavy ball loads a TorchSgd file (the same switches).
@@ -138,17 +109,15 @@ public sealed class CheckpointAlgorithmTests
     [Fact]
     public void AGraftOfTheSameAlgorithmWithOtherLearningRatesLoadsTheFilesRates()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var source = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02), GenericSecondMomentOptimizer.TorchAdam(ps, 0.01), new GraftOptions { OwnsChildren = true });
-        Train(source, ps, 0, 3);
+        using var source = Fixtures.Trained(p => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(p, 0.02), GenericSecondMomentOptimizer.TorchAdam(p, 0.01), new GraftOptions { OwnsChildren = true }), 3, out var ps);
         var tagged = Save(source.save_state_dict);
         var resumed = Fixtures.Clone(ps);
         using var target = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(resumed, 0.3, momentum: 0.5), GenericSecondMomentOptimizer.TorchAdam(resumed, 1), new GraftOptions { OwnsChildren = true });
         Load(tagged, target.load_state_dict);
         target.ParamGroups.Single().LearningRate.Should().Be(0.02);
         ((IMomentum)target.Magnitude.ParamGroups.Single()).Momentum.Should().Be(0.9);
-        Train(source, ps, 3, 6);
-        Train(target, resumed, 3, 6);
+        Fixtures.Run(source, ps, 3, 3);
+        Fixtures.Run(target, resumed, 3, 3);
         TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(resumed), Fixtures.Snapshot(ps));
     }
 }

@@ -133,10 +133,7 @@ public sealed class CheckpointTemporaryTests(ITestOutputHelper output) : IDispos
 
     private static void Save(string file)
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = GenericSecondMomentOptimizer.Adam(ps, 0.01);
-        Fixtures.SetGradients(ps, 0);
-        opt.step();
+        using var opt = Fixtures.Trained(p => GenericSecondMomentOptimizer.Adam(p, 0.01), 1, out var ps);
         opt.save_state_dict(file);
     }
 

@@ -25,9 +25,7 @@ public sealed class CheckpointTests : IDisposable
     [MemberData(nameof(Failures))]
     public void ASaveThatFailsPartWayLeavesThePreviousCheckpointIntactAndNoTemporaryFile(string failure)
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var graft = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 0.05), GenericSecondMomentOptimizer.Adam(ps, 1), new GraftOptions { OwnsChildren = true });
-        Run(graft, ps, 0, 3);
+        using var graft = Fixtures.Trained(p => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(p, 0.05), GenericSecondMomentOptimizer.Adam(p, 1), new GraftOptions { OwnsChildren = true }), 3, out var ps);
         string file = Path.Combine(_dir.FullName, "checkpoint.bin");
         graft.save_state_dict(file);
         var previous = File.ReadAllBytes(file);
@@ -54,13 +52,11 @@ public sealed class CheckpointTests : IDisposable
     [Fact]
     public void ASaveWritesATemporaryFileBesideTheTargetAndRenamesIt()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerTable.CreateGeneric("torch-adam", ps);
-        Run(opt, ps, 0, 2);
+        using var opt = Fixtures.Trained(p => OptimizerTable.CreateGeneric("torch-adam", p), 2, out var ps);
         string file = Path.Combine(_dir.FullName, "optimizer.bin");
         opt.save_state_dict(file);
         var previous = File.ReadAllBytes(file);
-        Run(opt, ps, 2, 1);
+        Fixtures.Run(opt, ps, 2, 1);
         var expected = HardeningSupport.SaveToBytes(opt);
 
         string[]? duringWrite = null;
@@ -87,7 +83,7 @@ public sealed class CheckpointTests : IDisposable
     {
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         var graft = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 0.05), GenericSecondMomentOptimizer.Adam(ps, 1), new GraftOptions { Path = path, OwnsChildren = true });
-        Run(graft, ps, 0, 3);
+        Fixtures.Run(graft, ps, 0, 3);
         string file = Path.Combine(_dir.FullName, "checkpoint.bin");
         graft.save_state_dict(file);
         var previous = File.ReadAllBytes(file);
@@ -124,15 +120,10 @@ public sealed class CheckpointTests : IDisposable
     public void AGraftFileWithAChildSectionCutShortIsRejectedAndChangesNothing(string m, string d, GraftPath path, bool cutD)
     {
         var options = new GraftOptions { Path = path, OwnsChildren = true };
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        byte[] saved;
-        using (var sourceGraft = new GraftOptimizer(ChildCatalog.Make(m, source), ChildCatalog.Make(d, source), options)) {
-            Run(sourceGraft, source, 0, 5);
-            saved = HardeningSupport.SaveToBytes(sourceGraft);
-        }
+        var saved = ChildCatalog.SavedGraft(m, d, options, 5);
         var ps = Fixtures.MakeParameters(Fixtures.Shapes, seed: 3);
-        using var graft = new GraftOptimizer(ChildCatalog.Make(m, ps), ChildCatalog.Make(d, ps), options);
-        Run(graft, ps, 0, 2);
+        using var graft = ChildCatalog.Graft(m, d, ps, options);
+        Fixtures.Run(graft, ps, 0, 2);
         var stateBefore = HardeningSupport.SaveToBytes(graft);
         var paramsBefore = HardeningSupport.RawBytes(ps);
         stateBefore.Should().NotEqual(saved, "the target must hold another state, or 'unchanged' proves nothing");
@@ -194,13 +185,13 @@ public sealed class CheckpointTests : IDisposable
         }
 
         var reference = Fixtures.MakeParameters(Fixtures.Shapes);
-        using (var graft = Make(reference)) Run(graft, reference, 0, before + after);
+        using (var graft = Make(reference)) Fixtures.Run(graft, reference, 0, before + after);
 
         var w = Fixtures.MakeParameters(Fixtures.Shapes);
         string file = Path.Combine(_dir.FullName, "graft.bin");
         using (var graft = Make(w)) {
             graft.IsClosedForm.Should().Be(path == GraftPath.ClosedForm);
-            Run(graft, w, 0, before);
+            Fixtures.Run(graft, w, 0, before);
             graft.save_state_dict(file);
         }
 
@@ -208,21 +199,13 @@ public sealed class CheckpointTests : IDisposable
         var resumed = Fixtures.Clone(w);
         using (var graft = Make(resumed, lrFactor: 3)) {
             graft.load_state_dict(file);
-            Run(graft, resumed, before, after);
+            Fixtures.Run(graft, resumed, before, after);
         }
         HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(resumed), HardeningSupport.RawBytes(reference), $"{m}#{d} ({path}, {granularity}) resumed from a file vs. uninterrupted");
 
         // Without the loaded state the continuation differs, so the state is what made it identical.
         var fresh = Fixtures.Clone(w);
-        using (var graft = Make(fresh)) Run(graft, fresh, before, after);
+        using (var graft = Make(fresh)) Fixtures.Run(graft, fresh, before, after);
         Fixtures.MaxRelativeDifference(fresh, reference).Should().BeGreaterThan(1e-9);
-    }
-
-    private static void Run(optim.Optimizer opt, IList<Parameter> ps, int from, int count)
-    {
-        for (int s = from; s < from + count; s++) {
-            Fixtures.SetGradients(ps, s);
-            opt.step();
-        }
     }
 }

@@ -17,14 +17,12 @@ public sealed class CorruptStateFileTests : IDisposable
     [InlineData("heavy-ball")]
     public void EveryCorruptedHeaderFieldOfAnOptimizerFileIsRejectedAndChangesNothing(string name)
     {
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var sourceOpt = OptimizerTable.CreateGeneric(name, source);
-        Run(sourceOpt, source, 0, 5);
+        using var sourceOpt = Fixtures.Trained(p => OptimizerTable.CreateGeneric(name, p), 5, out var source);
         var saved = HardeningSupport.SaveToBytes(sourceOpt);
 
         var ps = Fixtures.MakeParameters(Fixtures.Shapes, seed: 3);
         using var opt = OptimizerTable.CreateGeneric(name, ps);
-        Run(opt, ps, 0, 2);
+        Fixtures.Run(opt, ps, 0, 2);
 
         var fields = StateFileLayout.OfOptimizer(saved);
         fields.Should().HaveCountGreaterThan(30);
@@ -52,15 +50,10 @@ public sealed class CorruptStateFileTests : IDisposable
     {
         // Per block, so that the block size is a checked field too.
         var options = new GraftOptions { Path = path, Granularity = GraftGranularity.PerBlock, BlockSize = 4, OwnsChildren = true };
-        var source = Fixtures.MakeParameters(Fixtures.Shapes);
-        byte[] saved;
-        using (var sourceGraft = new GraftOptimizer(ChildCatalog.Make(m, source), ChildCatalog.Make(d, source), options)) {
-            Run(sourceGraft, source, 0, 5);
-            saved = HardeningSupport.SaveToBytes(sourceGraft);
-        }
+        var saved = ChildCatalog.SavedGraft(m, d, options, 5);
         var ps = Fixtures.MakeParameters(Fixtures.Shapes, seed: 3);
-        using var graft = new GraftOptimizer(ChildCatalog.Make(m, ps), ChildCatalog.Make(d, ps), options);
-        Run(graft, ps, 0, 2);
+        using var graft = ChildCatalog.Graft(m, d, ps, options);
+        Fixtures.Run(graft, ps, 0, 2);
 
         var (graftFields, mSection, dSection) = StateFileLayout.OfGraft(saved);
         var corrupted = graftFields.Select(f => (f.Name, Bytes: f.ApplyTo(saved))).ToList();
@@ -87,9 +80,7 @@ public sealed class CorruptStateFileTests : IDisposable
     [Fact]
     public void AnEmptyOptimizerFileIsRejectedAndChangesNothing()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = OptimizerTable.CreateGeneric("torch-adam", ps);
-        Run(opt, ps, 0, 2);
+        using var opt = Fixtures.Trained(p => OptimizerTable.CreateGeneric("torch-adam", p), 2, out var ps);
 
         var failure = Check("empty file", Array.Empty<byte>(), file => opt.load_state_dict(file), () => HardeningSupport.SaveToBytes(opt), ps);
 
@@ -101,9 +92,7 @@ public sealed class CorruptStateFileTests : IDisposable
     [InlineData("torch-heavyball", "torch-adam", GraftPath.BlackBox)]
     public void AnEmptyGraftFileIsRejectedAndChangesNothing(string m, string d, GraftPath path)
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var graft = new GraftOptimizer(ChildCatalog.Make(m, ps), ChildCatalog.Make(d, ps), new GraftOptions { Path = path, OwnsChildren = true });
-        Run(graft, ps, 0, 2);
+        using var graft = Fixtures.Trained(p => ChildCatalog.Graft(m, d, p, new GraftOptions { Path = path, OwnsChildren = true }), 2, out var ps);
 
         var failure = Check("empty file", Array.Empty<byte>(), file => graft.load_state_dict(file), () => HardeningSupport.SaveToBytes(graft), ps);
 
@@ -138,13 +127,5 @@ public sealed class CorruptStateFileTests : IDisposable
         string file = Path.Combine(_dir.FullName, "state.bin");
         File.WriteAllBytes(file, bytes);
         return file;
-    }
-
-    private static void Run(optim.Optimizer opt, List<Parameter> ps, int from, int count)
-    {
-        for (int s = from; s < from + count; s++) {
-            Fixtures.SetGradients(ps, s);
-            opt.step();
-        }
     }
 }

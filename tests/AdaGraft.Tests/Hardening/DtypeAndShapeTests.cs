@@ -14,6 +14,24 @@ public class DtypeAndShapeTests
         return new List<Parameter> { f32[0], f64[0], f32[1] };
     }
 
+    /// <summary>
+    /// Five steps of <paramref name="together"/> over <paramref name="mixed"/> and, on the same gradients, of one
+    /// optimizer per tensor of <paramref name="alone"/> (built by <paramref name="single"/>, disposed after); then each
+    /// tensor keeps its dtype and has exactly the bytes of its copy stepped alone.
+    /// </summary>
+    private static void ShouldMoveAsAlone(optim.Optimizer together, List<Parameter> mixed, List<Parameter> alone, Func<Parameter, optim.Optimizer> single, string because)
+    {
+        var singles = alone.Select(single).ToList();
+        try {
+            for (int step = 0; step < 5; step++) Fixtures.StepAll(step, new IList<Parameter>[] { mixed, alone }, singles.Prepend(together).ToArray());
+        } finally {
+            foreach (var o in singles) o.Dispose();
+        }
+
+        mixed.Select(p => p.dtype).Should().Equal(ScalarType.Float32, ScalarType.Float64, ScalarType.Float32);
+        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(mixed), HardeningSupport.RawBytes(alone), because);
+    }
+
     [Theory]
     [MemberData(nameof(OptimizerTable.GenericNames), MemberType = typeof(OptimizerTable))]
     public void Float32AndFloat64ParametersInOneOptimizerEachMoveAsInAnOptimizerOfTheirOwn(string name)
@@ -22,20 +40,7 @@ public class DtypeAndShapeTests
         var alone = Fixtures.Clone(mixed);
         var before = HardeningSupport.RawBytes(mixed);
         using var opt = OptimizerTable.CreateGeneric(name, mixed);
-        var single = alone.Select(p => OptimizerTable.CreateGeneric(name, new[] { p })).ToList();
-        try {
-            for (int step = 0; step < 5; step++) {
-                Fixtures.SetGradients(mixed, step);
-                Fixtures.SetGradients(alone, step);
-                opt.step();
-                foreach (var o in single) o.step();
-            }
-        } finally {
-            foreach (var o in single) o.Dispose();
-        }
-
-        mixed.Select(p => p.dtype).Should().Equal(ScalarType.Float32, ScalarType.Float64, ScalarType.Float32);
-        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(mixed), HardeningSupport.RawBytes(alone), "each tensor must move exactly as under an optimizer of its own dtype");
+        ShouldMoveAsAlone(opt, mixed, alone, p => OptimizerTable.CreateGeneric(name, new[] { p }), "each tensor must move exactly as under an optimizer of its own dtype");
         var after = HardeningSupport.RawBytes(mixed);
         for (int i = 0; i < after.Length; i++) after[i].Should().NotEqual(before[i], $"tensor {i} must have moved");
         foreach (var p in mixed) {
@@ -60,20 +65,8 @@ public class DtypeAndShapeTests
         var alone = Fixtures.Clone(mixed);
         var options = new GraftOptions { Path = path, Granularity = granularity, BlockSize = 2, OwnsChildren = true };
         using var graft = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(mixed, 0.05), GenericSecondMomentOptimizer.Adam(mixed, 1), options);
-        var single = alone.Select(p => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(new[] { p }, 0.05), GenericSecondMomentOptimizer.Adam(new[] { p }, 1), options)).ToList();
-        try {
-            for (int step = 0; step < 5; step++) {
-                Fixtures.SetGradients(mixed, step);
-                Fixtures.SetGradients(alone, step);
-                graft.step();
-                foreach (var g in single) g.step();
-            }
-        } finally {
-            foreach (var g in single) g.Dispose();
-        }
-
-        mixed.Select(p => p.dtype).Should().Equal(ScalarType.Float32, ScalarType.Float64, ScalarType.Float32);
-        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(mixed), HardeningSupport.RawBytes(alone), "under per-tensor and per-block grafting each tensor is grafted on its own");
+        ShouldMoveAsAlone(graft, mixed, alone, p => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(new[] { p }, 0.05), GenericSecondMomentOptimizer.Adam(new[] { p }, 1), options),
+            "under per-tensor and per-block grafting each tensor is grafted on its own");
     }
 
     [Theory]
@@ -128,10 +121,7 @@ public class DtypeAndShapeTests
     {
         var ps = Fixtures.MakeParameters(new[] { new long[] { 4 }, new long[] { 2, 3 } });
         var opt = MakeForMismatch(kind, ps);
-        for (int step = 0; step < 2; step++) {
-            Fixtures.SetGradients(ps, step);
-            opt.step();
-        }
+        Fixtures.Run(opt, ps, 0, 2);
         Fixtures.SetGradients(ps, 2);
         using (var g = ps[1].grad!) ps[1].grad = g.to_type(ScalarType.Float32);
         return (ps, opt);
@@ -194,18 +184,7 @@ public class DtypeAndShapeTests
         using var resumedOpt = OptimizerTable.CreateGeneric(name, resumed);
         Support.TestTensors.LoadState(resumedOpt, saved);
         HardeningSupport.SaveToBytes(resumedOpt).Should().Equal(saved);
-        for (int step = 4; step < 8; step++) {
-            SetEdgeGradients(ps, reference, step);
-            Fixtures.SetGradients(resumed, step);
-            opt.step();
-            referenceOpt.step();
-            resumedOpt.step();
-        }
-
-        ps.Select(p => p.shape).Should().BeEquivalentTo(EdgeShapes, o => o.WithStrictOrdering());
-        HardeningSupport.AllFinite(ps).Should().BeTrue();
-        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(NonEmpty.Select(i => ps[i])), HardeningSupport.RawBytes(reference), "zero-size tensors beside them change nothing");
-        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(resumed), HardeningSupport.RawBytes(ps), "the state round trip continues bit-identically");
+        ShouldContinueAsOneRun((ps, opt), (reference, referenceOpt), (resumed, resumedOpt), "zero-size tensors beside them change nothing");
         foreach (var p in ps) opt.StateOf(p).Step.Should().Be(8);
     }
 
@@ -251,18 +230,30 @@ public class DtypeAndShapeTests
         using var resumedGraft = Make(resumed);
         HardeningSupport.LoadFromBytes(resumedGraft, saved);
         HardeningSupport.SaveToBytes(resumedGraft).Should().Equal(saved);
+        ShouldContinueAsOneRun((ps, graft), (reference, referenceGraft), (resumed, resumedGraft), "zero-size tensors beside them change nothing, also in the global norm");
+    }
+
+    /// <summary>
+    /// Steps 4 … 7 of the edge-shaped run, of its reference over copies of the non-empty tensors (the same gradients,
+    /// <see cref="SetEdgeGradients"/>), and of the run resumed from the edge run's checkpoint after step 3; then the
+    /// shapes are kept, nothing is NaN, the non-empty tensors equal the reference's bit for bit
+    /// (<paramref name="because"/>), and the resumed run equals the uninterrupted one bit for bit.
+    /// </summary>
+    private static void ShouldContinueAsOneRun((List<Parameter> Ps, optim.Optimizer Opt) edge, (List<Parameter> Ps, optim.Optimizer Opt) reference,
+        (List<Parameter> Ps, optim.Optimizer Opt) resumed, string because)
+    {
         for (int step = 4; step < 8; step++) {
-            SetEdgeGradients(ps, reference, step);
-            Fixtures.SetGradients(resumed, step);
-            graft.step();
-            referenceGraft.step();
-            resumedGraft.step();
+            SetEdgeGradients(edge.Ps, reference.Ps, step);
+            Fixtures.SetGradients(resumed.Ps, step);
+            edge.Opt.step();
+            reference.Opt.step();
+            resumed.Opt.step();
         }
 
-        ps.Select(p => p.shape).Should().BeEquivalentTo(EdgeShapes, o => o.WithStrictOrdering());
-        HardeningSupport.AllFinite(ps).Should().BeTrue();
-        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(NonEmpty.Select(i => ps[i])), HardeningSupport.RawBytes(reference), "zero-size tensors beside them change nothing, also in the global norm");
-        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(resumed), HardeningSupport.RawBytes(ps), "the state round trip continues bit-identically");
+        edge.Ps.Select(p => p.shape).Should().BeEquivalentTo(EdgeShapes, o => o.WithStrictOrdering());
+        HardeningSupport.AllFinite(edge.Ps).Should().BeTrue();
+        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(NonEmpty.Select(i => edge.Ps[i])), HardeningSupport.RawBytes(reference.Ps), because);
+        HardeningSupport.ShouldEqualBytes(HardeningSupport.RawBytes(resumed.Ps), HardeningSupport.RawBytes(edge.Ps), "the state round trip continues bit-identically");
     }
 
     /// <summary>The same gradients for the non-empty tensors of <paramref name="ps"/> and for their copies.</summary>

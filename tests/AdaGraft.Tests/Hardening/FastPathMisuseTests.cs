@@ -190,12 +190,7 @@ public sealed class FastPathMisuseTests
         var separate = views.Select(v => new Parameter(v.detach().clone())).ToList();
         using var a = Make(kind, fused, views);
         using var b = Make(kind, fused, separate);
-        for (int t = 0; t < 3; t++) {
-            Fixtures.SetGradients(views, t);
-            Fixtures.SetGradients(separate, t);
-            a.step();
-            b.step();
-        }
+        Fixtures.RunAll(0, 3, (views, a), (separate, b));
         TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(views), Fixtures.Snapshot(separate), "disjoint views are ordinary parameters");
     }
 
@@ -400,10 +395,7 @@ public sealed class FastPathMisuseTests
             GenericSecondMomentOptimizer.TorchAdamOptions(lr: 0.01)) { FusedCpuKernel = fused };
         var frozen = Fixtures.Snapshot(ps.Skip(2));
         var moving = Fixtures.Snapshot(ps.Take(1));
-        for (int t = 0; t < 3; t++) {
-            Fixtures.SetGradients(ps, t);
-            opt.step();
-        }
+        Fixtures.Run(opt, ps, 0, 3);
         TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(ps.Skip(2)), frozen, "a group whose learning rate is 0 does not move");
         Fixtures.Snapshot(ps.Take(1))[0].Should().NotEqual(moving[0], "the other group trains");
         TestTensors.AllFinite(ps[0]).Should().BeTrue();

@@ -31,21 +31,10 @@ internal static class HardeningSupport
     public static long LiveTensorsOnThisThread => DisposeScopeManager.Statistics.TensorStatistics.ThreadTotalLiveCount;
 
     /// <summary>A graft's complete saved state as bytes.</summary>
-    public static byte[] SaveToBytes(GraftOptimizer graft)
-    {
-        using var ms = new MemoryStream();
-        using (var writer = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true)) {
-            graft.save_state_dict(writer);
-        }
-        return ms.ToArray();
-    }
+    public static byte[] SaveToBytes(GraftOptimizer graft) => StateBytes.Save(graft.save_state_dict);
 
     /// <summary>Loads bytes written by <see cref="SaveToBytes(GraftOptimizer)"/>.</summary>
-    public static void LoadFromBytes(GraftOptimizer graft, byte[] bytes)
-    {
-        using var reader = new BinaryReader(new MemoryStream(bytes, writable: false));
-        graft.load_state_dict(reader);
-    }
+    public static void LoadFromBytes(GraftOptimizer graft, byte[] bytes) => StateBytes.Load(bytes, graft.load_state_dict);
 
     /// <summary>An optimizer's complete saved state as bytes.</summary>
     public static byte[] SaveToBytes(GenericSecondMomentOptimizer opt) => Support.TestTensors.SaveState(opt);

@@ -17,26 +17,9 @@ public sealed class SlotCacheTests
         return o;
     }
 
-    private static void Steps(GenericSecondMomentOptimizer opt, IList<Parameter> ps, int from, int count, int seed)
-    {
-        for (int t = from; t < from + count; t++) {
-            Fixtures.SetGradients(ps, t, seed);
-            opt.step();
-        }
-    }
+    private static byte[] Save(GenericSecondMomentOptimizer opt) => StateBytes.Save(opt.save_state_dict);
 
-    private static byte[] Save(GenericSecondMomentOptimizer opt)
-    {
-        using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) opt.save_state_dict(writer);
-        return stream.ToArray();
-    }
-
-    private static void Load(GenericSecondMomentOptimizer opt, byte[] bytes)
-    {
-        using var reader = new BinaryReader(new MemoryStream(bytes));
-        opt.load_state_dict(reader);
-    }
+    private static void Load(GenericSecondMomentOptimizer opt, byte[] bytes) => StateBytes.Load(bytes, opt.load_state_dict);
 
     [Fact]
     public void A_fused_step_after_loading_another_state_uses_the_loaded_slots()
@@ -44,7 +27,7 @@ public sealed class SlotCacheTests
         // Another trajectory's state, saved.
         var otherPs = Fixtures.MakeParameters(Shapes, ScalarType.Float32, seed: 5);
         using var other = Adam(otherPs, fused: true);
-        Steps(other, otherPs, 1, 4, seed: 11);
+        Fixtures.Run(other, otherPs, 1, 4, seed: 11);
         var saved = Save(other);
 
         var fusedPs = Fixtures.MakeParameters(Shapes, ScalarType.Float32);
@@ -52,14 +35,14 @@ public sealed class SlotCacheTests
         using var fused = Adam(fusedPs, fused: true);
         using var eager = Adam(eagerPs, fused: false);
         // Warm the fused optimizer's cached facts, then replace every slot by loading.
-        Steps(fused, fusedPs, 1, 3, seed: 3);
+        Fixtures.Run(fused, fusedPs, 1, 3, seed: 3);
         Load(fused, saved);
         Load(eager, saved);
         using (torch.no_grad()) for (int i = 0; i < fusedPs.Count; i++) eagerPs[i].copy_(fusedPs[i]);
         long before = fused.FusedTensorSteps;
 
-        Steps(fused, fusedPs, 5, 3, seed: 13);
-        Steps(eager, eagerPs, 5, 3, seed: 13);
+        Fixtures.Run(fused, fusedPs, 5, 3, seed: 13);
+        Fixtures.Run(eager, eagerPs, 5, 3, seed: 13);
 
         fused.FusedTensorSteps.Should().Be(before + 3 * fusedPs.Count, "the loaded state is as fusable as the one it replaced");
         Fixtures.MaxRelativeDifference(fusedPs, eagerPs).Should().BeLessThan(1e-6);
@@ -78,8 +61,8 @@ public sealed class SlotCacheTests
         var eagerPs = Fixtures.Clone(ps);
         using var fused = Adam(ps, fused: true);
         using var eager = Adam(eagerPs, fused: false);
-        Steps(fused, ps, 1, 2, seed: 3);
-        Steps(eager, eagerPs, 1, 2, seed: 3);
+        Fixtures.Run(fused, ps, 1, 2, seed: 3);
+        Fixtures.Run(eager, eagerPs, 1, 2, seed: 3);
 
         // Copy each state into itself through a clone (every slot replaced), and move to the device it is on (a
         // no-op move must not disturb anything either).
@@ -92,8 +75,8 @@ public sealed class SlotCacheTests
         }
         fused.to(CPU);
 
-        Steps(fused, ps, 3, 3, seed: 5);
-        Steps(eager, eagerPs, 3, 3, seed: 5);
+        Fixtures.Run(fused, ps, 3, 3, seed: 5);
+        Fixtures.Run(eager, eagerPs, 3, 3, seed: 5);
         Fixtures.MaxRelativeDifference(ps, eagerPs).Should().BeLessThan(1e-12);
     }
 
@@ -102,7 +85,7 @@ public sealed class SlotCacheTests
     {
         var ps = Fixtures.MakeParameters(Shapes, ScalarType.Float32);
         using var opt = Adam(ps, fused: true);
-        Steps(opt, ps, 1, 3, seed: 3); // the cached facts are warm
+        Fixtures.Run(opt, ps, 1, 3, seed: 3); // the cached facts are warm
         var m2 = opt.StateOf(ps[0]).SecondMoment!;
         using (torch.no_grad()) m2.set_(torch.zeros(1_000_000));
         var before = Fixtures.Snapshot(ps);
@@ -119,14 +102,14 @@ public sealed class SlotCacheTests
         var eagerPs = Fixtures.Clone(ps);
         using var fused = Adam(ps, fused: true);
         using var eager = Adam(eagerPs, fused: false);
-        Steps(fused, ps, 1, 2, seed: 3);
-        Steps(eager, eagerPs, 1, 2, seed: 3);
+        Fixtures.Run(fused, ps, 1, 2, seed: 3);
+        Fixtures.Run(eager, eagerPs, 1, 2, seed: 3);
         using (torch.no_grad()) {
             ps[0].set_(ps[0].detach().clone());
             eagerPs[0].set_(eagerPs[0].detach().clone());
         }
-        Steps(fused, ps, 3, 3, seed: 5);
-        Steps(eager, eagerPs, 3, 3, seed: 5);
+        Fixtures.Run(fused, ps, 3, 3, seed: 5);
+        Fixtures.Run(eager, eagerPs, 3, 3, seed: 5);
         Fixtures.MaxRelativeDifference(ps, eagerPs).Should().BeLessThan(1e-6);
     }
 }

@@ -28,8 +28,8 @@ public sealed class UseAfterDisposeTests : IDisposable
         var donorParams = Fixtures.Clone(ps);
         using var donor = OptimizerTable.CreateGeneric("torch-adam", donorParams);
         var opt = OptimizerTable.CreateGeneric("torch-adam", ps);
-        Run(opt, ps, 0, 2);
-        Run(donor, donorParams, 0, 3);
+        Fixtures.Run(opt, ps, 0, 2);
+        Fixtures.Run(donor, donorParams, 0, 3);
         string file = Path.Combine(_dir.FullName, "optimizer.bin");
         donor.save_state_dict(file);
         var extra = Fixtures.MakeParameters(new[] { new long[] { 2 } }, seed: 9);
@@ -66,8 +66,8 @@ public sealed class UseAfterDisposeTests : IDisposable
             using var d = GenericSecondMomentOptimizer.Adam(ps, 1);
             var graft = new GraftOptimizer(m, d, new GraftOptions { Path = path });
             using var donor = new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(donorParams, 0.05), GenericSecondMomentOptimizer.Adam(donorParams, 1), new GraftOptions { Path = path, OwnsChildren = true });
-            Run(graft, ps, 0, 2);
-            Run(donor, donorParams, 0, 3);
+            Fixtures.Run(graft, ps, 0, 2);
+            Fixtures.Run(donor, donorParams, 0, 3);
             string file = Path.Combine(_dir.FullName, $"graft-{path}.bin");
             donor.save_state_dict(file);
             var childState = Support.TestTensors.SaveState(m).Concat(Support.TestTensors.SaveState(d)).ToArray();
@@ -106,13 +106,5 @@ public sealed class UseAfterDisposeTests : IDisposable
         HardeningSupport.ShouldEqualBytes(HardeningSupport.GradientBytes(ps), gradients, $"{what}: gradients");
         File.ReadAllBytes(file).Should().Equal(fileBytes, $"{what}: the checkpoint on disk");
         Directory.GetFiles(_dir.FullName).Order(StringComparer.Ordinal).Should().Equal(files, $"{what}: no file is created or left behind");
-    }
-
-    private static void Run(optim.Optimizer opt, List<Parameter> ps, int from, int count)
-    {
-        for (int s = from; s < from + count; s++) {
-            Fixtures.SetGradients(ps, s);
-            opt.step();
-        }
     }
 }

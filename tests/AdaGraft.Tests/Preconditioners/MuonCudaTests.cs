@@ -19,13 +19,7 @@ public class MuonCudaTests
     private static (List<Parameter> cpu, List<Parameter> gpu) Pair()
     {
         var cpu = Fixtures.MakeParameters(Shapes, ScalarType.Float32);
-        return (cpu, cpu.Select(p => new Parameter(p.detach().clone().cuda())).ToList());
-    }
-
-    private static void Feed(List<Parameter> cpu, List<Parameter> gpu, int step)
-    {
-        Fixtures.SetGradients(cpu, step);
-        for (int i = 0; i < cpu.Count; i++) gpu[i].grad = cpu[i].grad!.cuda();
+        return (cpu, Fixtures.CudaCopies(cpu));
     }
 
     [Theory]
@@ -34,17 +28,7 @@ public class MuonCudaTests
     public void CpuEqualsCuda(string name)
     {
         Assert.SkipUnless(torch.cuda.is_available(), "CUDA is not available on this machine.");
-        var (cpu, gpu) = Pair();
-        using var oc = Make(name, cpu);
-        using var og = Make(name, gpu);
-        for (int step = 0; step < 20; step++) {
-            Feed(cpu, gpu, step);
-            oc.step();
-            og.step();
-        }
-        var back = gpu.Select(p => new Parameter(p.detach().cpu())).ToList();
-        Fixtures.MaxRelativeDifference(back, cpu).Should().BeLessThanOrEqualTo(1e-4);
-        Fixtures.MaxRelativeDifference(cpu, Fixtures.MakeParameters(Shapes, ScalarType.Float32)).Should().BeGreaterThan(1e-3);
+        Fixtures.CpuCudaDivergence(Shapes, ps => Make(name, ps), steps: 20).Should().BeLessThanOrEqualTo(1e-4);
     }
 
     /// <summary>bfloat16 Newton–Schulz on CUDA (the references' choice): finite, and within bfloat16's accuracy of float32.</summary>
@@ -56,7 +40,7 @@ public class MuonCudaTests
         using var oc = MuonOptimizer.CreateWithAdamW(cpu, lr: 0.02);
         using var og = MuonOptimizer.CreateWithAdamW(gpu, lr: 0.02, ns_precision: NewtonSchulzPrecision.Bf16);
         for (int step = 0; step < 5; step++) {
-            Feed(cpu, gpu, step);
+            Fixtures.SetGradientsOnCpuAndCuda(cpu, gpu, step);
             oc.step();
             og.step();
         }

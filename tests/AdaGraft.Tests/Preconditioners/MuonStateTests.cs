@@ -12,12 +12,7 @@ public class MuonStateTests
     [Fact]
     public void StateRoundTripContinuesBitIdentically()
     {
-        var w = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var original = MuonTestSupport.Mixed(w);
-        for (int step = 0; step < 7; step++) {
-            Fixtures.SetGradients(w, step);
-            original.step();
-        }
+        using var original = Fixtures.Trained(p => MuonTestSupport.Mixed(p), 7, out var w);
         var bytes = TestTensors.SaveState(original);
         var restoredParams = Fixtures.Clone(w);
         var coldParams = Fixtures.Clone(w);
@@ -43,10 +38,7 @@ public class MuonStateTests
     [Fact]
     public void CheckpointOfAnotherSizeRuleIsRefused()
     {
-        var w = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var original = MuonTestSupport.Mixed(w);
-        Fixtures.SetGradients(w, 0);
-        original.step();
+        using var original = Fixtures.Trained(p => MuonTestSupport.Mixed(p), 1, out var w);
         var other = Fixtures.Clone(w);
         using var target = MuonTestSupport.Mixed(other, rule: MuonSizeRule.MatchAdamWRms);
         var before = TestTensors.SaveState(target);
@@ -110,12 +102,7 @@ public class MuonStateTests
     [MemberData(nameof(StepTimeMisuse))]
     public void StepTimeMisuseRaisesBeforeAnyChange(string what)
     {
-        var w = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = MuonTestSupport.Mixed(w);
-        for (int step = 0; step < 2; step++) {
-            Fixtures.SetGradients(w, step);
-            opt.step();
-        }
+        using var opt = Fixtures.Trained(p => MuonTestSupport.Mixed(p), 2, out var w);
         var before = Fixtures.Snapshot(w);
         Fixtures.SetGradients(w, 2);
         var groups = opt.Groups.ToList();

@@ -8,19 +8,9 @@ namespace AdaGraft.Tests.Preconditioners;
 /// </summary>
 public sealed class ShampooStateTests
 {
-    private static byte[] Save(ShampooOptimizer opt)
-    {
-        using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) opt.save_state_dict(writer);
-        return stream.ToArray();
-    }
+    private static byte[] Save(ShampooOptimizer opt) => StateBytes.Save(opt.save_state_dict);
 
-    private static void Load(ShampooOptimizer opt, byte[] bytes)
-    {
-        using var stream = new MemoryStream(bytes, writable: false);
-        using var reader = new BinaryReader(stream);
-        opt.load_state_dict(reader);
-    }
+    private static void Load(ShampooOptimizer opt, byte[] bytes) => StateBytes.Load(bytes, opt.load_state_dict);
 
     /// <summary>Steps <paramref name="from"/> to <paramref name="to"/> (exclusive) of every run, each with its own copy of the gradient stream.</summary>
     private static void Steps(int from, int to, params (IList<Parameter> w, optim.Optimizer opt)[] runs)
@@ -166,7 +156,7 @@ public sealed class ShampooStateTests
         Assert.SkipUnless(torch.cuda.is_available(), "CUDA is not available on this machine.");
         long[][] shapes = { new long[] { 7 }, new long[] { 3, 5 }, new long[] { 40, 70 }, new long[] { 6, 4, 3, 3 } };
         var cpu = Fixtures.MakeParameters(shapes, ScalarType.Float32);
-        var gpu = cpu.Select(p => new Parameter(p.detach().clone().cuda())).ToList();
+        var gpu = Fixtures.CudaCopies(cpu);
         static ShampooOptimizer Make(IList<Parameter> ps) => ShampooOptimizer.Create(ps, lr: 0.01, beta1: 0.9, momentum: 0.5,
             weight_decay: 0.01, max_preconditioner_dim: 32, precondition_frequency: 5, grafting: ShampooGrafting.Adam, grafting_epsilon: 1e-8);
         using var oc = Make(cpu);
@@ -185,7 +175,7 @@ public sealed class ShampooStateTests
         Save(oc).Should().Equal(saved);
 
         // A CPU checkpoint loaded into an optimizer over CUDA copies continues there as the CUDA run does.
-        var moved = cpu.Select(p => new Parameter(p.detach().clone().cuda())).ToList();
+        var moved = Fixtures.CudaCopies(cpu);
         using var om = Make(moved);
         Load(om, saved);
         Steps(20, 22, (gpu, og), (moved, om));

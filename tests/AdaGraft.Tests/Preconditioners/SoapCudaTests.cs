@@ -14,7 +14,7 @@ public class SoapCudaTests
     {
         Assert.SkipUnless(torch.cuda.is_available(), "CUDA is not available on this machine.");
         var cpu = Fixtures.MakeParameters(SoapTestSupport.Shapes, ScalarType.Float32);
-        var gpu = cpu.Select(p => new Parameter(p.detach().clone().cuda())).ToList();
+        var gpu = Fixtures.CudaCopies(cpu);
         using var oc = Make(cpu, graft);
         using var og = Make(gpu, graft);
         // The gradients are drawn on the CPU and moved, so both devices get the same numbers.

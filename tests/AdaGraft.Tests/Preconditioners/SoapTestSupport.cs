@@ -31,19 +31,10 @@ public static class SoapTestSupport
     }
 
     /// <summary>The optimizer's saved checkpoint as bytes.</summary>
-    public static byte[] Save(SoapOptimizer opt)
-    {
-        using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) opt.save_state_dict(writer);
-        return stream.ToArray();
-    }
+    public static byte[] Save(SoapOptimizer opt) => StateBytes.Save(opt.save_state_dict);
 
     /// <summary>Loads bytes written by <see cref="Save"/>.</summary>
-    public static void Load(SoapOptimizer opt, byte[] bytes)
-    {
-        using var reader = new BinaryReader(new MemoryStream(bytes, writable: false));
-        opt.load_state_dict(reader);
-    }
+    public static void Load(SoapOptimizer opt, byte[] bytes) => StateBytes.Load(bytes, opt.load_state_dict);
 
     /// <summary>max |QᵀQ − I| of a basis.</summary>
     public static double OrthonormalityError(Tensor q)

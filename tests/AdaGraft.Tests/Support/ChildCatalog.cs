@@ -22,4 +22,19 @@ public static class ChildCatalog
     public static bool IsRuleBased(string name) => name.StartsWith("paper-", StringComparison.Ordinal);
 
     public static optim.Optimizer Make(string name, IEnumerable<Parameter> ps, double lrScale = 1) => Factories[name](ps, lrScale);
+
+    /// <summary>The graft of the catalog's <paramref name="m"/> (magnitude) and <paramref name="d"/> (direction) over <paramref name="ps"/>.</summary>
+    public static GraftOptimizer Graft(string m, string d, IList<Parameter> ps, GraftOptions options) => new(Make(m, ps), Make(d, ps), options);
+
+    /// <summary>
+    /// The checkpoint of <see cref="Graft"/>(<paramref name="m"/>, <paramref name="d"/>) over <see cref="Fixtures.Shapes"/>
+    /// (seed 1) after <paramref name="steps"/> steps of the default gradient stream; the graft is disposed.
+    /// </summary>
+    public static byte[] SavedGraft(string m, string d, GraftOptions options, int steps)
+    {
+        var source = Fixtures.MakeParameters(Fixtures.Shapes);
+        using var graft = Graft(m, d, source, options);
+        Fixtures.Run(graft, source, 0, steps);
+        return StateBytes.Save(graft.save_state_dict);
+    }
 }

@@ -36,11 +36,95 @@ public static class Fixtures
         }
     }
 
+    /// <summary>Copies of <paramref name="ps"/> on the CUDA device (same values, new storage).</summary>
+    public static List<Parameter> CudaCopies(IEnumerable<Parameter> ps) =>
+        ps.Select(p => new Parameter(p.detach().clone().cuda())).ToList();
+
+    /// <summary>
+    /// Sets step <paramref name="step"/>'s gradients of the CPU parameters <paramref name="cpu"/> (<see cref="SetGradients"/>)
+    /// and gives their CUDA copies <paramref name="gpu"/> the same values, moved.
+    /// </summary>
+    public static void SetGradientsOnCpuAndCuda(IList<Parameter> cpu, IList<Parameter> gpu, int step)
+    {
+        SetGradients(cpu, step);
+        for (int i = 0; i < cpu.Count; i++) gpu[i].grad = cpu[i].grad!.cuda();
+    }
+
+    /// <summary>
+    /// Builds <paramref name="make"/> over float32 parameters of <paramref name="shapes"/> (seed 1) on the CPU and over
+    /// their CUDA copies, steps both <paramref name="steps"/> times on the same gradients
+    /// (<see cref="SetGradientsOnCpuAndCuda"/>), asserts that the CPU parameters moved (relative 1e-3), and returns the
+    /// largest relative difference of the CUDA parameters, copied back, from the CPU ones.
+    /// </summary>
+    public static double CpuCudaDivergence(long[][] shapes, Func<List<Parameter>, optim.Optimizer> make, int steps)
+    {
+        var cpu = MakeParameters(shapes, ScalarType.Float32);
+        var gpu = CudaCopies(cpu);
+        using var oc = make(cpu);
+        using var og = make(gpu);
+        for (int step = 0; step < steps; step++) {
+            SetGradientsOnCpuAndCuda(cpu, gpu, step);
+            oc.step();
+            og.step();
+        }
+        var back = gpu.Select(p => new Parameter(p.detach().cpu())).ToList();
+        MaxRelativeDifference(cpu, MakeParameters(shapes, ScalarType.Float32)).Should().BeGreaterThan(1e-3, "the parameters must have moved");
+        return MaxRelativeDifference(back, cpu);
+    }
+
     /// <summary>Sets step <paramref name="step"/>'s gradients of every run's parameters, then steps every run's optimizer in order.</summary>
     public static void StepAll(int step, params (IList<Parameter> Parameters, optim.Optimizer Optimizer)[] runs)
     {
         foreach (var run in runs) SetGradients(run.Parameters, step);
         foreach (var run in runs) run.Optimizer.step();
+    }
+
+    /// <summary>
+    /// Sets step <paramref name="step"/>'s gradients of every list in <paramref name="parameters"/>, then steps every
+    /// optimizer in order (for optimizers that share a list, or lists split over several optimizers).
+    /// </summary>
+    public static void StepAll(int step, IList<Parameter>[] parameters, params optim.Optimizer[] optimizers)
+    {
+        foreach (var ps in parameters) SetGradients(ps, step);
+        foreach (var opt in optimizers) opt.step();
+    }
+
+    /// <summary>
+    /// Steps <paramref name="opt"/> <paramref name="count"/> times over <paramref name="ps"/>, on steps
+    /// <paramref name="from"/>, <paramref name="from"/> + 1, … of the gradient stream <see cref="SetGradients"/> draws
+    /// with <paramref name="seed"/>.
+    /// </summary>
+    public static void Run(optim.Optimizer opt, IList<Parameter> ps, int from, int count, int seed = 7)
+    {
+        for (int step = from; step < from + count; step++) {
+            SetGradients(ps, step, seed);
+            opt.step();
+        }
+    }
+
+    /// <summary>
+    /// The optimizer <paramref name="make"/> builds over new parameters <paramref name="ps"/> (<see cref="Shapes"/>,
+    /// seed 1), stepped <paramref name="steps"/> times on steps 0, 1, … of <see cref="SetGradients"/>'s stream
+    /// (disposed if stepping fails).
+    /// </summary>
+    public static T Trained<T>(Func<List<Parameter>, T> make, int steps, out List<Parameter> ps)
+        where T : optim.Optimizer
+    {
+        ps = MakeParameters(Shapes);
+        var opt = make(ps);
+        try {
+            Run(opt, ps, 0, steps);
+        } catch {
+            opt.Dispose();
+            throw;
+        }
+        return opt;
+    }
+
+    /// <summary><see cref="StepAll(int, (IList{Parameter} Parameters, optim.Optimizer Optimizer)[])"/> for steps <paramref name="from"/> to <paramref name="from"/> + <paramref name="count"/> − 1, in lockstep.</summary>
+    public static void RunAll(int from, int count, params (IList<Parameter> Parameters, optim.Optimizer Optimizer)[] runs)
+    {
+        for (int step = from; step < from + count; step++) StepAll(step, runs);
     }
 
     /// <summary>

@@ -16,12 +16,7 @@ public static class GraftHarness
         var wb = Fixtures.Clone(wa);
         using var oa = a(wa);
         using var ob = b(wb);
-        for (int step = 0; step < steps; step++) {
-            Fixtures.SetGradients(wa, step);
-            Fixtures.SetGradients(wb, step);
-            oa.step();
-            ob.step();
-        }
+        Fixtures.RunAll(0, steps, (wa, oa), (wb, ob));
         Fixtures.MaxRelativeDifference(wa, Fixtures.MakeParameters(shapes)).Should().BeGreaterThan(1e-3, "the parameters must have moved");
         return Fixtures.MaxRelativeDifference(wa, wb);
     }

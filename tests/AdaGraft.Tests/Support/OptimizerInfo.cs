@@ -344,23 +344,10 @@ public static class OptimizerTable
     }
 
     /// <summary>The optimizer's complete saved state as bytes (its tagged checkpoint).</summary>
-    public static byte[] SaveState(optim.Optimizer opt)
-    {
-        using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) {
-            ((IOptimizerCheckpoint)opt).SaveCheckpoint(writer);
-            writer.Flush();
-        }
-        return stream.ToArray();
-    }
+    public static byte[] SaveState(optim.Optimizer opt) => StateBytes.Save(((IOptimizerCheckpoint)opt).SaveCheckpoint);
 
     /// <summary>Loads bytes written by <see cref="SaveState"/>.</summary>
-    public static void LoadState(optim.Optimizer opt, byte[] bytes)
-    {
-        using var stream = new MemoryStream(bytes, writable: false);
-        using var reader = new BinaryReader(stream);
-        ((IOptimizerCheckpoint)opt).StageCheckpoint(reader)();
-    }
+    public static void LoadState(optim.Optimizer opt, byte[] bytes) => StateBytes.Load(bytes, reader => ((IOptimizerCheckpoint)opt).StageCheckpoint(reader)());
 
     /// <summary>Sum of the element counts of every allocated slot of every tensor state.</summary>
     public static long SlotElements(IEnumerable<RuleState> states) =>

@@ -29,24 +29,13 @@ public static class TestTensors
     public static byte[] SaveState<TOptions, TState>(RuleOptimizer<TOptions, TState> opt)
         where TOptions : Rules.RuleOptions, new()
         where TState : Rules.RuleState
-    {
-        using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) {
-            opt.save_state_dict(writer);
-            writer.Flush();
-        }
-        return stream.ToArray();
-    }
+        => StateBytes.Save(opt.save_state_dict);
 
     /// <summary>Loads bytes written by <see cref="SaveState{TOptions, TState}"/>.</summary>
     public static void LoadState<TOptions, TState>(RuleOptimizer<TOptions, TState> opt, byte[] bytes)
         where TOptions : Rules.RuleOptions, new()
         where TState : Rules.RuleState
-    {
-        using var stream = new MemoryStream(bytes, writable: false);
-        using var reader = new BinaryReader(stream);
-        opt.load_state_dict(reader);
-    }
+        => StateBytes.Load(bytes, opt.load_state_dict);
 
     /// <summary>Asserts two snapshots are bit-identical (reports the first difference).</summary>
     public static void ShouldBeBitIdentical(double[][] actual, double[][] expected, string because = "")

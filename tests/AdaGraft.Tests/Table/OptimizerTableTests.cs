@@ -52,7 +52,7 @@ public sealed class OptimizerTableTests
         var ps = Fixtures.MakeParameters(Fixtures.Shapes);
         using var opt = entry.Make(ps);
         opt.GetType().Should().Be(entry.Type);
-        Train(opt, ps, 0, 2);
+        Fixtures.Run(opt, ps, 0, 2);
         long slots = OptimizerTable.SlotElements(ps.Select(p => OptimizerTable.StateOf(opt, p)));
         (slots == 0).Should().Be(entry.Stateless, $"{name} allocated {slots} state elements");
         if (entry.Errors.Count > 0) entry.Preset.Should().NotBeNull();
@@ -325,9 +325,7 @@ public sealed class OptimizerTableTests
     public void TheStateRoundTripsThroughEveryReferenceType(string name, Through through)
     {
         var entry = OptimizerTable.Get(name);
-        var w = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var source = Build(entry, through, w, 1);
-        Train(source, w, 0, 5);
+        using var source = Fixtures.Trained(p => Build(entry, through, p, 1), 5, out var w);
         var restoredParams = Fixtures.Clone(w);
         var coldParams = Fixtures.Clone(w);
         using var restored = Build(entry, through, restoredParams, 7);
@@ -338,13 +336,5 @@ public sealed class OptimizerTableTests
         TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(restoredParams), Fixtures.Snapshot(w), $"({name} through {through}: restored vs. uninterrupted)");
         if (!entry.Stateless || IsGraft(through))
             Fixtures.MaxRelativeDifference(coldParams, w).Should().BeGreaterThan(1e-12, "an optimizer without the saved state takes other steps");
-    }
-
-    private static void Train(optim.Optimizer opt, List<Parameter> ps, int from, int to)
-    {
-        for (int step = from; step < to; step++) {
-            Fixtures.SetGradients(ps, step);
-            opt.step();
-        }
     }
 }

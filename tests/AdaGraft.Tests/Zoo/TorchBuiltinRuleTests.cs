@@ -76,12 +76,7 @@ public sealed class TorchBuiltinRuleTests
             using var fused = Make(name, a, fused: true);
             using var eager = Make(name, b, fused: false);
             int steps = dtype == ScalarType.Float64 ? 15 : 10;
-            for (int step = 0; step < steps; step++) {
-                Fixtures.SetGradients(a, step);
-                Fixtures.SetGradients(b, step);
-                fused.step();
-                eager.step();
-            }
+            Fixtures.RunAll(0, steps, (a, fused), (b, eager));
             Fixtures.MaxRelativeDifference(a, b).Should().BeLessThanOrEqualTo(tolerance, name);
             FusedCount(fused).Should().Be(steps * shapes.Length, name);
             FusedCount(eager).Should().Be(0, name);
@@ -163,12 +158,7 @@ public sealed class TorchBuiltinRuleTests
             var initial = Fixtures.Snapshot(a);
             using var fused = WithPath(factory(a), fused: true);
             using var eager = WithPath(factory(b), fused: false);
-            for (int step = 0; step < 20; step++) {
-                Fixtures.SetGradients(a, step);
-                Fixtures.SetGradients(b, step);
-                fused.step();
-                eager.step();
-            }
+            Fixtures.RunAll(0, 20, (a, fused), (b, eager));
             var after = Fixtures.Snapshot(a);
             after.SelectMany(x => x).Should().OnlyContain(v => double.IsFinite(v), name);
             for (int i = 0; i < after.Length; i++) {
@@ -203,12 +193,7 @@ public sealed class TorchBuiltinRuleTests
         OptimizerTable.LoadState(restored, bytes);
         restored.StateOf(copy[0]).MuProduct.Should().Be(original.StateOf(w[0]).MuProduct).And.NotBe(1);
         ((optim.IBetas)restored.ParamGroups.Single()).Betas.Should().Be((0.5, 0.999), "the group's options come from the file");
-        for (int step = 6; step < 12; step++) {
-            Fixtures.SetGradients(w, step);
-            Fixtures.SetGradients(copy, step);
-            original.step();
-            restored.step();
-        }
+        Fixtures.RunAll(6, 6, (w, original), (copy, restored));
         TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(copy), Fixtures.Snapshot(w), "after loading");
     }
 
@@ -223,18 +208,10 @@ public sealed class TorchBuiltinRuleTests
         var b = Fixtures.Clone(a);
         using var torchSharp = RAdamOptimizer.Create(a, 0.01);
         using var paper = RAdamOptimizer.CreatePaper(b, 0.01);
-        for (int step = 0; step < 5; step++) {
-            Fixtures.SetGradients(a, step);
-            Fixtures.SetGradients(b, step);
-            torchSharp.step();
-            paper.step();
-        }
+        Fixtures.RunAll(0, 5, (a, torchSharp), (b, paper));
         TestTensors.ShouldBeBitIdentical(Fixtures.Snapshot(a), Fixtures.Snapshot(b), "unrectified steps use η once in both");
         var before = Fixtures.Clone(a);
-        Fixtures.SetGradients(a, 5);
-        Fixtures.SetGradients(b, 5);
-        torchSharp.step();
-        paper.step();
+        Fixtures.StepAll(5, (a, torchSharp), (b, paper));
         for (int i = 0; i < a.Count; i++) {
             using var stepTorchSharp = a[i].detach() - before[i].detach();
             using var stepPaper = b[i].detach() - before[i].detach();

@@ -25,12 +25,7 @@ public class ZooParityTests
         var b = Fixtures.Clone(a);
         using var ams = GenericSecondMomentOptimizer.AmsGrad(a, lr: 0.01);
         using var adam = GenericSecondMomentOptimizer.TorchAdam(b, lr: 0.01);
-        for (int step = 0; step < 30; step++) {
-            Fixtures.SetGradients(a, step);
-            Fixtures.SetGradients(b, step);
-            ams.step();
-            adam.step();
-        }
+        Fixtures.RunAll(0, 30, (a, ams), (b, adam));
         Fixtures.MaxRelativeDifference(a, b).Should().BeGreaterThan(1e-6);
     }
 }

@@ -12,12 +12,7 @@ public class ZooStateTests
     [MemberData(nameof(OptimizerTable.Names), MemberType = typeof(OptimizerTable))]
     public void StateDictRoundTripContinuesBitIdentically(string name)
     {
-        var w = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var original = OptimizerTable.Make(name, w);
-        for (int step = 0; step < 7; step++) {
-            Fixtures.SetGradients(w, step);
-            original.step();
-        }
+        using var original = Fixtures.Trained(p => OptimizerTable.Make(name, p), 7, out var w);
         var bytes = OptimizerTable.SaveState(original);
 
         var restoredParams = Fixtures.Clone(w);
@@ -76,10 +71,7 @@ public class ZooStateTests
     [Fact]
     public void NovoGradSecondMomentIsOneScalarPerTensor()
     {
-        var ps = Fixtures.MakeParameters(Fixtures.Shapes);
-        using var opt = NovoGradOptimizer.Create(ps);
-        Fixtures.SetGradients(ps, 0);
-        opt.step();
+        using var opt = Fixtures.Trained(p => NovoGradOptimizer.Create(p), 1, out var ps);
         foreach (var p in ps) {
             var s = opt.StateOf(p);
             s.SecondMoment!.shape.Should().BeEmpty();
