@@ -5,6 +5,9 @@ namespace AdaGraft.Grafting;
 /// <summary>The fused closed-form path: two fused CPU passes (propose both and measure; apply) over work items grouped by tensor.</summary>
 public sealed partial class GraftOptimizer
 {
+    /// <summary>The fused closed form's plans, kept between steps (M's of tensor t at t, D's at n + t).</summary>
+    private FusedPlan[] _plans = Array.Empty<FusedPlan>();
+
     /// <summary>
     /// The closed-form step in two fused CPU passes (see <see cref="GraftOptions.FusedCpuKernel"/>), or null, having
     /// changed nothing, when some tensor or child does not qualify.
@@ -30,8 +33,10 @@ public sealed partial class GraftOptimizer
         var active = Array.ConvertAll(grads, x => x is not null);
         var layout = new FusedLayout(active, numels, dtypes, BlockSize, HostRatio, interleave ? GroupElements : 0);
         var items = layout.Items;
-        var mPlans = new FusedPlan[n];
-        var dPlans = new FusedPlan[n];
+        // Kept between steps: two plans (about 120 bytes each) per tensor would be a large-object allocation every
+        // step for 1,000 tensors, and with it a full collection every few steps.
+        if (_plans.Length < 2 * n) _plans = new FusedPlan[2 * n];
+        var plans = _plans; // M's plan of tensor t at t, D's at n + t
         var w = new IntPtr[n];
         var g = new IntPtr[n];
         var o = new IntPtr[n];
@@ -47,8 +52,8 @@ public sealed partial class GraftOptimizer
         for (int i = 0; i < n; i++) {
             if (!active[i]) continue;
             var p = _params[i];
-            mPlans[i] = gm.Plan(p);
-            dPlans[i] = gd.Plan(p);
+            plans[i] = gm.Plan(p);
+            plans[n + i] = gd.Plan(p);
             w[i] = FusedCpu.Pointer(p);
             g[i] = FusedCpu.Pointer(grads[i]!.Value);
             o[i] = interleave ? ScratchPointer(dtypes[i], layout.OffsetInGroup[i]) : FusedCpu.Pointer(Fit(ref _saved[i], p));
@@ -67,8 +72,8 @@ public sealed partial class GraftOptimizer
             int j = from + k;
             var (t, start, length, _) = items[j];
             (layout.SumM[j], layout.SumD[j]) = dtypes[t] == ScalarType.Float32
-                ? FusedCpu.Propose<float>(mPlans[t], dPlans[t], w[t], g[t], o[t], start, start + length, streamOut: !interleave)
-                : FusedCpu.Propose<double>(mPlans[t], dPlans[t], w[t], g[t], o[t], start, start + length, streamOut: !interleave);
+                ? FusedCpu.Propose<float>(plans[t], plans[n + t], w[t], g[t], o[t], start, start + length, streamOut: !interleave)
+                : FusedCpu.Propose<double>(plans[t], plans[n + t], w[t], g[t], o[t], start, start + length, streamOut: !interleave);
         });
         void Apply(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
             var (t, start, length, segment) = items[from + k];

@@ -209,4 +209,13 @@ public sealed partial class GraftOptimizer
         }
         return p.to_type(ScalarType.Float32).sub_(saved);
     }
+
+    /// <summary>A scratch buffer of the graft: reused while it still has <paramref name="like"/>'s shape, dtype and device.</summary>
+    private static Tensor Fit(ref Tensor? buffer, Tensor like, ScalarType? dtype = null)
+    {
+        if (buffer is Tensor b && TensorLayout.SameLayout(b, like, dtype)) return b;
+        buffer?.Dispose();
+        buffer = torch.empty(like.shape, dtype ?? like.dtype, like.device).DetachFromDisposeScope();
+        return buffer;
+    }
 }

@@ -263,15 +263,6 @@ public sealed partial class GraftOptimizer : OptimizerHelper, IMomentum, IBetas,
         }
     }
 
-    /// <summary>A scratch buffer of the graft: reused while it still has <paramref name="like"/>'s shape, dtype and device.</summary>
-    private static Tensor Fit(ref Tensor? buffer, Tensor like, ScalarType? dtype = null)
-    {
-        if (buffer is Tensor b && TensorLayout.SameLayout(b, like, dtype)) return b;
-        buffer?.Dispose();
-        buffer = torch.empty(like.shape, dtype ?? like.dtype, like.device).DetachFromDisposeScope();
-        return buffer;
-    }
-
     /// <summary>Moves both children's state (and the graft's scratch) to <paramref name="device"/>.</summary>
     public new void to(Device device)
     {

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 
@@ -54,11 +55,23 @@ internal static unsafe class FusedRules
         Func<int, (TPlan Plan, FusedPointers Slots)> plan, ChunkKernel<TPlan> kernel, ref long fusedSteps)
     {
         if (count == 0) return null;
+        // Plans (about 120 bytes each) for 1,000 tensors would be a large-object allocation every step, and with it a
+        // full collection every few steps: they come from a pool instead.
+        var plans = ArrayPool<TPlan>.Shared.Rent(count);
+        try {
+            return StepsWith(count, tensor, plan, kernel, ref fusedSteps, plans);
+        } finally {
+            ArrayPool<TPlan>.Shared.Return(plans, clearArray: RuntimeHelpers.IsReferenceOrContainsReferences<TPlan>());
+        }
+    }
+
+    private static bool[]? StepsWith<TPlan>(int count, Func<int, (RuleState State, Tensor Param, TensorRef Grad)> tensor,
+        Func<int, (TPlan Plan, FusedPointers Slots)> plan, ChunkKernel<TPlan> kernel, ref long fusedSteps, TPlan[] plans)
+    {
         var fused = new bool[count];
-        var plans = new TPlan[count];
         var at = new FusedPointers[count];
-        var items = new List<FusedCpu.WorkItem>();
-        var kept = new List<Tensor>();
+        var items = new List<FusedCpu.WorkItem>(count);
+        var kept = new List<Tensor>(count);
         long total = 0;
         for (int i = 0; i < count; i++) {
             var (state, p, grad) = tensor(i);
