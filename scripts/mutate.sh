@@ -29,14 +29,14 @@ mutations=(
   "        Tail<T>.Out(tw, w, i, count);"
   "        Tail<T>.Out(tw, w, i, count - 1);"
   ratio src/AdaGraft/Grafting/FusedLayout.cs
-  "            Ratio[s] = _ratioOf(MagnitudeNorm[s], DirectionNorm[s]);"
-  "            Ratio[s] = _ratioOf(MagnitudeNorm[s], DirectionNorm[s]) * (1 + 1e-9);"
+  $'            Ratio[s] = _ratioOf(MagnitudeNorm[s], DirectionNorm[s]);\n        }\n    }'
+  $'            Ratio[s] = _ratioOf(MagnitudeNorm[s], DirectionNorm[s]) * (1 + 1e-9);\n        }\n    }'
   weight-decay-read src/AdaGraft/Rules/FusedCpu.cs
   "        bool needW = km.Coupled || km.HasDecay || kd.Coupled || kd.HasDecay;"
   "        bool needW = false;"
   version-bump src/AdaGraft/Rules/FusedCpu.cs
-  "            _view.zero_();"
-  "            if (address == (IntPtr)(-1)) _view.zero_();"
+  $'            if (_native) NativeVersion.Bump(t);\n            else _view!.zero_();'
+  $'            if (address == (IntPtr)(-1)) {\n                if (_native) NativeVersion.Bump(t);\n                else _view!.zero_();\n            }'
   state-extent-check src/AdaGraft/Rules/RuleState.cs
   "            if (SlotFits(i, s)) continue;"
   "            if (true || SlotFits(i, s)) continue;"
