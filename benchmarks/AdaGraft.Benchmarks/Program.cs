@@ -20,6 +20,14 @@ if (args.Length > 0 && args[0] == "--loop-timing") {
         args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10);
     return;
 }
+if (args.Length > 0 && args[0] == "--tensor-count-ab") {
+    KernelLayout.RunSteps(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 40);
+    return;
+}
+if (args.Length > 0 && args[0] == "--kernel-layout") {
+    KernelLayout.Run();
+    return;
+}
 if (args.Length > 0 && args[0] == "--check-timing") {
     CheckTiming.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1000,
         args.Length > 2 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10_000);

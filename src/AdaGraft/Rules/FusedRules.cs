@@ -4,6 +4,12 @@ using System.Runtime.CompilerServices;
 
 namespace AdaGraft.Rules;
 
+/// <summary>
+/// One work item of a fused step: elements [Start, End) of tensor First (= Last), or, with End = −1, every fused tensor
+/// from First to Last whole.
+/// </summary>
+internal readonly record struct StepItem(int First, int Last, long Start, long End);
+
 /// <summary>The data addresses of one tensor's fused step: parameter, gradient and up to three state slots.</summary>
 internal struct FusedPointers
 {
@@ -70,9 +76,14 @@ internal static unsafe class FusedRules
     {
         var fused = new bool[count];
         var at = new FusedPointers[count];
-        var items = new List<FusedCpu.WorkItem>(count);
+        var lengths = new long[count];
+        // A work item is a chunk of a large tensor, or a run of whole small tensors (consecutive in the step) of at
+        // least one chunk in all: 1,000 tensors of 10k elements make 250 items instead of 1,000, and a thread sweeps
+        // four tensors back to back (each item's start costs the memory streams a ramp-up).
+        var items = new List<StepItem>(count);
         var kept = new List<Tensor>(count);
-        long total = 0;
+        int groupFrom = -1;
+        long groupElements = 0, total = 0;
         for (int i = 0; i < count; i++) {
             var (state, p, grad) = tensor(i);
             if (!CanFuse(state, p, grad)) continue;
@@ -87,8 +98,18 @@ internal static unsafe class FusedRules
             // A gradient read as a bare handle is owned by the step until after this returns.
             if (grad.Managed is Tensor g) kept.Add(g);
             long n = NativeTensor.Numel(p);
-            FusedCpu.Split(items, i, n, 0, 0);
+            lengths[i] = n;
             total += n;
+            if (n >= FusedCpu.Chunk) {
+                for (long s = 0; s < n; s += FusedCpu.Chunk) items.Add(new StepItem(i, i, s, Math.Min(n, s + FusedCpu.Chunk)));
+            } else {
+                if (groupFrom < 0) (groupFrom, groupElements) = (i, 0);
+                groupElements += n;
+                if (groupElements >= FusedCpu.Chunk) {
+                    items.Add(new StepItem(groupFrom, i, 0, -1));
+                    groupFrom = -1;
+                }
+            }
             // The version counters advance now, while this tensor's metadata is in cache (after the kernels have
             // streamed every tensor it would not be); nothing can observe them before the kernels below have run.
             state.MarkParameterWritten(slots.W);
@@ -96,9 +117,18 @@ internal static unsafe class FusedRules
             fusedSteps++;
         }
         if (kept.Count == 0) return null;
+        if (groupFrom >= 0) items.Add(new StepItem(groupFrom, count - 1, 0, -1));
         FusedCpu.Run(items.Count, total, j => {
-            var (t, start, length, _) = items[j];
-            kernel(plans[t], at[t], start, start + length);
+            var (first, last, start, end) = items[j];
+            if (end >= 0) {
+                kernel(plans[first], at[first], start, end);
+                return;
+            }
+            // A run of whole small tensors; the tensors in between that were not fused, or are large (chunked in items
+            // of their own), are skipped.
+            for (int t = first; t <= last; t++) {
+                if (fused[t] && lengths[t] < FusedCpu.Chunk) kernel(plans[t], at[t], 0, lengths[t]);
+            }
         });
         GC.KeepAlive(kept);
         return fused;

@@ -104,6 +104,36 @@ public class FusedKernelTests
     }
 
     [Theory]
+    [InlineData("torch-adam")]
+    [InlineData("paper-adagrad")]
+    public void RunsOfSmallTensorsAroundLargeAndUnfusedOnesEqualTheEagerStep(string name)
+    {
+        // A step's work items sweep consecutive small tensors in runs of at least one chunk; here runs enclose a large
+        // tensor (chunked in items of its own) and a tensor whose strided gradient the kernel does not take.
+        var shapes = Enumerable.Repeat(new long[] { 3000 }, 13).Append(new long[] { 40_000 })
+            .Concat(Enumerable.Repeat(new long[] { 2, 1250 }, 14)).Append(new long[] { 5 }).ToArray();
+        var a = Fixtures.MakeParameters(shapes);
+        var b = Fixtures.Clone(a);
+        var start = Fixtures.Clone(a);
+        using var fused = Make(name, a, fused: true);
+        using var eager = Make(name, b, fused: false);
+        const int strided = 20;
+        for (int step = 0; step < 8; step++) {
+            foreach (var ps in new[] { a, b }) {
+                Fixtures.SetGradients(ps, step);
+                using var g = ps[strided].grad!;
+                using var copy = g.t().contiguous().t(); // the same values, not contiguous
+                ps[strided].grad = copy;
+            }
+            fused.step();
+            eager.step();
+        }
+        fused.FusedTensorSteps.Should().Be(8 * (shapes.Length - 1), "every tensor but the strided one takes the kernel");
+        Fixtures.MaxRelativeDifference(a, start).Should().BeGreaterThan(1e-3, "the parameters must have moved");
+        Fixtures.MaxRelativeDifference(a, b).Should().BeLessThanOrEqualTo(1e-12);
+    }
+
+    [Theory]
     [InlineData("paper-adagrad")]
     [InlineData("paper-adam")]
     [InlineData("torch-adam")]
