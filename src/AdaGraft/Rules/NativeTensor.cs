@@ -74,8 +74,12 @@ internal static unsafe class NativeTensor
     /// <summary><c>t.is_sparse</c>.</summary>
     internal static bool IsSparse(TensorRef t) => Available ? s_isSparse(t.Handle) != 0 : t.Managed!.is_sparse;
 
-    /// <summary><c>t.is_contiguous()</c>.</summary>
-    internal static bool IsContiguous(TensorRef t) => Available ? s_isContiguous(t.Handle) != 0 : t.Managed!.is_contiguous();
+    /// <summary>
+    /// <c>t.is_contiguous()</c>; false for a sparse tensor without asking libtorch (whose sparse tensors may refuse the
+    /// question, and the export would then record an error for TorchSharp's next check).
+    /// </summary>
+    internal static bool IsContiguous(TensorRef t) =>
+        Available ? s_isSparse(t.Handle) == 0 && s_isContiguous(t.Handle) != 0 : !t.Managed!.is_sparse && t.Managed.is_contiguous();
 
     /// <summary><c>t.dim()</c>.</summary>
     internal static long Dim(TensorRef t) => Available ? s_dim(t.Handle) : t.Managed!.dim();
