@@ -49,6 +49,9 @@ public sealed partial class GenericSecondMomentOptimizer : MomentRuleOptimizer<S
     /// </summary>
     public bool FusedCpuKernel { get; set; } = true;
 
+    /// <inheritdoc />
+    private protected override bool PacksSlots => true;
+
     /// <summary>The one place this optimizer decides: its own option and the process-wide switch.</summary>
     private bool Fused => CpuSwitches.Fused(FusedCpuKernel);
 

@@ -148,6 +148,43 @@ public abstract partial class RuleOptimizer<TOptions, TState> : OptimizerHelper,
             _state[p.Handle] = state;
             _byHandle[p.Handle] = (options, state);
         }
+        if (PacksSlots) PackSlots(parameters);
+    }
+
+    /// <summary>
+    /// True for an optimizer whose fused kernel gains from <see cref="PackSlots"/> (slots shaped like the parameter,
+    /// read and written once per step).
+    /// </summary>
+    private protected virtual bool PacksSlots => false;
+
+    /// <summary>
+    /// Lays out the slots of a new group's small CPU tensors end to end: slot k of every such tensor becomes a view of
+    /// one buffer per dtype and slot, in parameter order (64-byte aligned). A fused step sweeps consecutive small tensors
+    /// in one work item, and each jump to another allocation restarts a memory stream; this way the state's streams run
+    /// on across the tensors. The numbers are the same (values are copied, the math does not change); a slot that is
+    /// later replaced, loaded as a new tensor or moved simply stands alone again.
+    /// </summary>
+    private void PackSlots(List<Parameter> parameters)
+    {
+        var small = parameters.Where(p => NativeTensor.Numel(p) is > 0 and < FusedCpu.Chunk && FusedCpu.Eligible(p, NativeTensor.Dtype(p))
+            && _byHandle[p.Handle].state.SlotsLikeParameter).ToList();
+        using var scope = torch.NewDisposeScope();
+        foreach (var ofType in small.GroupBy(p => NativeTensor.Dtype(p))) {
+            var dtype = ofType.Key;
+            for (int k = 0; k < _byHandle[ofType.First().Handle].state.SlotCount; k++) {
+                var holders = ofType.Where(p => _byHandle[p.Handle].state.SlotAt(k) is Tensor t && FusedCpu.Eligible(t, dtype)).ToList();
+                if (holders.Count < 2) continue;
+                static long Aligned(long n) => (n + 15) / 16 * 16;
+                // The buffer's own handle goes with the scope; the views keep its storage alive as long as one exists.
+                var buffer = torch.empty(holders.Sum(p => Aligned(NativeTensor.Numel(p))), dtype);
+                long offset = 0;
+                foreach (var p in holders) {
+                    long n = NativeTensor.Numel(p);
+                    _byHandle[p.Handle].state.PlaceSlot(k, buffer.narrow(0, offset, n).view(p.shape).DetachFromDisposeScope());
+                    offset += Aligned(n);
+                }
+            }
+        }
     }
 
     /// <summary>

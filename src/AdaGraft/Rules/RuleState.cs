@@ -123,6 +123,26 @@ public abstract class RuleState : OptimizerState, IDisposable
     /// <summary>The slot <paramref name="index"/> for the library's own use (not handed to the caller).</summary>
     internal Tensor? SlotAt(int index) => _slots[index];
 
+    /// <summary>How many slots the state has.</summary>
+    internal int SlotCount => _slots.Length;
+
+    /// <summary>True when every slot is shaped like the parameter (see <see cref="SlotsShapedLikeParameter"/>).</summary>
+    internal bool SlotsLikeParameter => SlotsShapedLikeParameter;
+
+    /// <summary>
+    /// Moves allocated slot <paramref name="index"/> into <paramref name="place"/> (a view, laid out by the optimizer,
+    /// of a buffer that holds the same slot of several small tensors end to end): copies the values and frees the
+    /// tensor that held them. The slot then behaves as any other: it can be replaced, loaded, moved or handed out.
+    /// </summary>
+    internal void PlaceSlot(int index, Tensor place)
+    {
+        var old = _slots[index] ?? throw new InvalidOperationException($"Slot {index} is not allocated.");
+        place.copy_(old);
+        old.Dispose();
+        _slots[index] = place;
+        _cache.Invalidate();
+    }
+
     private bool _exposed;
 
     // Facts about the slots (fit, fused eligibility, addresses), used only while no slot was handed out.
