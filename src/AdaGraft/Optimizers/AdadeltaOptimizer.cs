@@ -52,5 +52,8 @@ public sealed class AdadeltaOptimizer : RuleOptimizer<AdadeltaOptions, AdadeltaS
     public bool FusedCpuKernel { get; set; } = true;
 
     /// <inheritdoc />
+    private protected override bool PacksSlots => true;
+
+    /// <inheritdoc />
     protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => FusedSteps(FusedCpuKernel, tensors, AdadeltaRule.Plan, FusedParts.Chunk<AdadeltaPlan, AdadeltaRule.Kernel<float>, AdadeltaRule.Kernel<double>>);
 }

@@ -36,5 +36,8 @@ public sealed class AdamaxOptimizer : MomentRuleOptimizer<AdamaxOptions, AdamaxS
     public bool FusedCpuKernel { get; set; } = true;
 
     /// <inheritdoc />
+    private protected override bool PacksSlots => true;
+
+    /// <inheritdoc />
     protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => FusedSteps(FusedCpuKernel, tensors, AdamaxRule.Plan, FusedParts.Chunk<AdamaxPlan, AdamaxRule.Kernel<float>, AdamaxRule.Kernel<double>>);
 }

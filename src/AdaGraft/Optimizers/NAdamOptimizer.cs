@@ -40,5 +40,8 @@ public sealed class NAdamOptimizer : MomentRuleOptimizer<NAdamOptions, NAdamStat
     public bool FusedCpuKernel { get; set; } = true;
 
     /// <inheritdoc />
+    private protected override bool PacksSlots => true;
+
+    /// <inheritdoc />
     protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => FusedSteps(FusedCpuKernel, tensors, NAdamRule.Plan, FusedParts.Chunk<NAdamPlan, NAdamRule.Kernel<float>, NAdamRule.Kernel<double>>);
 }

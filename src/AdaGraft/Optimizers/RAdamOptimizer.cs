@@ -57,5 +57,8 @@ public sealed class RAdamOptimizer : MomentRuleOptimizer<RAdamOptions, RAdamStat
     public bool FusedCpuKernel { get; set; } = true;
 
     /// <inheritdoc />
+    private protected override bool PacksSlots => true;
+
+    /// <inheritdoc />
     protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => FusedSteps(FusedCpuKernel, tensors, RAdamRule.Plan, FusedParts.Chunk<RAdamPlan, RAdamRule.Kernel<float>, RAdamRule.Kernel<double>>);
 }

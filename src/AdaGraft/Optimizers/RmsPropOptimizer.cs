@@ -51,5 +51,8 @@ public sealed class RmsPropOptimizer : MomentRuleOptimizer<RmsPropOptions, RmsPr
     public bool FusedCpuKernel { get; set; } = true;
 
     /// <inheritdoc />
+    private protected override bool PacksSlots => true;
+
+    /// <inheritdoc />
     protected override bool[]? TryFusedSteps(IReadOnlyList<TensorStep> tensors) => FusedSteps(FusedCpuKernel, tensors, RmsPropRule.Plan, FusedParts.Chunk<RmsPropPlan, RmsPropRule.Kernel<float>, RmsPropRule.Kernel<double>>);
 }

@@ -26,6 +26,36 @@ public class PackedSlotTests
         }
     }
 
+    public static TheoryData<string> Zoo() => new() { "nadam", "radam", "adamax", "adadelta", "rmsprop-centered-momentum" };
+
+    private static (optim.Optimizer opt, Func<Parameter, RuleState> state) MakeZoo(string name, List<Parameter> ps) => name switch {
+        "nadam" => With(NAdamOptimizer.Create(ps)),
+        "radam" => With(RAdamOptimizer.Create(ps)),
+        "adamax" => With(AdamaxOptimizer.Create(ps)),
+        "adadelta" => With(AdadeltaOptimizer.Create(ps)),
+        _ => With(RmsPropOptimizer.Create(ps, momentum: 0.9, centered: true)),
+    };
+
+    private static (optim.Optimizer, Func<Parameter, RuleState>) With<TOptions, TState>(RuleOptimizer<TOptions, TState> o)
+        where TOptions : RuleOptions, new() where TState : RuleState => (o, p => o.StateOf(p));
+
+    [Theory]
+    [MemberData(nameof(Zoo))]
+    public void TheFusedZooOptimizersPackTheirSlotsToo(string name)
+    {
+        var ps = Fixtures.MakeParameters(Shapes);
+        var (opt, state) = MakeZoo(name, ps);
+        using (opt) {
+            int packed = 0;
+            for (int k = 0; k < state(ps[0]).SlotCount; k++) {
+                if (state(ps[0]).SlotAt(k) is not Tensor first || state(ps[1]).SlotAt(k) is not Tensor second) continue;
+                NativeTensor.Data(second).Should().Be(NativeTensor.Data(first) + (nint)(Aligned(100) * sizeof(double)), $"{name} slot {k}");
+                packed++;
+            }
+            packed.Should().BeGreaterThan(0, $"{name} allocates slots at construction");
+        }
+    }
+
     [Fact]
     public void PackedSlotsGiveTorchSharpsAdamToRoundOff()
     {
