@@ -12,16 +12,16 @@ internal static class KernelLayout
 {
     public static void Run()
     {
-        var cases = new (string name, Func<(IntPtr[] w, IntPtr[] g, IntPtr[] m, IntPtr[] v, long n, List<Tensor> keep)> make)[] {
-            ("10 x 1M, separate", () => Separate(10, 1_000_000)),
-            ("1000 x 10k, separate", () => Separate(1000, 10_000)),
-            ("1000 x 10k, segments of flat buffers", () => Flat(1000, 10_000)),
-            ("1000 x 10k, separate, grouped", () => Separate(1000, 10_000)),
-            ("1000 x 10k, segments, grouped", () => Flat(1000, 10_000)),
-            ("1000 x 10k, separate, grouped, prefetch", () => Separate(1000, 10_000)),
+        // group: tensors one work item sweeps (1: an item per tensor or chunk); prefetch: the next tensor's first lines.
+        var cases = new (string name, int group, bool prefetch, Func<(IntPtr[] w, IntPtr[] g, IntPtr[] m, IntPtr[] v, long n, List<Tensor> keep)> make)[] {
+            ("10 x 1M, separate", 1, false, () => Separate(10, 1_000_000)),
+            ("1000 x 10k, separate", 1, false, () => Separate(1000, 10_000)),
+            ("1000 x 10k, segments of flat buffers", 1, false, () => Flat(1000, 10_000)),
+            ("1000 x 10k, separate, grouped", 4, false, () => Separate(1000, 10_000)),
+            ("1000 x 10k, segments, grouped", 4, false, () => Flat(1000, 10_000)),
+            ("1000 x 10k, separate, grouped, prefetch", 4, true, () => Separate(1000, 10_000)),
         };
-        // Grouped: one work item sweeps `group` consecutive tensors (fewer, longer items over the same tensors).
-        var made = cases.Select(c => (c.name, data: c.make())).ToList();
+        var made = cases.Select(c => (c.name, c.group, c.prefetch, data: c.make())).ToList();
         var times = made.Select(_ => new List<double>()).ToList();
         var sw = new Stopwatch();
         for (int round = 0; round < 60; round++) {
@@ -32,8 +32,7 @@ internal static class KernelLayout
                     plans[t] = new FusedPlan { HasM1 = true, Beta1 = 0.9, C1 = 0.1, Preconditioned = true, Beta2 = 0.999, C2 = 0.001, EpsTerm = 1e-8, Scale = -1e-6, M1 = m[t], M2 = v[t] };
                 var items = new List<FusedCpu.WorkItem>();
                 for (int t = 0; t < w.Length; t++) FusedCpu.Split(items, t, n, 0, 0);
-                int group = made[k].name.Contains("grouped", StringComparison.Ordinal) ? 4 : 1;
-                bool prefetch = made[k].name.EndsWith("prefetch", StringComparison.Ordinal);
+                var (_, group, prefetch, _) = made[k];
                 sw.Restart();
                 if (group == 1) {
                     FusedCpu.Run(items.Count, n * w.Length, j => {

@@ -12,17 +12,12 @@ public abstract partial class RuleOptimizer<TOptions, TState>
     /// </summary>
     private sealed class StepList : IReadOnlyList<TensorStep>
     {
-        private readonly List<(TOptions Options, TState State, Parameter Parameter)> _items = new();
-        private readonly List<IntPtr> _raw = new();
-        private readonly List<Tensor?> _managed = new();
+        // Raw: the gradient's native handle while the list owns it unwrapped; Managed: its wrapper once there is one.
+        private readonly List<(TOptions Options, TState State, Parameter Parameter, IntPtr Raw, Tensor? Managed)> _items = new();
 
         /// <summary>Adds a tensor of the step; the list owns its gradient from here on.</summary>
-        public void Add(TOptions options, TState state, Parameter p, TensorRef grad)
-        {
-            _items.Add((options, state, p));
-            _raw.Add(grad.Managed is null ? grad.Handle : IntPtr.Zero);
-            _managed.Add(grad.Managed);
-        }
+        public void Add(TOptions options, TState state, Parameter p, TensorRef grad) =>
+            _items.Add((options, state, p, grad.Managed is null ? grad.Handle : IntPtr.Zero, grad.Managed));
 
         public int Count => _items.Count;
 
@@ -33,17 +28,17 @@ public abstract partial class RuleOptimizer<TOptions, TState>
         public Parameter Parameter(int i) => _items[i].Parameter;
 
         /// <summary>Tensor <paramref name="i"/>'s gradient as the metadata reads and kernels take it (no wrapper made).</summary>
-        public TensorRef Grad(int i) => _managed[i] is Tensor g ? g : new TensorRef(_raw[i], null);
+        public TensorRef Grad(int i) => _items[i].Managed is Tensor g ? g : new TensorRef(_items[i].Raw, null);
 
         public TensorStep this[int i] {
             get {
-                if (_managed[i] is null) {
+                var (options, state, p, raw, managed) = _items[i];
+                if (managed is null) {
                     // Registered on the step's dispose scope, which frees the handle with it.
-                    _managed[i] = Tensor.UnsafeCreateTensor(_raw[i]);
-                    _raw[i] = IntPtr.Zero;
+                    managed = Tensor.UnsafeCreateTensor(raw);
+                    _items[i] = (options, state, p, IntPtr.Zero, managed);
                 }
-                var (options, state, p) = _items[i];
-                return new TensorStep(options, state, p, _managed[i]!);
+                return new TensorStep(options, state, p, managed);
             }
         }
 
@@ -57,10 +52,8 @@ public abstract partial class RuleOptimizer<TOptions, TState>
         /// <summary>Frees the gradients never wrapped and empties the list (wrapped ones go with the dispose scope).</summary>
         public void Release()
         {
-            for (int i = 0; i < _raw.Count; i++) if (_raw[i] != IntPtr.Zero) NativeTensor.Free(_raw[i]);
+            foreach (var item in _items) if (item.Raw != IntPtr.Zero) NativeTensor.Free(item.Raw);
             _items.Clear();
-            _raw.Clear();
-            _managed.Clear();
         }
     }
 

@@ -52,7 +52,8 @@ internal static unsafe class FusedCpu
     internal static IntPtr Pointer(TensorRef t)
     {
         if (NativeTensor.Numel(t) == 0) return IntPtr.Zero;
-        if (NativeTensor.DeviceType(t) != DeviceType.CPU || NativeTensor.IsSparse(t) || !NativeTensor.IsContiguous(t))
+        // IsContiguous is false for a sparse tensor.
+        if (NativeTensor.DeviceType(t) != DeviceType.CPU || !NativeTensor.IsContiguous(t))
             throw new InvalidOperationException("A fused kernel needs a dense, contiguous CPU tensor.");
         return NativeTensor.Data(t);
     }

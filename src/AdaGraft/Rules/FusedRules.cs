@@ -41,9 +41,9 @@ internal static unsafe class FusedRules
     /// True when the fused kernel may take this tensor's step: parameter, gradient and every allocated slot are
     /// contiguous CPU tensors of the parameter's float32/float64 dtype, and the step count lives on the host.
     /// </summary>
-    internal static bool CanFuse(RuleState state, Tensor param, TensorRef grad)
+    internal static bool CanFuse(RuleState state, Tensor param, TensorRef grad, out ScalarType dtype)
     {
-        var dtype = NativeTensor.Dtype(param);
+        dtype = NativeTensor.Dtype(param);
         return FusedCpu.Eligible(param, dtype) && FusedCpu.Eligible(grad, dtype) && StateCanFuse(state, dtype);
     }
 
@@ -65,73 +65,67 @@ internal static unsafe class FusedRules
         // full collection every few steps: they come from a pool instead.
         var plans = ArrayPool<TPlan>.Shared.Rent(count);
         try {
-            return StepsWith(count, tensor, plan, kernel, ref fusedSteps, plans);
+            var fused = new bool[count];
+            var at = new FusedPointers[count];
+            var lengths = new long[count];
+            // A work item is a chunk of a large tensor, or a run of whole small tensors (consecutive in the step) of at
+            // least one chunk in all: 1,000 tensors of 10k elements make 250 items instead of 1,000, and a thread sweeps
+            // four tensors back to back (each item's start costs the memory streams a ramp-up).
+            var items = new List<StepItem>(count);
+            var kept = new List<Tensor>(count);
+            int groupFrom = -1;
+            long groupElements = 0, total = 0;
+            for (int i = 0; i < count; i++) {
+                var (state, p, grad) = tensor(i);
+                if (!CanFuse(state, p, grad, out var dtype)) continue;
+                fused[i] = true;
+                var (constants, slots) = plan(i);
+                plans[i] = constants;
+                slots.W = FusedCpu.Pointer(p);
+                slots.G = FusedCpu.Pointer(grad);
+                slots.Single = dtype == ScalarType.Float32;
+                at[i] = slots;
+                kept.Add(p);
+                // A gradient read as a bare handle is owned by the step until after this returns.
+                if (grad.Managed is Tensor g) kept.Add(g);
+                long n = NativeTensor.Numel(p);
+                lengths[i] = n;
+                total += n;
+                if (n >= FusedCpu.Chunk) {
+                    for (long s = 0; s < n; s += FusedCpu.Chunk) items.Add(new StepItem(i, i, s, Math.Min(n, s + FusedCpu.Chunk)));
+                } else {
+                    if (groupFrom < 0) (groupFrom, groupElements) = (i, 0);
+                    groupElements += n;
+                    if (groupElements >= FusedCpu.Chunk) {
+                        items.Add(new StepItem(groupFrom, i, 0, -1));
+                        groupFrom = -1;
+                    }
+                }
+                // The version counters advance now, while this tensor's metadata is in cache (after the kernels have
+                // streamed every tensor it would not be); nothing can observe them before the kernels below have run.
+                state.MarkParameterWritten(slots.W);
+                state.MarkSlotsWritten();
+                fusedSteps++;
+            }
+            if (kept.Count == 0) return null;
+            if (groupFrom >= 0) items.Add(new StepItem(groupFrom, count - 1, 0, -1));
+            FusedCpu.Run(items.Count, total, j => {
+                var (first, last, start, end) = items[j];
+                if (end >= 0) {
+                    kernel(plans[first], at[first], start, end);
+                    return;
+                }
+                // A run of whole small tensors; the tensors in between that were not fused, or are large (chunked in items
+                // of their own), are skipped.
+                for (int t = first; t <= last; t++) {
+                    if (fused[t] && lengths[t] < FusedCpu.Chunk) kernel(plans[t], at[t], 0, lengths[t]);
+                }
+            });
+            GC.KeepAlive(kept);
+            return fused;
         } finally {
             ArrayPool<TPlan>.Shared.Return(plans, clearArray: RuntimeHelpers.IsReferenceOrContainsReferences<TPlan>());
         }
-    }
-
-    private static bool[]? StepsWith<TPlan>(int count, Func<int, (RuleState State, Tensor Param, TensorRef Grad)> tensor,
-        Func<int, (TPlan Plan, FusedPointers Slots)> plan, ChunkKernel<TPlan> kernel, ref long fusedSteps, TPlan[] plans)
-    {
-        var fused = new bool[count];
-        var at = new FusedPointers[count];
-        var lengths = new long[count];
-        // A work item is a chunk of a large tensor, or a run of whole small tensors (consecutive in the step) of at
-        // least one chunk in all: 1,000 tensors of 10k elements make 250 items instead of 1,000, and a thread sweeps
-        // four tensors back to back (each item's start costs the memory streams a ramp-up).
-        var items = new List<StepItem>(count);
-        var kept = new List<Tensor>(count);
-        int groupFrom = -1;
-        long groupElements = 0, total = 0;
-        for (int i = 0; i < count; i++) {
-            var (state, p, grad) = tensor(i);
-            if (!CanFuse(state, p, grad)) continue;
-            fused[i] = true;
-            var (constants, slots) = plan(i);
-            plans[i] = constants;
-            slots.W = FusedCpu.Pointer(p);
-            slots.G = FusedCpu.Pointer(grad);
-            slots.Single = NativeTensor.Dtype(p) == ScalarType.Float32;
-            at[i] = slots;
-            kept.Add(p);
-            // A gradient read as a bare handle is owned by the step until after this returns.
-            if (grad.Managed is Tensor g) kept.Add(g);
-            long n = NativeTensor.Numel(p);
-            lengths[i] = n;
-            total += n;
-            if (n >= FusedCpu.Chunk) {
-                for (long s = 0; s < n; s += FusedCpu.Chunk) items.Add(new StepItem(i, i, s, Math.Min(n, s + FusedCpu.Chunk)));
-            } else {
-                if (groupFrom < 0) (groupFrom, groupElements) = (i, 0);
-                groupElements += n;
-                if (groupElements >= FusedCpu.Chunk) {
-                    items.Add(new StepItem(groupFrom, i, 0, -1));
-                    groupFrom = -1;
-                }
-            }
-            // The version counters advance now, while this tensor's metadata is in cache (after the kernels have
-            // streamed every tensor it would not be); nothing can observe them before the kernels below have run.
-            state.MarkParameterWritten(slots.W);
-            state.MarkSlotsWritten();
-            fusedSteps++;
-        }
-        if (kept.Count == 0) return null;
-        if (groupFrom >= 0) items.Add(new StepItem(groupFrom, count - 1, 0, -1));
-        FusedCpu.Run(items.Count, total, j => {
-            var (first, last, start, end) = items[j];
-            if (end >= 0) {
-                kernel(plans[first], at[first], start, end);
-                return;
-            }
-            // A run of whole small tensors; the tensors in between that were not fused, or are large (chunked in items
-            // of their own), are skipped.
-            for (int t = first; t <= last; t++) {
-                if (fused[t] && lengths[t] < FusedCpu.Chunk) kernel(plans[t], at[t], 0, lengths[t]);
-            }
-        });
-        GC.KeepAlive(kept);
-        return fused;
     }
 
     /// <summary>
