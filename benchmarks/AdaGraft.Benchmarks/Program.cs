@@ -45,6 +45,10 @@ if (args.Length > 0 && args[0] == "--kernel-timing-blackbox") {
     KernelTiming.RunBlackBox(args.Length > 1 ? long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1_000_000);
     return;
 }
+if (args.Length > 0 && args[0] == "--kernel-shapes") {
+    KernelShapes.Run(long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
 if (args.Length > 0 && args[0] == "--kernel-timing") {
     KernelTiming.Run(args.Length > 1 ? long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1_000_000);
     return;

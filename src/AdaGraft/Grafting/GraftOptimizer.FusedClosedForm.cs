@@ -71,9 +71,12 @@ public sealed partial class GraftOptimizer
         void Propose(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
             int j = from + k;
             var (t, start, length, _) = items[j];
+            // ΔD is streamed past the cache when it will not be there anyway by the time it is applied: after every
+            // tensor's first pass, or a tensor too large to be its own group's cached ΔD.
+            bool stream = !interleave || numels[t] > GroupElements;
             (layout.SumM[j], layout.SumD[j]) = dtypes[t] == ScalarType.Float32
-                ? FusedCpu.Propose<float>(plans[t], plans[n + t], w[t], g[t], o[t], start, start + length, streamOut: !interleave)
-                : FusedCpu.Propose<double>(plans[t], plans[n + t], w[t], g[t], o[t], start, start + length, streamOut: !interleave);
+                ? FusedCpu.Propose<float>(plans[t], plans[n + t], w[t], g[t], o[t], start, start + length, streamOut: stream)
+                : FusedCpu.Propose<double>(plans[t], plans[n + t], w[t], g[t], o[t], start, start + length, streamOut: stream);
         });
         void Apply(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
             var (t, start, length, segment) = items[from + k];

@@ -29,7 +29,7 @@ internal struct FusedPlan
 /// step counters) takes the eager path, which computes the same numbers. Norms are accumulated per chunk in double and
 /// summed in a fixed order, so results do not depend on the number of threads (at most <c>torch.get_num_threads()</c>).
 /// </remarks>
-internal static unsafe class FusedCpu
+internal static unsafe partial class FusedCpu
 {
     /// <summary>Elements per parallel work item (a multiple of any SIMD width).</summary>
     internal const long Chunk = 1 << 15;
@@ -148,105 +148,6 @@ internal static unsafe class FusedCpu
         }
     }
 
-    /// <summary>The constants of one plan as vectors of <typeparamref name="T"/>.</summary>
-    private readonly struct K<T> where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        public readonly Vector<T> Wd, B1, C1, NesG, B2, C2, Eps, Scale, Decay, Fold;
-        public readonly bool Maximize, Coupled, HasM1, Nesterov, Preconditioned, Beta2IsOne, AmsGrad, PseudoInverse, EpsInside, After, HasDecay;
-        public readonly T* M1, M2, VMax;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public K(in FusedPlan p) : this(p, (T*)p.M1, (T*)p.M2, (T*)p.VMax) { }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public K(in FusedPlan p, T* m1, T* m2, T* vmax)
-        {
-            Wd = V(p.WeightDecay);
-            B1 = V(p.Beta1);
-            C1 = V(p.C1);
-            NesG = V(p.NesterovGrad);
-            B2 = V(p.Beta2);
-            C2 = V(p.C2);
-            Eps = V(p.EpsTerm);
-            Scale = V(p.Scale);
-            Decay = V(p.Decay);
-            Fold = V(p.MomentumFold);
-            Maximize = p.Maximize;
-            Coupled = p.Coupled;
-            HasM1 = p.HasM1;
-            Nesterov = p.Nesterov;
-            Preconditioned = p.Preconditioned;
-            Beta2IsOne = p.Beta2IsOne;
-            AmsGrad = p.AmsGrad;
-            PseudoInverse = p.PseudoInverse;
-            EpsInside = p.EpsInside;
-            After = p.AfterPreconditioner;
-            HasDecay = p.HasDecay;
-            M1 = m1;
-            M2 = m2;
-            VMax = vmax;
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector<T> V(double x) => new(T.CreateChecked(x));
-    }
-
-    /// <summary>
-    /// One SIMD vector of Algorithm 1 at element <paramref name="i"/>: advances the state in place and returns Δ
-    /// (the new parameter is w + Δ). Mirrors <see cref="SecondMomentRule.Propose"/> operation for operation.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector<T> Delta<T>(in K<T> k, Vector<T> g, Vector<T> w, long i) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        if (k.Maximize) g = -g;
-        if (k.Coupled) g += w * k.Wd;
-        Vector<T> d;
-        if (!k.Preconditioned) {
-            d = k.Scale * FirstMoment(k, g, i);
-        } else {
-            var m2 = Load(k.M2, i);
-            m2 = k.Beta2IsOne ? m2 + k.C2 * (g * g) : m2 * k.B2 + k.C2 * (g * g);
-            Store(k.M2, i, m2);
-            var v = m2;
-            if (k.AmsGrad) {
-                v = Vector.Max(Load(k.VMax, i), m2);
-                Store(k.VMax, i, v);
-            }
-            Vector<T> inv = default, den = default;
-            if (k.PseudoInverse) {
-                inv = Vector<T>.One / Vector.SquareRoot(v);
-                // nan_to_num(0, 0, 0): +∞ (v = 0), −∞ and NaN become 0, the pseudoinverse of √v.
-                inv = Vector.ConditionalSelect(Vector.LessThan(Vector.Abs(inv), new Vector<T>(T.PositiveInfinity)), inv, Vector<T>.Zero);
-            } else {
-                den = k.EpsInside ? Vector.SquareRoot(v + k.Eps) : Vector.SquareRoot(v) + k.Eps;
-            }
-            if (k.After) {
-                var q = k.PseudoInverse ? g * inv : g / den;
-                if (k.HasM1) {
-                    var m1 = Load(k.M1, i) * k.B1 + k.Fold * q;
-                    Store(k.M1, i, m1);
-                    d = k.Scale * m1;
-                } else {
-                    d = k.Scale * q;
-                }
-            } else {
-                var num = FirstMoment(k, g, i);
-                d = k.Scale * (k.PseudoInverse ? num * inv : num / den);
-            }
-        }
-        if (k.HasDecay) d += k.Decay * w;
-        return d;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector<T> FirstMoment<T>(in K<T> k, Vector<T> g, long i) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        if (!k.HasM1) return g;
-        var m1 = Load(k.M1, i) * k.B1 + k.C1 * g;
-        Store(k.M1, i, m1);
-        return k.Nesterov ? g * k.NesG + k.B1 * m1 : m1;
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector<T> Load<T>(T* p, long i) where T : unmanaged => Unsafe.ReadUnaligned<Vector<T>>(p + i);
 
@@ -263,129 +164,11 @@ internal static unsafe class FusedCpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreStreamed<T>(T* p, long i, Vector<T> v) where T : unmanaged => Vector256.StoreAlignedNonTemporal(v.AsVector256(), p + i);
 
-    /// <summary>A tail of fewer than one vector, copied into zero-padded buffers and back.</summary>
-    private static class Tail<T> where T : unmanaged
-    {
-        private static int Width => Vector<T>.Count;
-
-        public static void In(T* src, long start, int count, T* dst)
-        {
-            new Span<T>(dst, Width).Clear();
-            if (src != null) new ReadOnlySpan<T>(src + start, count).CopyTo(new Span<T>(dst, count));
-        }
-
-        public static void Out(T* src, T* dst, long start, int count)
-        {
-            if (dst != null) new ReadOnlySpan<T>(src, count).CopyTo(new Span<T>(dst + start, count));
-        }
-    }
-
-    /// <summary>A standalone step over elements [start, end): w ← w + Δ.</summary>
-    internal static void Step<T>(in FusedPlan plan, IntPtr param, IntPtr grad, long start, long end) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        var k = new K<T>(plan);
-        T* w = (T*)param, g = (T*)grad;
-        int width = Vector<T>.Count;
-        long i = start;
-        for (; i + width <= end; i += width) {
-            var wi = Load(w, i);
-            Store(w, i, wi + Delta(k, Load(g, i), wi, i));
-        }
-        if (i == end) return;
-        int count = (int)(end - i);
-        T* tw = stackalloc T[width], tg = stackalloc T[width], t1 = stackalloc T[width], t2 = stackalloc T[width], tv = stackalloc T[width];
-        TailIn(k, w, g, i, count, tw, tg, t1, t2, tv);
-        var kt = new K<T>(plan, k.M1 is null ? null : t1, k.M2 is null ? null : t2, k.VMax is null ? null : tv);
-        var w0 = Load(tw, 0);
-        Store(tw, 0, w0 + Delta(kt, Load(tg, 0), w0, 0));
-        Tail<T>.Out(tw, w, i, count);
-        TailOut(k, i, count, t1, t2, tv);
-    }
-
-    /// <summary>
-    /// Both children of a graft over elements [start, end): advances both states, writes ΔD to
-    /// <paramref name="directionOut"/>, and returns Σ ΔM² and Σ ΔD² (accumulated in double).
-    /// </summary>
-    internal static (double m, double d) Propose<T>(in FusedPlan magnitude, in FusedPlan direction, IntPtr param, IntPtr grad, IntPtr directionOut, long start, long end,
-        bool streamOut = false)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        var km = new K<T>(magnitude);
-        var kd = new K<T>(direction);
-        T* w = (T*)param, g = (T*)grad, o = (T*)directionOut;
-        int width = Vector<T>.Count;
-        double sm = 0, sd = 0;
-        long i = start;
-        // Squares are summed in T over at most 128 vectors, then added in double.
-        const int Flush = 128;
-        // w is read here only when a child needs it (weight decay); otherwise the apply pass is its only reader.
-        bool needW = km.Coupled || km.HasDecay || kd.Coupled || kd.HasDecay;
-        // ΔD that is read back only after every tensor's first pass (global grafting) is streamed past the cache:
-        // a cached store would first read the line it overwrites.
-        bool nonTemporal = streamOut && CanStream(o + start);
-        while (i + width <= end) {
-            Vector<T> am = Vector<T>.Zero, ad = Vector<T>.Zero;
-            for (int r = 0; r < Flush && i + width <= end; r++, i += width) {
-                var wi = needW ? Load(w, i) : Vector<T>.Zero;
-                var gi = Load(g, i);
-                var dm = Delta(km, gi, wi, i);
-                var dd = Delta(kd, gi, wi, i);
-                if (nonTemporal) StoreStreamed(o, i, dd);
-                else Store(o, i, dd);
-                am += dm * dm;
-                ad += dd * dd;
-            }
-            sm += double.CreateChecked(Vector.Sum(am));
-            sd += double.CreateChecked(Vector.Sum(ad));
-        }
-        if (nonTemporal) Sse.StoreFence();
-        if (i == end) return (sm, sd);
-        int count = (int)(end - i);
-        T* tw = stackalloc T[width], tg = stackalloc T[width];
-        T* m1 = stackalloc T[width], m2 = stackalloc T[width], mv = stackalloc T[width];
-        T* d1 = stackalloc T[width], d2 = stackalloc T[width], dv = stackalloc T[width];
-        TailIn(km, w, g, i, count, tw, tg, m1, m2, mv);
-        TailIn(kd, null, null, i, count, tw, tg, d1, d2, dv, copyInputs: false);
-        var kmt = new K<T>(magnitude, km.M1 is null ? null : m1, km.M2 is null ? null : m2, km.VMax is null ? null : mv);
-        var kdt = new K<T>(direction, kd.M1 is null ? null : d1, kd.M2 is null ? null : d2, kd.VMax is null ? null : dv);
-        var w0 = Load(tw, 0);
-        var g0 = Load(tg, 0);
-        var vm = Delta(kmt, g0, w0, 0);
-        var vd = Delta(kdt, g0, w0, 0);
-        for (int l = 0; l < count; l++) {
-            double a = double.CreateChecked(vm[l]), b = double.CreateChecked(vd[l]);
-            sm += a * a;
-            sd += b * b;
-            o[i + l] = vd[l];
-        }
-        TailOut(km, i, count, m1, m2, mv);
-        TailOut(kd, i, count, d1, d2, dv);
-        return (sm, sd);
-    }
-
-    private static void TailIn<T>(in K<T> k, T* w, T* g, long i, int count, T* tw, T* tg, T* t1, T* t2, T* tv, bool copyInputs = true)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        if (copyInputs) {
-            Tail<T>.In(w, i, count, tw);
-            Tail<T>.In(g, i, count, tg);
-        }
-        Tail<T>.In(k.M1, i, count, t1);
-        Tail<T>.In(k.M2, i, count, t2);
-        Tail<T>.In(k.VMax, i, count, tv);
-    }
-
-    private static void TailOut<T>(in K<T> k, long i, int count, T* t1, T* t2, T* tv) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Tail<T>.Out(t1, k.M1, i, count);
-        Tail<T>.Out(t2, k.M2, i, count);
-        Tail<T>.Out(tv, k.VMax, i, count);
-    }
-
     /// <summary>
     /// Applies a grafted direction over elements [start, end): w ← w + r·ΔD, or, with a graft-owned momentum buffer,
     /// b ← μ·b + r·ΔD and w ← w + b.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Apply<T>(IntPtr param, IntPtr direction, IntPtr momentum, double ratio, double mu, long start, long end)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -422,6 +205,7 @@ internal static unsafe class FusedCpu
     internal static double Measure<T>(IntPtr param, IntPtr saved, long start, long end) where T : unmanaged, IFloatingPointIeee754<T> =>
         Differences<T>(param, saved, start, end, restore: false);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static double Differences<T>(IntPtr param, IntPtr saved, long start, long end, bool restore) where T : unmanaged, IFloatingPointIeee754<T>
     {
         T* w = (T*)param, s = (T*)saved;
@@ -458,6 +242,7 @@ internal static unsafe class FusedCpu
     }
 
     /// <summary>The black-box graft's combination over [start, end): w ← saved + r·(w − saved).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Combine<T>(IntPtr param, IntPtr saved, double ratio, long start, long end) where T : unmanaged, IFloatingPointIeee754<T>
     {
         T* w = (T*)param, s = (T*)saved;
@@ -476,6 +261,7 @@ internal static unsafe class FusedCpu
     /// The black-box graft's save over [start, end): saved ← w, streamed past the cache when aligned (the copy is
     /// next read only after a whole child step, so caching it, and reading each line before overwriting it, is waste).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Save<T>(IntPtr param, IntPtr saved, long start, long end) where T : unmanaged, IFloatingPointIeee754<T>
     {
         T* w = (T*)param, s = (T*)saved;

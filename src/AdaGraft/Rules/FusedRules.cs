@@ -132,6 +132,7 @@ internal static unsafe class FusedRules
     /// Runs <paramref name="k"/> over elements [start, end) of the tensor at <paramref name="at"/>: whole vectors in
     /// place, then a tail of fewer than one vector through zero-padded copies (padding lanes are computed and dropped).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Sweep<T, TKernel>(in TKernel k, in FusedPointers at, long start, long end)
         where T : unmanaged where TKernel : struct, IVectorKernel<T>
     {
