@@ -247,6 +247,17 @@ public class FusedKernelTests
     public void FusedGraftEqualsEagerFloat32(GraftGranularity g) =>
         AssertFusedEqualsEager((w, fused) => Graft("paper-heavyball", "torch-adam", w, new GraftOptions { Granularity = g, BlockSize = 1000 }, fused), Sizes, ScalarType.Float32, steps: 10, tolerance: 2e-5);
 
+    /// <summary>
+    /// A tensor larger than a cached group (262,144 elements) gets its ΔD streamed past the cache on the per-tensor and
+    /// per-block paths too, between small tensors whose ΔD is not.
+    /// </summary>
+    [Theory]
+    [InlineData(GraftGranularity.PerTensor)]
+    [InlineData(GraftGranularity.PerBlock)]
+    public void FusedGraftOfATensorLargerThanACachedGroupEqualsEager(GraftGranularity g) =>
+        AssertFusedEqualsEager((w, fused) => Graft("paper-heavyball", "torch-adam", w, new GraftOptions { Granularity = g, BlockSize = 100_000 }, fused),
+            new[] { new long[] { 33 }, new long[] { 300_007 }, new long[] { 4099 } }, ScalarType.Float32, steps: 4, tolerance: 2e-5);
+
     [Fact]
     public void FusedGraftWithEpsilonEqualsEager() =>
         AssertFusedEqualsEager((w, fused) => Graft("paper-adagrad", "paper-adam", w, new GraftOptions { Epsilon = 1e-3 }, fused), Sizes, ScalarType.Float64, steps: 8, tolerance: 1e-10);
