@@ -63,6 +63,12 @@ internal sealed class FusedLayout
             LargestGroup[dtypes[i]] = Math.Max(LargestGroup.GetValueOrDefault(dtypes[i]), groupSize);
         }
         if (groupStart >= 0) _groups.Add((groupStart, n));
+        GroupTotal = new long[n];
+        foreach (var (from, to) in _groups) {
+            long total = 0;
+            for (int i = from; i < to; i++) if (active[i]) total += numels[i];
+            for (int i = from; i < to; i++) GroupTotal[i] = total;
+        }
         SumM = new double[Items.Count];
         SumD = new double[Items.Count];
         MagnitudeNorm = new double[segmentCount];
@@ -74,6 +80,9 @@ internal sealed class FusedLayout
 
     /// <summary>Per tensor: its first element's offset in its group (see the constructor's groupElements).</summary>
     public long[] OffsetInGroup { get; }
+
+    /// <summary>Per tensor: the elements of all the active tensors in its group.</summary>
+    public long[] GroupTotal { get; }
 
     /// <summary>Per dtype: the most elements one group of that dtype has (the size a per-group buffer needs).</summary>
     public Dictionary<ScalarType, long> LargestGroup { get; } = new();

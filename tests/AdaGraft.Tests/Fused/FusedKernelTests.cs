@@ -248,15 +248,16 @@ public class FusedKernelTests
         AssertFusedEqualsEager((w, fused) => Graft("paper-heavyball", "torch-adam", w, new GraftOptions { Granularity = g, BlockSize = 1000 }, fused), Sizes, ScalarType.Float32, steps: 10, tolerance: 2e-5);
 
     /// <summary>
-    /// A tensor larger than a cached group (262,144 elements) gets its ΔD streamed past the cache on the per-tensor and
-    /// per-block paths too, between small tensors whose ΔD is not.
+    /// Groups larger than the cache (262,144 elements) get their ΔD streamed past it on the per-tensor and per-block
+    /// paths too, and a group ends where the next tensor would take it past 2,097,152 elements: here the first three
+    /// tensors make one group, the last two another.
     /// </summary>
     [Theory]
     [InlineData(GraftGranularity.PerTensor)]
     [InlineData(GraftGranularity.PerBlock)]
-    public void FusedGraftOfATensorLargerThanACachedGroupEqualsEager(GraftGranularity g) =>
+    public void FusedGraftOfGroupsLargerThanTheCacheEqualsEager(GraftGranularity g) =>
         AssertFusedEqualsEager((w, fused) => Graft("paper-heavyball", "torch-adam", w, new GraftOptions { Granularity = g, BlockSize = 100_000 }, fused),
-            new[] { new long[] { 33 }, new long[] { 300_007 }, new long[] { 4099 } }, ScalarType.Float32, steps: 4, tolerance: 2e-5);
+            new[] { new long[] { 33 }, new long[] { 300_007 }, new long[] { 4099 }, new long[] { 1_900_000 }, new long[] { 5 } }, ScalarType.Float64, steps: 3, tolerance: 1e-10);
 
     [Fact]
     public void FusedGraftWithEpsilonEqualsEager() =>
