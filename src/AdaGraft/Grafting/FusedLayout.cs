@@ -69,6 +69,23 @@ internal sealed class FusedLayout
             for (int i = from; i < to; i++) if (active[i]) total += numels[i];
             for (int i = from; i < to; i++) GroupTotal[i] = total;
         }
+        // Batches: the parallel loops' units. Inside a group, consecutive items of small tensors are run by one thread
+        // one after the other until they make a chunk's worth, so each thread's memory streams run on across tensors
+        // (packed state slots, the shared ΔD buffer) instead of jumping to another thread's tensor every few kilobytes.
+        _batchOf = new int[Items.Count + 1];
+        foreach (var (from, to) in _groups) {
+            long size = 0;
+            for (int j = _firstItem[from]; j < _firstItem[to]; j++) {
+                if (j == _firstItem[from] || size >= FusedCpu.Chunk || Items[j].Length >= FusedCpu.Chunk) {
+                    _batchOf[j] = _batchStart.Count;
+                    _batchStart.Add(j);
+                    size = 0;
+                }
+                size += Items[j].Length;
+            }
+        }
+        _batchOf[Items.Count] = _batchStart.Count;
+        _batchStart.Add(Items.Count);
         SumM = new double[Items.Count];
         SumD = new double[Items.Count];
         MagnitudeNorm = new double[segmentCount];
@@ -77,6 +94,21 @@ internal sealed class FusedLayout
     }
 
     public List<FusedCpu.WorkItem> Items { get; } = new();
+
+    private readonly List<int> _batchStart = new();
+    private readonly int[] _batchOf;
+
+    /// <summary>
+    /// Runs <paramref name="item"/> over items [from, to) (a range <see cref="Sweep"/> hands out) in parallel, a batch of
+    /// consecutive items per task (see the constructor); <paramref name="elements"/>: how many elements they cover.
+    /// </summary>
+    public void Run(int from, int to, long elements, Action<int> item)
+    {
+        int first = _batchOf[from], last = _batchOf[to];
+        FusedCpu.Run(last - first, elements, b => {
+            for (int j = _batchStart[first + b]; j < _batchStart[first + b + 1]; j++) item(j);
+        });
+    }
 
     /// <summary>Per tensor: its first element's offset in its group (see the constructor's groupElements).</summary>
     public long[] OffsetInGroup { get; }

@@ -53,7 +53,7 @@ public sealed partial class GraftOptimizer
         }
         // The save is a kernel too: streamed stores (the copy is next read after a whole child step), and no switch
         // from libtorch's OpenMP threads (which spin for a while after each libtorch operation) to ours in between.
-        FusedCpu.Run(items.Count, layout.Total, j => {
+        layout.Run(0, items.Count, layout.Total, j => {
             var (t, start, length, _) = items[j];
             if (dtypes[t] == ScalarType.Float32) FusedCpu.Save<float>(w[t], s[t], start, start + length);
             else FusedCpu.Save<double>(w[t], s[t], start, start + length);
@@ -61,7 +61,7 @@ public sealed partial class GraftOptimizer
 
         ChildStep(_magnitude, active);
         Repoint(active, dtypes, numels, w, "magnitude");
-        FusedCpu.Run(items.Count, layout.Total, j => {
+        layout.Run(0, items.Count, layout.Total, j => {
             var (t, start, length, _) = items[j];
             layout.SumM[j] = dtypes[t] == ScalarType.Float32
                 ? FusedCpu.MeasureAndRestore<float>(w[t], s[t], start, start + length)
@@ -70,15 +70,14 @@ public sealed partial class GraftOptimizer
 
         ChildStep(_direction, active);
         Repoint(active, dtypes, numels, w, "direction");
-        void Measure(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
-            int j = from + k;
+        void Measure(int from, int to, long elements) => layout.Run(from, to, elements, j => {
             var (t, start, length, _) = items[j];
             layout.SumD[j] = dtypes[t] == ScalarType.Float32
                 ? FusedCpu.Measure<float>(w[t], s[t], start, start + length)
                 : FusedCpu.Measure<double>(w[t], s[t], start, start + length);
         });
-        void Combine(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
-            var (t, start, length, segment) = items[from + k];
+        void Combine(int from, int to, long elements) => layout.Run(from, to, elements, j => {
+            var (t, start, length, segment) = items[j];
             if (dtypes[t] == ScalarType.Float32) FusedCpu.Combine<float>(w[t], s[t], layout.Ratio[segment], start, start + length);
             else FusedCpu.Combine<double>(w[t], s[t], layout.Ratio[segment], start, start + length);
         });

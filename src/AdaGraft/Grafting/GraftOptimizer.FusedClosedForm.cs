@@ -69,8 +69,7 @@ public sealed partial class GraftOptimizer
         }
 
         double mu = Options.Momentum;
-        void Propose(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
-            int j = from + k;
+        void Propose(int from, int to, long elements) => layout.Run(from, to, elements, j => {
             var (t, start, length, _) = items[j];
             // ΔD is streamed past the cache when it would not be there anyway by the time it is applied: after every
             // tensor's first pass, or a group too large for the cache. A cached store would first read each line.
@@ -79,8 +78,8 @@ public sealed partial class GraftOptimizer
                 ? FusedCpu.Propose<float>(plans[t], plans[n + t], w[t], g[t], o[t], start, start + length, streamOut: stream)
                 : FusedCpu.Propose<double>(plans[t], plans[n + t], w[t], g[t], o[t], start, start + length, streamOut: stream);
         });
-        void Apply(int from, int to, long elements) => FusedCpu.Run(to - from, elements, k => {
-            var (t, start, length, segment) = items[from + k];
+        void Apply(int from, int to, long elements) => layout.Run(from, to, elements, j => {
+            var (t, start, length, segment) = items[j];
             if (dtypes[t] == ScalarType.Float32) FusedCpu.Apply<float>(w[t], o[t], mom[t], layout.Ratio[segment], mu, start, start + length);
             else FusedCpu.Apply<double>(w[t], o[t], mom[t], layout.Ratio[segment], mu, start, start + length);
         });
