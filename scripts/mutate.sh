@@ -25,13 +25,13 @@ mutations=(
   factor src/AdaGraft/Rules/SecondMomentRule.cs
   "            C1 = c1,"
   "            C1 = c1 * (1 + 1e-6),"
-  tail src/AdaGraft/Rules/FusedCpu.cs
+  tail src/AdaGraft/Rules/FusedCpu.Algorithm1.cs
   "        Tail<T>.Out(tw, w, i, count);"
   "        Tail<T>.Out(tw, w, i, count - 1);"
   ratio src/AdaGraft/Grafting/FusedLayout.cs
   $'            Ratio[s] = _ratioOf(MagnitudeNorm[s], DirectionNorm[s]);\n        }\n    }'
   $'            Ratio[s] = _ratioOf(MagnitudeNorm[s], DirectionNorm[s]) * (1 + 1e-9);\n        }\n    }'
-  weight-decay-read src/AdaGraft/Rules/FusedCpu.cs
+  weight-decay-read src/AdaGraft/Rules/FusedCpu.Algorithm1.cs
   "        bool needW = km.Coupled || km.HasDecay || kd.Coupled || kd.HasDecay;"
   "        bool needW = false;"
   version-bump src/AdaGraft/Rules/FusedCpu.cs
