@@ -65,6 +65,8 @@ run_tests() {
 want=("$@")
 status=0
 echo "unmutated: $(run_tests)"
+# The unmutated copy must pass: name any test that failed there.
+grep -E "^\s*Failed [A-Za-z]" test.log | sed 's/^/  /' || true
 for ((k = 0; k < ${#mutations[@]}; k += 4)); do
   name=${mutations[k]} file=${mutations[k+1]} old=${mutations[k+2]} new=${mutations[k+3]}
   if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " == *" $name "* ]]; then continue; fi
