@@ -63,18 +63,14 @@ internal sealed class FusedLayout
             LargestGroup[dtypes[i]] = Math.Max(LargestGroup.GetValueOrDefault(dtypes[i]), groupSize);
         }
         if (groupStart >= 0) _groups.Add((groupStart, n));
+        // Per group: its elements, and its batches, the parallel loops' units. Inside a group, consecutive items of
+        // small tensors are run by one thread one after the other until they make a chunk's worth, so each thread's
+        // memory streams run on across tensors (packed state slots, the shared ΔD buffer) instead of jumping to
+        // another thread's tensor every few kilobytes.
         GroupTotal = new long[n];
-        foreach (var (from, to) in _groups) {
-            long total = 0;
-            for (int i = from; i < to; i++) if (active[i]) total += numels[i];
-            for (int i = from; i < to; i++) GroupTotal[i] = total;
-        }
-        // Batches: the parallel loops' units. Inside a group, consecutive items of small tensors are run by one thread
-        // one after the other until they make a chunk's worth, so each thread's memory streams run on across tensors
-        // (packed state slots, the shared ΔD buffer) instead of jumping to another thread's tensor every few kilobytes.
         _batchOf = new int[Items.Count + 1];
         foreach (var (from, to) in _groups) {
-            long size = 0;
+            long size = 0, total = 0;
             for (int j = _firstItem[from]; j < _firstItem[to]; j++) {
                 if (j == _firstItem[from] || size >= FusedCpu.Chunk || Items[j].Length >= FusedCpu.Chunk) {
                     _batchOf[j] = _batchStart.Count;
@@ -82,7 +78,9 @@ internal sealed class FusedLayout
                     size = 0;
                 }
                 size += Items[j].Length;
+                total += Items[j].Length;
             }
+            for (int i = from; i < to; i++) GroupTotal[i] = total;
         }
         _batchOf[Items.Count] = _batchStart.Count;
         _batchStart.Add(Items.Count);
