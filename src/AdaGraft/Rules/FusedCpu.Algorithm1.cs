@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics.X86;
+using static AdaGraft.Rules.FusedRules;
 
 namespace AdaGraft.Rules;
 
@@ -119,23 +120,6 @@ internal static unsafe partial class FusedCpu
         return k.Nesterov ? g * k.NesG + k.B1 * m1 : m1;
     }
 
-    /// <summary>A tail of fewer than one vector, copied into zero-padded buffers and back.</summary>
-    private static class Tail<T> where T : unmanaged
-    {
-        private static int Width => Vector<T>.Count;
-
-        public static void In(T* src, long start, int count, T* dst)
-        {
-            new Span<T>(dst, Width).Clear();
-            if (src != null) new ReadOnlySpan<T>(src + start, count).CopyTo(new Span<T>(dst, count));
-        }
-
-        public static void Out(T* src, T* dst, long start, int count)
-        {
-            if (dst != null) new ReadOnlySpan<T>(src, count).CopyTo(new Span<T>(dst + start, count));
-        }
-    }
-
     /// <summary>A standalone step over elements [start, end): w ← w + Δ.</summary>
     internal static void Step<T>(in FusedPlan plan, IntPtr param, IntPtr grad, long start, long end) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -175,12 +159,12 @@ internal static unsafe partial class FusedCpu
     {
         int width = Vector<T>.Count;
         T* tw = stackalloc T[width], tg = stackalloc T[width], t1 = stackalloc T[width], t2 = stackalloc T[width], tv = stackalloc T[width];
-        Tail<T>.In(w, i, count, tw);
-        Tail<T>.In(g, i, count, tg);
+        In(w, i, count, tw);
+        In(g, i, count, tg);
         var k = TailIn<T>(plan, i, count, t1, t2, tv);
         var w0 = Load(tw, 0);
         Store(tw, 0, w0 + Delta(k, Load(tg, 0), w0, 0));
-        Tail<T>.Out(tw, w, i, count);
+        Out(tw, w, i, count);
         TailOut(plan, i, count, t1, t2, tv);
     }
 
@@ -262,8 +246,8 @@ internal static unsafe partial class FusedCpu
         T* tw = stackalloc T[width], tg = stackalloc T[width];
         T* m1 = stackalloc T[width], m2 = stackalloc T[width], mv = stackalloc T[width];
         T* d1 = stackalloc T[width], d2 = stackalloc T[width], dv = stackalloc T[width];
-        Tail<T>.In(w, i, count, tw);
-        Tail<T>.In(g, i, count, tg);
+        In(w, i, count, tw);
+        In(g, i, count, tg);
         var kmt = TailIn<T>(a.Magnitude, i, count, m1, m2, mv);
         var kdt = TailIn<T>(a.Direction, i, count, d1, d2, dv);
         var w0 = Load(tw, 0);
@@ -284,16 +268,16 @@ internal static unsafe partial class FusedCpu
     private static K<T, FusedShapes.Open> TailIn<T>(in FusedPlan p, long i, int count, T* t1, T* t2, T* tv) where T : unmanaged, IFloatingPointIeee754<T>
     {
         T* m1 = (T*)p.M1, m2 = (T*)p.M2, vmax = (T*)p.VMax;
-        Tail<T>.In(m1, i, count, t1);
-        Tail<T>.In(m2, i, count, t2);
-        Tail<T>.In(vmax, i, count, tv);
+        In(m1, i, count, t1);
+        In(m2, i, count, t2);
+        In(vmax, i, count, tv);
         return new K<T, FusedShapes.Open>(p, m1 is null ? null : t1, m2 is null ? null : t2, vmax is null ? null : tv);
     }
 
     private static void TailOut<T>(in FusedPlan p, long i, int count, T* t1, T* t2, T* tv) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Tail<T>.Out(t1, (T*)p.M1, i, count);
-        Tail<T>.Out(t2, (T*)p.M2, i, count);
-        Tail<T>.Out(tv, (T*)p.VMax, i, count);
+        Out(t1, (T*)p.M1, i, count);
+        Out(t2, (T*)p.M2, i, count);
+        Out(tv, (T*)p.VMax, i, count);
     }
 }

@@ -4,6 +4,7 @@ using System.Runtime.ExceptionServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using System.Threading.Tasks;
+using static AdaGraft.Rules.FusedRules;
 
 namespace AdaGraft.Rules;
 
@@ -147,12 +148,6 @@ internal static unsafe partial class FusedCpu
             for (long s = b; s < end; s += Chunk) items.Add(new WorkItem(tensor, s, Math.Min(Chunk, end - s), (int)seg));
         }
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector<T> Load<T>(T* p, long i) where T : unmanaged => Unsafe.ReadUnaligned<Vector<T>>(p + i);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store<T>(T* p, long i, Vector<T> v) where T : unmanaged => Unsafe.WriteUnaligned(p + i, v);
 
     /// <summary>
     /// True when vectors can be stored to <paramref name="p"/> (and on, a vector at a time) past the cache: 256-bit

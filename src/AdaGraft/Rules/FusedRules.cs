@@ -155,13 +155,15 @@ internal static unsafe class FusedRules
         Out(t2, s2, i, count);
     }
 
-    private static void In<T>(T* src, long start, int count, T* dst) where T : unmanaged
+    /// <summary>A tail of fewer than one vector at <paramref name="start"/> copied into a zero-padded vector-sized buffer (nothing copied from null).</summary>
+    internal static void In<T>(T* src, long start, int count, T* dst) where T : unmanaged
     {
         new Span<T>(dst, Vector<T>.Count).Clear();
         if (src != null) new ReadOnlySpan<T>(src + start, count).CopyTo(new Span<T>(dst, count));
     }
 
-    private static void Out<T>(T* src, T* dst, long start, int count) where T : unmanaged
+    /// <summary>A tail's <paramref name="count"/> elements copied back to <paramref name="start"/> (nothing to null).</summary>
+    internal static void Out<T>(T* src, T* dst, long start, int count) where T : unmanaged
     {
         if (dst != null) new ReadOnlySpan<T>(src, count).CopyTo(new Span<T>(dst + start, count));
     }
