@@ -12,27 +12,8 @@ internal static class KernelShapes
 {
     public static void Run(long n)
     {
-        torch.manual_seed(1);
-        using var w = torch.randn(n);
-        using var g = torch.randn(n);
-        using var mM = torch.zeros(n);
-        using var m1 = torch.zeros(n);
-        using var m2 = torch.zeros(n);
-        using var o = torch.empty(n);
-        var hb = new FusedPlan { HasM1 = true, Beta1 = 0.9, C1 = 1, Scale = -1e-3, M1 = FusedCpu.Pointer(mM) };
-        var adam = new FusedPlan {
-            HasM1 = true,
-            Beta1 = 0.9,
-            C1 = 0.1,
-            Preconditioned = true,
-            Beta2 = 0.999,
-            C2 = 0.001,
-            EpsTerm = 1e-8,
-            Scale = -1e-3,
-            M1 = FusedCpu.Pointer(m1),
-            M2 = FusedCpu.Pointer(m2),
-        };
-        IntPtr pw = FusedCpu.Pointer(w), pg = FusedCpu.Pointer(g), po = FusedCpu.Pointer(o);
+        using var f = new HeavyBallAdamFixture(n);
+        var (hb, adam, pw, pg, po) = (f.HeavyBall, f.Adam, f.Pw, f.Pg, f.Po);
         const long chunk = 1 << 15;
         void Chunks(Action<long, long> a) { for (long s = 0; s < n; s += chunk) a(s, Math.Min(n, s + chunk)); }
         var cases = new (string, Action)[] {

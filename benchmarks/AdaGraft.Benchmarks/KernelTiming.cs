@@ -10,27 +10,8 @@ internal static class KernelTiming
 {
     public static void Run(long n)
     {
-        torch.manual_seed(1);
-        using var w = torch.randn(n);
-        using var g = torch.randn(n);
-        using var mM = torch.zeros(n);
-        using var m1 = torch.zeros(n);
-        using var m2 = torch.zeros(n);
-        using var o = torch.empty(n);
-        var hb = new FusedPlan { HasM1 = true, Beta1 = 0.9, C1 = 1, Scale = -1e-3, M1 = FusedCpu.Pointer(mM) };
-        var adam = new FusedPlan {
-            HasM1 = true,
-            Beta1 = 0.9,
-            C1 = 0.1,
-            Preconditioned = true,
-            Beta2 = 0.999,
-            C2 = 0.001,
-            EpsTerm = 1e-8,
-            Scale = -1e-3,
-            M1 = FusedCpu.Pointer(m1),
-            M2 = FusedCpu.Pointer(m2),
-        };
-        IntPtr pw = FusedCpu.Pointer(w), pg = FusedCpu.Pointer(g), po = FusedCpu.Pointer(o);
+        using var f = new HeavyBallAdamFixture(n);
+        var (w, o, hb, adam, pw, pg, po) = (f.W, f.O, f.HeavyBall, f.Adam, f.Pw, f.Pg, f.Po);
         void Time(string name, Action a)
         {
             for (int i = 0; i < 3; i++) a();
@@ -96,5 +77,63 @@ internal static class KernelTiming
             Console.WriteLine($"{cases[c].name,-52} median {times[c][times[c].Count / 2],8:F3} ms  best {times[c][0],8:F3} ms");
         }
         foreach (var t in ws.Concat(ss)) t.Dispose();
+    }
+}
+
+/// <summary>
+/// One float32 tensor of <c>n</c> elements with a gradient, a ΔD buffer and the slots of a heavy-ball and an Adam
+/// plan (what the kernel dev aids time), with the plans and data addresses.
+/// </summary>
+internal sealed class HeavyBallAdamFixture : IDisposable
+{
+    private readonly Tensor _g, _mM, _m1, _m2;
+
+    public HeavyBallAdamFixture(long n)
+    {
+        torch.manual_seed(1);
+        W = torch.randn(n);
+        _g = torch.randn(n);
+        _mM = torch.zeros(n);
+        _m1 = torch.zeros(n);
+        _m2 = torch.zeros(n);
+        O = torch.empty(n);
+        HeavyBall = new FusedPlan { HasM1 = true, Beta1 = 0.9, C1 = 1, Scale = -1e-3, M1 = FusedCpu.Pointer(_mM) };
+        Adam = new FusedPlan {
+            HasM1 = true,
+            Beta1 = 0.9,
+            C1 = 0.1,
+            Preconditioned = true,
+            Beta2 = 0.999,
+            C2 = 0.001,
+            EpsTerm = 1e-8,
+            Scale = -1e-3,
+            M1 = FusedCpu.Pointer(_m1),
+            M2 = FusedCpu.Pointer(_m2),
+        };
+        (Pw, Pg, Po) = (FusedCpu.Pointer(W), FusedCpu.Pointer(_g), FusedCpu.Pointer(O));
+    }
+
+    /// <summary>The parameter and the ΔD buffer.</summary>
+    public Tensor W { get; }
+
+    /// <inheritdoc cref="W"/>
+    public Tensor O { get; }
+
+    public FusedPlan HeavyBall { get; }
+
+    public FusedPlan Adam { get; }
+
+    /// <summary>Data addresses of the parameter, the gradient and the ΔD buffer.</summary>
+    public IntPtr Pw { get; }
+
+    /// <inheritdoc cref="Pw"/>
+    public IntPtr Pg { get; }
+
+    /// <inheritdoc cref="Pw"/>
+    public IntPtr Po { get; }
+
+    public void Dispose()
+    {
+        foreach (var t in new[] { W, _g, _mM, _m1, _m2, O }) t.Dispose();
     }
 }
