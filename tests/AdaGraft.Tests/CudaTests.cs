@@ -14,7 +14,7 @@ public class CudaTests
         "nadam", "radam", "adamax", "adadelta", "rmsprop-centered", "graft-sgd#nadam-tensor-closed",
     };
 
-    private static optim.Optimizer Make(string name, IList<Parameter> ps) => name switch {
+    internal static optim.Optimizer Make(string name, IList<Parameter> ps) => name switch {
         "torch-adam" => GenericSecondMomentOptimizer.TorchAdam(ps, lr: 0.01, weight_decay: 0.01),
         "torch-sgd-nesterov" => GenericSecondMomentOptimizer.TorchSgd(ps, 0.05, momentum: 0.9, nesterov: true),
         "torch-adagrad" => GenericSecondMomentOptimizer.TorchAdagrad(ps, lr: 0.1),

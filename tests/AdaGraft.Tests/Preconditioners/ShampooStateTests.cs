@@ -150,21 +150,30 @@ public sealed class ShampooStateTests
         Save(opt).Should().Equal(state, "state unchanged");
     }
 
-    [Fact]
-    public void CpuEqualsCuda()
+    /// <summary>
+    /// CPU = CUDA, float32 and float64. Roots start at step 10, once every factor has full rank: a root of a
+    /// rank-deficient factor with ε = 1e-12 scales its null space by (rounding noise + ε)^(−1/p), which differs between
+    /// any two eigensolvers (CPU float32 against CPU float64 differ by 10 % there, and the first GPU run found 7.8 %
+    /// between CPU and CUDA); from step 10, float32 and float64 agree to 6e-7 on the CPU.
+    /// </summary>
+    [Theory]
+    [InlineData(ScalarType.Float32, 1e-5)]
+    [InlineData(ScalarType.Float64, 1e-9)]
+    public void CpuEqualsCuda(ScalarType dtype, double tolerance)
     {
         Assert.SkipUnless(torch.cuda.is_available(), "CUDA is not available on this machine.");
         long[][] shapes = { new long[] { 7 }, new long[] { 3, 5 }, new long[] { 40, 70 }, new long[] { 6, 4, 3, 3 } };
-        var cpu = Fixtures.MakeParameters(shapes, ScalarType.Float32);
+        var cpu = Fixtures.MakeParameters(shapes, dtype);
         var gpu = Fixtures.CudaCopies(cpu);
         static ShampooOptimizer Make(IList<Parameter> ps) => ShampooOptimizer.Create(ps, lr: 0.01, beta1: 0.9, momentum: 0.5,
-            weight_decay: 0.01, max_preconditioner_dim: 32, precondition_frequency: 5, grafting: ShampooGrafting.Adam, grafting_epsilon: 1e-8);
+            weight_decay: 0.01, max_preconditioner_dim: 32, precondition_frequency: 5, start_preconditioning_step: 10,
+            grafting: ShampooGrafting.Adam, grafting_epsilon: 1e-8);
         using var oc = Make(cpu);
         using var og = Make(gpu);
         // Fixtures.SetGradients draws on the CPU and copies to the parameter's device: both runs get the same stream.
         Steps(0, 20, (cpu, oc), (gpu, og));
-        Fixtures.MaxRelativeDifference(gpu.Select(p => new Parameter(p.detach().cpu())).ToList(), cpu).Should().BeLessThanOrEqualTo(1e-4);
-        Fixtures.MaxRelativeDifference(cpu, Fixtures.MakeParameters(shapes, ScalarType.Float32)).Should().BeGreaterThan(1e-3);
+        Fixtures.MaxRelativeDifference(gpu.Select(p => new Parameter(p.detach().cpu())).ToList(), cpu).Should().BeLessThanOrEqualTo(tolerance);
+        Fixtures.MaxRelativeDifference(cpu, Fixtures.MakeParameters(shapes, dtype)).Should().BeGreaterThan(1e-3);
         og.RootFailures.Should().Be(oc.RootFailures);
 
         // to(device) moves factors and roots there and back unchanged.

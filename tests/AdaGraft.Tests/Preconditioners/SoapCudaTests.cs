@@ -7,13 +7,23 @@ namespace AdaGraft.Tests.Preconditioners;
 /// </summary>
 public class SoapCudaTests
 {
+    /// <summary>
+    /// The 1-D tensor has 2 elements, not <see cref="SoapTestSupport.Shapes"/>' 5: with <c>precondition_1d</c> its first
+    /// factor g·gᵀ has rank 1, and eigh may pick any basis of the null space it leaves: 4 dimensions at length 5 (Adam's
+    /// per-coordinate moments in that basis then differ between eigensolvers: 0.46 % between CPU float32 and float64,
+    /// 0.96 % between CPU and CUDA in the first GPU run), but only a sign at length 2, which changes nothing. With it,
+    /// float32 and float64 agree to 6e-7 on the CPU.
+    /// </summary>
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void CpuEqualsCuda(bool graft)
+    [InlineData(false, ScalarType.Float32, 1e-5)]
+    [InlineData(true, ScalarType.Float32, 1e-5)]
+    [InlineData(false, ScalarType.Float64, 1e-9)]
+    [InlineData(true, ScalarType.Float64, 1e-9)]
+    public void CpuEqualsCuda(bool graft, ScalarType dtype, double tolerance)
     {
         Assert.SkipUnless(torch.cuda.is_available(), "CUDA is not available on this machine.");
-        var cpu = Fixtures.MakeParameters(SoapTestSupport.Shapes, ScalarType.Float32);
+        long[][] shapes = { new long[] { 4, 3 }, new long[] { 2, 3, 4 }, new long[] { 2 }, Array.Empty<long>() };
+        var cpu = Fixtures.MakeParameters(shapes, dtype);
         var gpu = Fixtures.CudaCopies(cpu);
         using var oc = Make(cpu, graft);
         using var og = Make(gpu, graft);
@@ -21,8 +31,8 @@ public class SoapCudaTests
         SoapTestSupport.Run(oc, cpu, 20);
         SoapTestSupport.Run(og, gpu, 20);
         var back = gpu.Select(p => new Parameter(p.detach().cpu())).ToList();
-        Fixtures.MaxRelativeDifference(back, cpu).Should().BeLessThanOrEqualTo(1e-4);
-        Fixtures.MaxRelativeDifference(cpu, Fixtures.MakeParameters(SoapTestSupport.Shapes, ScalarType.Float32)).Should().BeGreaterThan(1e-3);
+        Fixtures.MaxRelativeDifference(back, cpu).Should().BeLessThanOrEqualTo(tolerance);
+        Fixtures.MaxRelativeDifference(cpu, Fixtures.MakeParameters(shapes, dtype)).Should().BeGreaterThan(1e-3);
     }
 
     private static optim.Optimizer Make(List<Parameter> ps, bool graft) => graft
