@@ -38,7 +38,10 @@ public static class DeviceTiming
             ("our HeavyBall", () => GenericSecondMomentOptimizer.HeavyBall(ps, lr: 1e-3), null),
             ("closed-form graft SGD#Adam (per tensor)", () => Workload.SgdAdamGraft(ps), null),
             ("closed-form graft SGD#Adam (global)", () => Workload.SgdAdamGraft(ps, new GraftOptions { Granularity = GraftGranularity.Global }), null),
+            ("closed-form graft SGD#AdaGrad", () => Workload.SgdAdaGradGraft(ps), null),
             ("closed-form graft SGD#AdaGrad, recorded (flush/100)", () => Recorded(ps), null),
+            ("built-in SGD (momentum 0.9)", () => optim.SGD(ps, 1e-3, momentum: 0.9), null),
+            ("black-box graft of our HeavyBall#TorchAdam", () => Workload.SgdAdamGraft(ps, new GraftOptions { Path = GraftPath.BlackBox }), null),
             ("black-box graft built-in SGD#Adam", () => Workload.BuiltInBlackBox(ps), null),
         };
         foreach (var (name, make, action) in cases) {
@@ -48,20 +51,24 @@ public static class DeviceTiming
                 var (total, enqueue) = Workload.Time(step, cuda);
                 string busy = "";
                 if (cuda) {
-                    // Decisive no-sync check: queue ~0.3 s of GPU work first. A step that waits for the GPU would take
-                    // that long to enqueue; one that never synchronises enqueues in its usual host time.
+                    // Decisive no-sync check: queue ~0.5 s of GPU work first, then time each of three steps. A step that
+                    // waits for the GPU takes that long to enqueue; one that never synchronises enqueues in its usual host
+                    // time. One step at a time: CUDA's launch queue holds about a thousand kernels, and once it is full
+                    // a launch waits for the GPU as a synchronisation would (five steps of a black-box graft, ~300
+                    // kernels each, waited ~100 ms per step on the H200 without any synchronising call).
                     using var a = torch.randn(8192, 8192, device: device);
                     torch.cuda.synchronize();
                     var busySw = Stopwatch.StartNew();
                     for (int k = 0; k < 24; k++) a.matmul(a).Dispose();
-                    double queued = busySw.Elapsed.TotalMilliseconds;
-                    var stepSw = Stopwatch.StartNew();
-                    for (int i = 0; i < 5; i++) step();
-                    double stepsWhileBusy = stepSw.Elapsed.TotalMilliseconds / 5;
+                    var each = new double[3];
+                    for (int i = 0; i < each.Length; i++) {
+                        var stepSw = Stopwatch.StartNew();
+                        step();
+                        each[i] = stepSw.Elapsed.TotalMilliseconds;
+                    }
                     torch.cuda.synchronize();
                     double all = busySw.Elapsed.TotalMilliseconds;
-                    busy = $"   while GPU busy ({all:F0} ms queued): {stepsWhileBusy,7:F3} ms/step enqueue";
-                    _ = queued;
+                    busy = $"   while GPU busy ({all:F0} ms queued): {string.Join(" ", each.Select(x => $"{x,6:F2}"))} ms per step enqueue";
                 }
                 Console.WriteLine($"{name,-42} {total,9:F3} ms/step synchronised   {enqueue,9:F3} ms/step enqueue{busy}");
             }
