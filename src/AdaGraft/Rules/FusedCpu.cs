@@ -62,13 +62,16 @@ internal static unsafe partial class FusedCpu
     /// <summary>One piece of work: elements [Start, Start + Length) of tensor Tensor, in norm segment Segment.</summary>
     internal readonly record struct WorkItem(int Tensor, long Start, long Length, int Segment);
 
+    /// <summary>How many threads a parallel loop of the fused kernels uses: libtorch's intra-op count, at most one per processor.</summary>
+    internal static int TeamSize => Math.Min(Environment.ProcessorCount, torch.get_num_threads());
+
     /// <summary>
     /// Runs <paramref name="body"/> over work items, in parallel when there is enough work, on at most as many threads
     /// as libtorch is allowed (<c>torch.set_num_threads</c>), so a user who limits torch limits the kernels too.
     /// </summary>
     internal static void Run(int count, long totalElements, Action<int> body)
     {
-        int threads = totalElements < ParallelThreshold || count == 1 ? 1 : Math.Min(Environment.ProcessorCount, torch.get_num_threads());
+        int threads = totalElements < ParallelThreshold || count == 1 ? 1 : TeamSize;
         if (threads <= 1) {
             for (int j = 0; j < count; j++) body(j);
             return;
