@@ -76,4 +76,14 @@ public sealed partial class GraftOptimizer
         if (forM) return Fit(ref _work[i], _params[i]);
         return Fit(ref _saved[i], _params[i]);
     }
+
+    /// <summary>Both children can back up and restore their state on the device, and every parameter is on one device.</summary>
+    private void RequireGuardableChildren()
+    {
+        foreach (var (child, role) in new[] { (_magnitude, "magnitude (M)"), (_direction, "direction (D)") }) {
+            if (child is not IGuardedProposer)
+                throw new NotSupportedException($"SkipNonFiniteSteps needs children whose per-tensor state the graft can back up and restore on the device: the library's rule-based optimizers (RuleOptimizer and its subclasses, your own IRule included). The {role} is a {child.GetType().Name}, which only proposes steps (IProposingOptimizer); check the gradients' finiteness yourself and skip step() instead.");
+        }
+        NonFinite.RequireOneDevice(_params);
+    }
 }

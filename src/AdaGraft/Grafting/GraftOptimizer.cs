@@ -148,7 +148,7 @@ public sealed partial class GraftOptimizer : OptimizerHelper, IMomentum, IBetas,
                 throw new NotSupportedException("SkipNonFiniteSteps needs the closed-form path (rule-based children): a black-box child's state cannot be restored on the device.");
             if (value && Options.ReduceSquaredNorms is not null)
                 throw new NotSupportedException("SkipNonFiniteSteps cannot be combined with GraftOptions.ReduceSquaredNorms: each shard would decide the skip from its own gradients while the reduced norms mix every shard's. Check finiteness across shards yourself (all-reduce a flag) and skip the step on all of them.");
-            if (value) NonFinite.RequireOneDevice(_params);
+            if (value) RequireGuardableChildren();
             _skipNonFinite = value;
             ((IGuardedProposer)_magnitude).UseAppliedSteps(value);
             ((IGuardedProposer)_direction).UseAppliedSteps(value);

@@ -225,7 +225,7 @@ public abstract class RuleState : OptimizerState, IDisposable
     }
 
     /// <summary>Slot <paramref name="index"/> for the rule's step, allocated on first use (filled with <paramref name="fill"/>).</summary>
-    internal Tensor Slot(int index, double fill = 0) => EnsureSlot(index, fill);
+    protected internal Tensor Slot(int index, double fill = 0) => EnsureSlot(index, fill);
 
     /// <summary>The shape without dimension <paramref name="dim"/> (negative counts from the end).</summary>
     protected static long[] ShapeWithout(long[] shape, int dim)
