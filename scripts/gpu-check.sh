@@ -32,6 +32,14 @@ run)
   tests_rc=0
   timeout 170 bash .gpu/run.sh AdaGraft.Tests/AdaGraft.Tests.dll -class AdaGraft.Tests.CudaTests -class AdaGraft.Tests.Fused.FusedKernelTests -class AdaGraft.Tests.Fused.FusedBlackBoxTests -class AdaGraft.Tests.Hardening.FastPathMisuseTests -class AdaGraft.Tests.Preconditioners.MuonCudaTests -class AdaGraft.Tests.Preconditioners.SoapCudaTests -class AdaGraft.Tests.Preconditioners.ShampooStateTests -class AdaGraft.Tests.Cuda.CudaNoSyncTests > "$OUT/cuda-tests-full.txt" 2>&1 || tests_rc=$?
   tail -40 "$OUT/cuda-tests-full.txt" | tee "$OUT/cuda-tests.txt"
+  # A renamed class would match no test and pass vacuously: demand at least as many as the run of 2026-11-30 (594),
+  # none skipped (on the GPU machine nothing may skip for want of CUDA or of the sync detector).
+  total=$(sed -n 's/.*Total: \([0-9]*\),.*/\1/p' "$OUT/cuda-tests-full.txt" | tail -1)
+  skipped=$(sed -n 's/.*Skipped: \([0-9]*\),.*/\1/p' "$OUT/cuda-tests-full.txt" | tail -1)
+  if [ "${total:-0}" -lt 594 ] || [ "${skipped:-1}" -ne 0 ]; then
+    echo "expected at least 594 CUDA/fused tests and none skipped, found ${total:-none} (${skipped:-?} skipped)" | tee -a "$OUT/cuda-tests.txt"
+    [ "$tests_rc" -ne 0 ] || tests_rc=3
+  fi
   echo "test exit code: $tests_rc" | tee -a "$OUT/cuda-tests.txt"
   timeout 140 bash .gpu/run.sh AdaGraft.Benchmarks/AdaGraft.Benchmarks.dll --device-timing cuda 10000000 2>&1 | tail -20 | tee "$OUT/timing.txt" || true
   # Experiment: SGD#Adam over flat buffers, eager and as one TorchScript function (checked against GraftOptimizer first).
