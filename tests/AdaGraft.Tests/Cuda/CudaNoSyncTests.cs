@@ -24,6 +24,8 @@ public class CudaNoSyncTests
         data.Add("graft-sgd#adagrad-recorded");
         data.Add("graft-sgd#adam-skip-non-finite");
         data.Add("graft-builtin-sgd#adam-global-blackbox");
+        data.Add("graft-sgd#adam-reduced-per-tensor");
+        data.Add("graft-sgd#adam-reduced-global");
         return data;
     }
 
@@ -36,6 +38,13 @@ public class CudaNoSyncTests
             new GraftOptions { OwnsChildren = true }) { SkipNonFiniteSteps = true },
         "graft-builtin-sgd#adam-global-blackbox" => new GraftOptimizer(optim.SGD(ps, 0.02, momentum: 0.9), optim.Adam(ps, lr: 1),
             new GraftOptions { Granularity = GraftGranularity.Global, Path = GraftPath.BlackBox, OwnsChildren = true }),
+        // A sharded graft's reduction hook (here doubling, as an all-reduce over two identical shards would).
+        "graft-sgd#adam-reduced-per-tensor" or "graft-sgd#adam-reduced-global" => new GraftOptimizer(GenericSecondMomentOptimizer.HeavyBall(ps, 0.02),
+            GenericSecondMomentOptimizer.Adam(ps, 1), new GraftOptions {
+                Granularity = name.EndsWith("global", StringComparison.Ordinal) ? GraftGranularity.Global : GraftGranularity.PerTensor,
+                ReduceSquaredNorms = t => t.mul_(2),
+                OwnsChildren = true,
+            }),
         _ when name.StartsWith("graft-", StringComparison.Ordinal) => CudaTests.Make(name, ps),
         _ => OptimizerTable.Make(name, ps),
     };
