@@ -149,39 +149,17 @@ public class FusedBlackBoxTests
 }
 
 /// <summary>A third-party-style optimizer: SGD whose step gives each parameter new storage (optionally strided).</summary>
-internal sealed class StorageSwappingSgd : OptimizerHelper
+internal sealed class StorageSwappingSgd(List<Parameter> ps, double lr, bool strided) : ForeignOptimizer(ps, optim.SGD(ps, lr))
 {
-    private readonly optim.Optimizer _inner;
-    private readonly List<Parameter> _ps;
-    private readonly bool _strided;
-
-    public StorageSwappingSgd(List<Parameter> ps, double lr, bool strided)
-    {
-        _ps = ps;
-        _strided = strided;
-        _inner = optim.SGD(ps, lr);
-        _parameter_groups = new List<TorchSharp.Modules.ParamGroup>();
-    }
-
-    public override IEnumerable<Parameter> parameters() => _ps;
-
-    public override IEnumerable<optim.ILearningRateController> ParamGroups => _inner.ParamGroups;
-
     public override Tensor step(Func<Tensor>? closure = null)
     {
-        _inner.step();
+        Inner.step();
         using var _ = torch.no_grad();
-        foreach (var p in _ps) {
+        foreach (var p in Parameters) {
             if (p.dim() == 0) continue;
-            using var fresh = _strided ? p.unsqueeze(-1).expand(p.shape.Append(2L).ToArray()).clone().select(-1, 0) : p.clone();
+            using var fresh = strided ? p.unsqueeze(-1).expand(p.shape.Append(2L).ToArray()).clone().select(-1, 0) : p.clone();
             p.set_(fresh);
         }
         return null!;
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing) _inner.Dispose();
-        base.Dispose(disposing);
     }
 }

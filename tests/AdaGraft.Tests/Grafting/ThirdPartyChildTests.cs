@@ -49,35 +49,13 @@ public class ThirdPartyChildTests
             new SignumOptions { LearningRate = lr, Beta = beta });
 
     /// <summary>An optimizer of another library that only proposes steps (w ← w − η·g), built on TorchSharp's helper alone.</summary>
-    private sealed class ProposingSgd : OptimizerHelper, IProposingOptimizer
+    private sealed class ProposingSgd(List<Parameter> ps, double lr) : ForeignOptimizer(ps, optim.SGD(ps, lr)), IProposingOptimizer
     {
-        private readonly optim.Optimizer _inner;
-        private readonly List<Parameter> _ps;
-        private readonly double _lr;
+        public override Tensor step(Func<Tensor>? closure = null) => Inner.step(closure);
 
-        public ProposingSgd(List<Parameter> ps, double lr)
-        {
-            _ps = ps;
-            _lr = lr;
-            _inner = optim.SGD(ps, lr);
-            _parameter_groups = new List<TorchSharp.Modules.ParamGroup>();
-        }
-
-        public override IEnumerable<Parameter> parameters() => _ps;
-
-        public override IEnumerable<optim.ILearningRateController> ParamGroups => _inner.ParamGroups;
-
-        public override Tensor step(Func<Tensor>? closure = null) => _inner.step(closure);
-
-        public Proposal Propose(Parameter parameter, Tensor grad) => new(grad, -_lr);
+        public Proposal Propose(Parameter parameter, Tensor grad) => new(grad, -lr);
 
         public void ValidateForStep() { }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing) _inner.Dispose();
-            base.Dispose(disposing);
-        }
     }
 
     private static void SetGradients(IList<Parameter> ps, int step) => Fixtures.SetGradients(ps, step);
