@@ -54,7 +54,7 @@ public static class DeviceTiming
                     // Decisive no-sync check: queue ~0.5 s of GPU work first, then time each of three steps. A step that
                     // waits for the GPU takes that long to enqueue; one that never synchronises enqueues in its usual host
                     // time. One step at a time: CUDA's launch queue holds about a thousand kernels, and once it is full
-                    // a launch waits for the GPU as a synchronisation would (five steps of a black-box graft, ~300
+                    // a launch waits for the GPU as a synchronisation would (five steps of a black-box graft, ~200
                     // kernels each, waited ~100 ms per step on the H200 without any synchronising call).
                     using var a = torch.randn(8192, 8192, device: device);
                     torch.cuda.synchronize();

@@ -72,8 +72,8 @@ public sealed partial class GraftOptimizer
         // ΔD is streamed past the cache when it would not be there anyway by the time it is applied: after every
         // tensor's first pass (global), or when a thread's share of a group's ΔD is more than half its core's L2 (a
         // cached store would first read each line). On the 2-core VM (1 MiB of L2 a core) that streams groups over
-        // 1 MiB; on a 16-core Xeon (2 MiB a core) it keeps a 10 × 1M float32 step's 8 MiB groups cached: 1.11× the two
-        // fused steps instead of 1.32× when they were streamed.
+        // 1 MiB; on a 16-core Xeon (2 MiB a core) it keeps a 10 × 1M float32 step's 8 MiB groups cached: 0.95× the two
+        // fused steps instead of 1.32× when they were streamed (and 1.11× when nothing was).
         long streamAbove = CpuCache.L2BytesPerCore / 2 * FusedCpu.TeamSize;
         bool Stream(int t) => !interleave || layout.GroupTotal[t] * (dtypes[t] == ScalarType.Float32 ? sizeof(float) : sizeof(double)) > streamAbove;
         void Propose(int from, int to, long elements) => layout.Run(from, to, elements, j => {
