@@ -70,16 +70,7 @@ internal sealed class FusedLayout
         GroupTotal = new long[n];
         _batchOf = new int[Items.Count + 1];
         foreach (var (from, to) in _groups) {
-            long size = 0, total = 0;
-            for (int j = _firstItem[from]; j < _firstItem[to]; j++) {
-                if (j == _firstItem[from] || size >= FusedCpu.Chunk || Items[j].Length >= FusedCpu.Chunk) {
-                    _batchOf[j] = _batchStart.Count;
-                    _batchStart.Add(j);
-                    size = 0;
-                }
-                size += Items[j].Length;
-                total += Items[j].Length;
-            }
+            long total = FusedCpu.Batch(Items, _firstItem[from], _firstItem[to], _batchStart, _batchOf);
             for (int i = from; i < to; i++) GroupTotal[i] = total;
         }
         _batchOf[Items.Count] = _batchStart.Count;

@@ -142,6 +142,30 @@ internal static unsafe partial class FusedCpu
 
     private static readonly long[] EmptyShape = { 0 }, UnitStride = { 1 };
 
+    /// <summary>
+    /// Groups items [<paramref name="from"/>, <paramref name="to"/>) into batches, the units one thread of a parallel
+    /// loop takes: an item of a chunk or more is a batch of its own, and consecutive smaller ones (whole small tensors)
+    /// are joined until they make a chunk's worth, so that a thread sweeps them back to back and its memory streams run
+    /// on across tensors instead of starting anew every few kilobytes. Appends each batch's first item to
+    /// <paramref name="starts"/>, records each item's batch in <paramref name="batchOf"/> (when given) and returns the
+    /// items' elements. The single steps and the grafts batch alike through this.
+    /// </summary>
+    internal static long Batch(System.Collections.Generic.List<WorkItem> items, int from, int to, System.Collections.Generic.List<int> starts, int[]? batchOf = null)
+    {
+        long size = 0, total = 0;
+        for (int j = from; j < to; j++) {
+            long length = items[j].Length;
+            if (j == from || size >= Chunk || length >= Chunk) {
+                starts.Add(j);
+                size = 0;
+            }
+            if (batchOf is not null) batchOf[j] = starts.Count - 1;
+            size += length;
+            total += length;
+        }
+        return total;
+    }
+
     /// <summary>Splits a tensor of <paramref name="n"/> elements into work items that never straddle a block.</summary>
     internal static void Split(System.Collections.Generic.List<WorkItem> items, int tensor, long n, long blockSize, int firstSegment)
     {

@@ -4,12 +4,6 @@ using System.Runtime.CompilerServices;
 
 namespace AdaGraft.Rules;
 
-/// <summary>
-/// One work item of a fused step: elements [Start, End) of tensor First (= Last), or, with End = −1, every fused tensor
-/// from First to Last whole.
-/// </summary>
-internal readonly record struct StepItem(int First, int Last, long Start, long End);
-
 /// <summary>The data addresses of one tensor's fused step: parameter, gradient and up to three state slots.</summary>
 internal struct FusedPointers
 {
@@ -67,14 +61,11 @@ internal static unsafe class FusedRules
         try {
             var fused = new bool[count];
             var at = new FusedPointers[count];
-            var lengths = new long[count];
-            // A work item is a chunk of a large tensor, or a run of whole small tensors (consecutive in the step) of at
-            // least one chunk in all: 1,000 tensors of 10k elements make 250 items instead of 1,000, and a thread sweeps
-            // four tensors back to back (each item's start costs the memory streams a ramp-up).
-            var items = new List<StepItem>(count);
+            // A work item is a chunk of a large tensor or a whole small tensor; batches join consecutive small ones into
+            // a chunk's worth (FusedCpu.Batch): 1,000 tensors of 10k elements make 250 batches of four.
+            var items = new List<FusedCpu.WorkItem>(count);
             var kept = new List<Tensor>(count);
-            int groupFrom = -1;
-            long groupElements = 0, total = 0;
+            long total = 0;
             for (int i = 0; i < count; i++) {
                 var (state, p, grad) = tensor(i);
                 if (!CanFuse(state, p, grad, out var dtype)) continue;
@@ -89,18 +80,8 @@ internal static unsafe class FusedRules
                 // A gradient read as a bare handle is owned by the step until after this returns.
                 if (grad.Managed is Tensor g) kept.Add(g);
                 long n = NativeTensor.Numel(p);
-                lengths[i] = n;
                 total += n;
-                if (n >= FusedCpu.Chunk) {
-                    for (long s = 0; s < n; s += FusedCpu.Chunk) items.Add(new StepItem(i, i, s, Math.Min(n, s + FusedCpu.Chunk)));
-                } else {
-                    if (groupFrom < 0) (groupFrom, groupElements) = (i, 0);
-                    groupElements += n;
-                    if (groupElements >= FusedCpu.Chunk) {
-                        items.Add(new StepItem(groupFrom, i, 0, -1));
-                        groupFrom = -1;
-                    }
-                }
+                FusedCpu.Split(items, i, n, 0, 0);
                 // The version counters advance now, while this tensor's metadata is in cache (after the kernels have
                 // streamed every tensor it would not be); nothing can observe them before the kernels below have run.
                 state.MarkParameterWritten(slots.W);
@@ -108,17 +89,13 @@ internal static unsafe class FusedRules
                 fusedSteps++;
             }
             if (kept.Count == 0) return null;
-            if (groupFrom >= 0) items.Add(new StepItem(groupFrom, count - 1, 0, -1));
-            FusedCpu.Run(items.Count, total, j => {
-                var (first, last, start, end) = items[j];
-                if (end >= 0) {
-                    kernel(plans[first], at[first], start, end);
-                    return;
-                }
-                // A run of whole small tensors; the tensors in between that were not fused, or are large (chunked in items
-                // of their own), are skipped.
-                for (int t = first; t <= last; t++) {
-                    if (fused[t] && lengths[t] < FusedCpu.Chunk) kernel(plans[t], at[t], 0, lengths[t]);
+            var starts = new List<int>(items.Count + 1);
+            FusedCpu.Batch(items, 0, items.Count, starts);
+            starts.Add(items.Count);
+            FusedCpu.Run(starts.Count - 1, total, b => {
+                for (int j = starts[b]; j < starts[b + 1]; j++) {
+                    var (t, start, length, _) = items[j];
+                    kernel(plans[t], at[t], start, start + length);
                 }
             });
             GC.KeepAlive(kept);
