@@ -7,13 +7,20 @@
 #
 #   bash scripts/mutate.sh            # all mutations (about 1.5 minutes each on 2 cores)
 #   bash scripts/mutate.sh tail ratio # only the named ones
+#   bash scripts/mutate.sh --check    # only that every pattern is found exactly once in the working tree (CI runs this)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-work=$(mktemp -d /tmp/adagraft-mutate.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-git archive HEAD | tar -x -C "$work"
-cd "$work"
+check_only=0
+if [ "${1:-}" = "--check" ]; then
+  check_only=1
+  shift
+else
+  work=$(mktemp -d /tmp/adagraft-mutate.XXXXXX)
+  trap 'rm -rf "$work"' EXIT
+  git archive HEAD | tar -x -C "$work"
+  cd "$work"
+fi
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 # The tests the claims are about: the fused-kernel and black-box tables, the parity table (both paths) and the
@@ -26,8 +33,8 @@ mutations=(
   "            C1 = c1,"
   "            C1 = c1 * (1 + 1e-6),"
   tail src/AdaGraft/Rules/FusedCpu.Algorithm1.cs
-  "        Tail<T>.Out(tw, w, i, count);"
-  "        Tail<T>.Out(tw, w, i, count - 1);"
+  $'        Out(tw, w, i, count);\n        TailOut(plan, i, count, t1, t2, tv);'
+  $'        Out(tw, w, i, count - 1);\n        TailOut(plan, i, count, t1, t2, tv);'
   ratio src/AdaGraft/Grafting/FusedLayout.cs
   $'            Ratio[s] = _ratioOf(MagnitudeNorm[s], DirectionNorm[s]);\n        }\n    }'
   $'            Ratio[s] = _ratioOf(MagnitudeNorm[s], DirectionNorm[s]) * (1 + 1e-9);\n        }\n    }'
@@ -64,6 +71,16 @@ run_tests() {
 
 want=("$@")
 status=0
+if [ "$check_only" = 1 ]; then
+  for ((k = 0; k < ${#mutations[@]}; k += 4)); do
+    name=${mutations[k]} file=${mutations[k+1]} old=${mutations[k+2]}
+    if ! python3 -c 'import sys; n = open(sys.argv[1]).read().count(sys.argv[2]); sys.exit(0 if n == 1 else f"{sys.argv[3]}: pattern found {n} times in {sys.argv[1]} (scripts/mutate.sh has drifted from the code)")' "$file" "$old" "$name"; then
+      status=1
+    fi
+  done
+  [ "$status" = 0 ] && echo "mutate.sh: all $(( ${#mutations[@]} / 4 )) mutation patterns found once each"
+  exit $status
+fi
 echo "unmutated: $(run_tests)"
 # The unmutated copy must pass: name any test that failed there.
 grep -E "^\s*Failed [A-Za-z]" test.log | sed 's/^/  /' || true
