@@ -214,8 +214,8 @@ internal static unsafe partial class FusedCpu
         const int Flush = 128;
         // w is read here only when a child needs it (weight decay); otherwise the apply pass is its only reader.
         bool needW = km.Coupled || km.HasDecay || kd.Coupled || kd.HasDecay;
-        // ΔD that is read back only after every tensor's first pass (global grafting) is streamed past the cache:
-        // a cached store would first read the line it overwrites.
+        // ΔD that will not be in cache when it is applied (the caller decides: global grafting, or a group too large
+        // for the threads' L2) is streamed past the cache: a cached store would first read the line it overwrites.
         bool nonTemporal = a.StreamOut && CanStream(o + i);
         while (i + width <= end) {
             Vector<T> am = Vector<T>.Zero, ad = Vector<T>.Zero;
